@@ -7,11 +7,13 @@ use std::fmt;
 /// integers; `u64` holds every product of six numbers below 100.
 pub type Num = u64;
 
-/// A list of numbers (`[22, 26, 31, 53]`), stored inline for up to six entries.
-pub type NumList = SmallVec<[Num; 6]>;
+/// A list of numbers (`[22, 26, 31, 53]`), stored inline for up to four
+/// entries (the paper's problems) and on the heap beyond.
+pub type NumList = SmallVec<[Num; 4]>;
 
-/// A list of operations (`['53-22=31', '26+5=31']`), inline for up to five.
-pub type OpList = SmallVec<[Op; 5]>;
+/// A list of operations (`['53-22=31', '26+5=31']`), inline for up to three
+/// (every state of a 4-number problem) and on the heap beyond.
+pub type OpList = SmallVec<[Op; 3]>;
 
 /// The four arithmetic operators of Countdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,7 +115,7 @@ impl fmt::Display for Op {
 /// A node id of the search tree: the root is `0`, and a child's id is its
 /// parent's id followed by `,k` (`0,2,1`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct NodeId(pub SmallVec<[u32; 8]>);
+pub struct NodeId(pub SmallVec<[u32; 4]>);
 
 impl NodeId {
     /// The root id, `0`.

@@ -1,0 +1,188 @@
+//! The two search heuristics of the reference (lower is better).
+
+use apr_trace::Num;
+use serde::{Deserialize, Serialize};
+
+/// Which heuristic orders the search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Heuristic {
+    /// Mean over numbers of `|n - target|` (a single number: `|n - target|`).
+    Sum,
+    /// Sum over numbers of the distance to the nearest factor (>= 2) of the
+    /// target. The official data uses it.
+    #[default]
+    Mult,
+}
+
+impl Heuristic {
+    /// The name the datasets' `heuristic` field uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Heuristic::Sum => "sum_heuristic",
+            Heuristic::Mult => "mult_heuristic",
+        }
+    }
+
+    /// Parses `sum`, `mult`, `sum_heuristic` or `mult_heuristic`.
+    pub fn parse(s: &str) -> Option<Heuristic> {
+        match s {
+            "sum" | "sum_heuristic" => Some(Heuristic::Sum),
+            "mult" | "mult_heuristic" => Some(Heuristic::Mult),
+            _ => None,
+        }
+    }
+
+    /// A scorer for one target, with the target's factors precomputed.
+    pub fn scorer(self, target: Num) -> Scorer {
+        Scorer::new(self, target)
+    }
+}
+
+/// A heuristic bound to one target.
+#[derive(Clone, Debug)]
+pub struct Scorer {
+    kind: Heuristic,
+    target: Num,
+    /// Mult: the factors (>= 2) of the target.
+    factors: Vec<Num>,
+    /// Mult: distance to the nearest factor for every n below the target.
+    below_target: Vec<u32>,
+}
+
+impl Scorer {
+    /// Precomputes what the heuristic needs for `target`.
+    ///
+    /// Departure: the reference's multiply heuristic fails on targets with no
+    /// factor >= 2 (0 and 1); here the target itself is used as the factor.
+    pub fn new(kind: Heuristic, target: Num) -> Scorer {
+        let mut below_target = Vec::new();
+        let mut factors = Vec::new();
+        if kind == Heuristic::Mult {
+            factors = (2..=target).filter(|f| target % f == 0).collect();
+            if factors.is_empty() {
+                factors.push(target);
+            }
+            // Targets are small (<= a few thousand); a direct table is cheap.
+            let n = usize::try_from(target).unwrap_or(0).min(1 << 20);
+            below_target = (0..n as Num)
+                .map(|x| factors.iter().map(|&f| x.abs_diff(f)).min().unwrap_or(0) as u32)
+                .collect();
+        }
+        Scorer {
+            kind,
+            target,
+            factors,
+            below_target,
+        }
+    }
+
+    /// The heuristic value of a list of numbers.
+    #[inline]
+    pub fn score(&self, nums: &[Num]) -> f64 {
+        match self.kind {
+            Heuristic::Sum => {
+                let s: f64 = nums.iter().map(|&n| n.abs_diff(self.target) as f64).sum();
+                if nums.len() == 1 {
+                    s
+                } else {
+                    s / nums.len() as f64
+                }
+            }
+            Heuristic::Mult => nums
+                .iter()
+                .map(|&n| self.mult_distance(n) as f64)
+                .sum(),
+        }
+    }
+
+    /// The heuristic value of the list that replaces `a` and `b` of a list
+    /// of `len` numbers scoring `parent` with `result`, without building it.
+    /// Equal to `score` of that list (exactly: the sums are of integers).
+    #[inline]
+    pub fn score_after(&self, parent: &Partial, a: Num, b: Num, result: Num) -> f64 {
+        match self.kind {
+            Heuristic::Sum => {
+                let t = self.target;
+                let s = parent.sum - a.abs_diff(t) as f64 - b.abs_diff(t) as f64
+                    + result.abs_diff(t) as f64;
+                if parent.len == 2 {
+                    s
+                } else {
+                    s / (parent.len - 1) as f64
+                }
+            }
+            Heuristic::Mult => {
+                parent.sum - self.mult_distance(a) as f64 - self.mult_distance(b) as f64
+                    + self.mult_distance(result) as f64
+            }
+        }
+    }
+
+    /// The undivided sum behind `score`, for [`score_after`](Self::score_after).
+    pub fn partial(&self, nums: &[Num]) -> Partial {
+        let sum = match self.kind {
+            Heuristic::Sum => nums.iter().map(|&n| n.abs_diff(self.target) as f64).sum(),
+            Heuristic::Mult => nums.iter().map(|&n| self.mult_distance(n) as f64).sum(),
+        };
+        Partial {
+            sum,
+            len: nums.len(),
+        }
+    }
+
+    #[inline]
+    fn mult_distance(&self, n: Num) -> Num {
+        if n >= self.target {
+            // Every factor is at most the target, and the target is one.
+            return n - self.target;
+        }
+        match self.below_target.get(n as usize) {
+            Some(&d) => Num::from(d),
+            None => self
+                .factors
+                .iter()
+                .map(|&f| n.abs_diff(f))
+                .min()
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// The per-number sum of a heuristic over a list, and the list's length.
+#[derive(Clone, Copy, Debug)]
+pub struct Partial {
+    sum: f64,
+    len: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_values() {
+        let m = Heuristic::Mult.scorer(24);
+        // factors of 24 >= 2: 2 3 4 6 8 12 24
+        assert_eq!(m.score(&[1]), 1.0);
+        assert_eq!(m.score(&[10, 30, 18]), 2.0 + 6.0 + 6.0);
+        assert_eq!(m.score(&[0, 24]), 2.0);
+        let p = Heuristic::Mult.scorer(97); // prime
+        assert_eq!(p.score(&[50]), 47.0);
+        assert_eq!(p.score(&[1]), 96.0);
+        let s = Heuristic::Sum.scorer(10);
+        assert_eq!(s.score(&[4]), 6.0);
+        assert_eq!(s.score(&[4, 20]), 8.0);
+        for h in [Heuristic::Sum, Heuristic::Mult] {
+            let sc = h.scorer(36);
+            let nums = [5, 40, 7, 100];
+            let part = sc.partial(&nums);
+            // replace 40 and 7 by 47 -> [5, 100, 47]
+            assert_eq!(sc.score_after(&part, 40, 7, 47), sc.score(&[5, 100, 47]));
+            let two = sc.partial(&[5, 9]);
+            assert_eq!(sc.score_after(&two, 5, 9, 45), sc.score(&[45]));
+        }
+        let one = Heuristic::Mult.scorer(1);
+        assert_eq!(one.score(&[3]), 2.0);
+    }
+}

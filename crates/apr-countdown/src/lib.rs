@@ -1,0 +1,37 @@
+//! # apr-countdown
+//!
+//! The Countdown environment of Adaptive Parallel Reasoning, with no tensor
+//! dependency: problems ([`Problem`], [`ProblemSpec`]), the move rules
+//! ([`rules`]), a verifier with typed failure reasons ([`verify_text`]), the
+//! reward, the two heuristics ([`Heuristic`]), and three symbolic solvers:
+//! exhaustive DFS ([`Problem::solve_dfs`], the reference solution and
+//! `optimal_path`), SoS+ ([`sosp()`]) and APR ([`apr()`], producing the whole
+//! thread tree). Every solver parameter of the reference is a parameter
+//! here; all randomness comes from a seeded [`Rng`], so a seed gives the same
+//! data on any machine and any number of threads.
+//!
+//! Departures from the reference code are documented where they are made:
+//! ties in the open set are first-in-first-out, the APR solver names the
+//! right node after a spawn round, `optimal_path` keeps duplicate numbers,
+//! and APR may spawn below level 1 ([`AprParams::max_spawn_depth`]).
+
+pub mod apr;
+pub mod error;
+pub mod heuristic;
+pub mod problem;
+pub mod record;
+pub mod rng;
+pub mod rules;
+mod search;
+pub mod sosp;
+pub mod verify;
+
+pub use apr::{apr, AprOutput, AprParams};
+pub use error::{Error, Result};
+pub use heuristic::{Heuristic, Scorer};
+pub use problem::{Problem, ProblemKey, ProblemSpec};
+pub use record::{AprRecipe, ProblemRecord, SospRecipe, TraceRecord};
+pub use rng::{derive_seed, Rng};
+pub use search::Pruning;
+pub use sosp::{sosp, SospOutput, SospParams};
+pub use verify::{rating, reward, verify_ops, verify_path, verify_text, verify_trace, VerifyFailure};

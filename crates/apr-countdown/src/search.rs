@@ -1,0 +1,311 @@
+//! What the SoS+ and APR solvers share: the node arena, the heuristic-ordered
+//! open set, one expansion step, and the goal-path lines.
+
+use crate::heuristic::Scorer;
+use crate::rng::Rng;
+use crate::rules::{apply_move, combine};
+use apr_trace::{Line, NodeId, Num, NumList, Op, OpList};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// How an expansion prunes the successors of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Pruning {
+    /// Keep the `beam` best by heuristic (stable sort), as the official data.
+    #[default]
+    Beam,
+    /// Keep every successor whose heuristic is at most this value (the
+    /// reference's `threshold`, unused by its scripts).
+    Threshold(f64),
+}
+
+/// A search node in the arena.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub nums: NumList,
+    /// The operation that made this node (unused at the root).
+    pub op: Op,
+    pub id: NodeId,
+    pub h: f64,
+    pub parent: u32,
+}
+
+const NO_PARENT: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    h: f64,
+    seq: u64,
+    idx: u32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    // Reversed: BinaryHeap is a max-heap and we pop the lowest (h, seq).
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.h.total_cmp(&self.h).then(o.seq.cmp(&self.seq))
+    }
+}
+
+/// The open set: lowest heuristic first, ties in insertion order.
+///
+/// Departure: the reference's `heapq` breaks ties between equal heuristics
+/// by heap layout; first-in-first-out is deterministic and documented.
+#[derive(Default)]
+pub(crate) struct OpenSet {
+    heap: BinaryHeap<Entry>,
+    seq: u64,
+}
+
+impl OpenSet {
+    pub fn push(&mut self, idx: usize, h: f64) {
+        self.seq += 1;
+        self.heap.push(Entry {
+            h,
+            seq: self.seq,
+            idx: idx as u32,
+        });
+    }
+    pub fn pop(&mut self) -> Option<usize> {
+        self.heap.pop().map(|e| e.idx as usize)
+    }
+    pub fn peek(&self) -> Option<usize> {
+        self.heap.peek().map(|e| e.idx as usize)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// A successor as printed by an expansion.
+pub(crate) enum Outcome {
+    /// Reached the target: arena index of the goal node.
+    Goal(usize),
+    /// A single number that is not the target.
+    DeadEnd,
+    /// A new node (arena index), printed as `Generated Node`.
+    Open(usize),
+}
+
+/// A scored move, before its list is built.
+#[derive(Clone, Copy)]
+pub(crate) struct Cand {
+    h: f64,
+    i: u8,
+    j: u8,
+    op: Op,
+}
+
+/// Per-problem search state.
+pub(crate) struct Ctx<'a> {
+    scratch: Vec<Cand>,
+    pub target: Num,
+    pub scorer: &'a Scorer,
+    pub rng: &'a mut Rng,
+    pub pruning: Pruning,
+    pub nodes: Vec<Node>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(nums: &[Num], target: Num, scorer: &'a Scorer, rng: &'a mut Rng, pruning: Pruning) -> Self {
+        let nums: NumList = nums.iter().copied().collect();
+        let root = Node {
+            h: scorer.score(&nums),
+            nums,
+            op: Op {
+                lhs: 0,
+                kind: apr_trace::OpKind::Add,
+                rhs: 0,
+                result: 0,
+            },
+            id: NodeId::root(),
+            parent: NO_PARENT,
+        };
+        let mut nodes = Vec::with_capacity(512);
+        nodes.push(root);
+        Ctx {
+            scratch: Vec::with_capacity(64),
+            target,
+            scorer,
+            rng,
+            pruning,
+            nodes,
+        }
+    }
+
+    pub fn state_line(&self, idx: usize) -> Line {
+        let n = &self.nodes[idx];
+        Line::CurrentState {
+            target: self.target,
+            nums: n.nums.clone(),
+            ops: self.ops(idx),
+        }
+    }
+
+    /// Expands node `cur`: prints its successors (after pruning and a
+    /// shuffle) into `lines` and returns them in printed order, stopping at
+    /// the first that reaches the goal. Children are numbered in print order
+    /// among the non-terminal ones.
+    pub fn expand(&mut self, cur: usize, beam: usize, lines: &mut Vec<Line>) -> Vec<Outcome> {
+        // Score every move without building its list, prune, shuffle, and
+        // only then build the kept successors.
+        let mut cands = std::mem::take(&mut self.scratch);
+        cands.clear();
+        {
+            let nums = &self.nodes[cur].nums;
+            let part = self.scorer.partial(nums);
+            for i in 0..nums.len() {
+                for j in i + 1..nums.len() {
+                    for op in combine(nums[i], nums[j]) {
+                        let h = self.scorer.score_after(&part, nums[i], nums[j], op.result);
+                        cands.push(Cand {
+                            h,
+                            i: i as u8,
+                            j: j as u8,
+                            op,
+                        });
+                    }
+                }
+            }
+        }
+        match self.pruning {
+            Pruning::Beam => {
+                cands.sort_by(|a, b| a.h.total_cmp(&b.h));
+                cands.truncate(beam);
+            }
+            Pruning::Threshold(t) => cands.retain(|c| c.h <= t),
+        }
+        self.rng.shuffle(&mut cands);
+        let mut out = Vec::with_capacity(cands.len());
+        let mut k = 0;
+        for c in cands.iter() {
+            let parent = &self.nodes[cur];
+            let nums = apply_move(&parent.nums, c.i as usize, c.j as usize, c.op.result);
+            let op = c.op;
+            lines.push(Line::Exploring {
+                op,
+                nums: nums.clone(),
+            });
+            if nums.len() == 1 {
+                if nums[0] == self.target {
+                    lines.push(Line::GoalReached {
+                        value: self.target,
+                        target: self.target,
+                    });
+                    let node = Node {
+                        id: parent.id.child(k),
+                        nums,
+                        op,
+                        h: c.h,
+                        parent: cur as u32,
+                    };
+                    self.nodes.push(node);
+                    out.push(Outcome::Goal(self.nodes.len() - 1));
+                    break;
+                }
+                lines.push(Line::Unequal {
+                    value: nums[0],
+                    target: self.target,
+                });
+                out.push(Outcome::DeadEnd);
+            } else {
+                let id = parent.id.child(k);
+                lines.push(Line::Generated {
+                    id: id.clone(),
+                    target: self.target,
+                    nums: nums.clone(),
+                    op,
+                });
+                k += 1;
+                self.nodes.push(Node {
+                    id,
+                    nums,
+                    op,
+                    h: c.h,
+                    parent: cur as u32,
+                });
+                out.push(Outcome::Open(self.nodes.len() - 1));
+            }
+        }
+        self.scratch = cands;
+        out
+    }
+
+    /// The non-terminal successors of an expansion, sorted by heuristic
+    /// (stable), as the reference's `nodes_to_explore.sort()`.
+    pub fn sorted_open(&self, outcomes: &[Outcome]) -> Vec<usize> {
+        let mut v: Vec<usize> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Open(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        v.sort_by(|&a, &b| self.nodes[a].h.total_cmp(&self.nodes[b].h));
+        v
+    }
+
+    /// The goal path from `start` to `goal`: `Moving to Node #start`, then
+    /// per step its state, the operation, and the next node (or the goal).
+    pub fn push_goal_path(&self, goal: usize, start: usize, lines: &mut Vec<Line>) {
+        let mut chain = vec![goal];
+        let mut at = goal;
+        while at != start {
+            at = self.nodes[at].parent as usize;
+            chain.push(at);
+        }
+        chain.reverse();
+        lines.push(Line::MovingTo {
+            id: self.nodes[start].id.clone(),
+        });
+        for w in chain.windows(2) {
+            lines.push(self.state_line(w[0]));
+            let next = &self.nodes[w[1]];
+            let op = next.op;
+            lines.push(Line::Exploring {
+                op,
+                nums: next.nums.clone(),
+            });
+            if w[1] == goal {
+                lines.push(Line::GoalReached {
+                    value: next.nums[0],
+                    target: self.target,
+                });
+            } else {
+                lines.push(Line::Generated {
+                    id: next.id.clone(),
+                    target: self.target,
+                    nums: next.nums.clone(),
+                    op,
+                });
+                lines.push(Line::MovingTo {
+                    id: next.id.clone(),
+                });
+            }
+        }
+    }
+
+    /// The operations from the root to node `idx` (a solution when it is a goal).
+    pub fn ops(&self, idx: usize) -> OpList {
+        let mut ops = OpList::new();
+        let mut at = idx;
+        while self.nodes[at].parent != NO_PARENT {
+            ops.push(self.nodes[at].op);
+            at = self.nodes[at].parent as usize;
+        }
+        ops.reverse();
+        ops
+    }
+}

@@ -1,0 +1,91 @@
+//! SoS+: serialized hybrid search. A beam search ordered by a heuristic that,
+//! when an expansion is judged promising (a coin flip), dives depth-first into
+//! each new node in turn with a nested sub search, all in one thread.
+
+use crate::heuristic::{Heuristic, Scorer};
+use crate::problem::Problem;
+use crate::rng::Rng;
+use crate::search::{Ctx, OpenSet, Outcome, Pruning};
+use apr_trace::{Line, OpList, Trace};
+use serde::{Deserialize, Serialize};
+
+/// Parameters of one SoS+ search.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SospParams {
+    /// Nodes popped per step and successors kept per node.
+    pub beam: usize,
+    /// Probability that an expansion is promising (dives into sub searches).
+    pub promising: f64,
+    /// Heuristic ordering the search.
+    pub heuristic: Heuristic,
+    /// Successor pruning.
+    pub pruning: Pruning,
+}
+
+/// A SoS+ trace and whether it solved the problem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SospOutput {
+    /// The single thread's trace.
+    pub trace: Trace,
+    /// The solution, when found.
+    pub solution: Option<OpList>,
+}
+
+/// Runs SoS+ on a problem with the randomness of `rng`.
+pub fn sosp(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SospOutput {
+    let scorer = Scorer::new(params.heuristic, problem.target);
+    let mut ctx = Ctx::new(&problem.nums, problem.target, &scorer, rng, params.pruning);
+    let mut lines = Vec::with_capacity(256);
+    let goal = search(&mut ctx, params, 0, 0, &mut lines);
+    SospOutput {
+        trace: Trace::from_lines(lines),
+        solution: goal.map(|g| ctx.ops(g)),
+    }
+}
+
+fn search(ctx: &mut Ctx<'_>, p: &SospParams, start: usize, level: u32, lines: &mut Vec<Line>) -> Option<usize> {
+    let beam = p.beam.max(1);
+    let mut open = OpenSet::default();
+    open.push(start, ctx.nodes[start].h);
+    while !open.is_empty() {
+        let current: Vec<usize> = (0..beam).map_while(|_| open.pop()).collect();
+        for (ci, &cur) in current.iter().enumerate() {
+            lines.push(ctx.state_line(cur));
+            let outcomes = ctx.expand(cur, beam, lines);
+            if let Some(Outcome::Goal(g)) = outcomes.last() {
+                ctx.push_goal_path(*g, 0, lines);
+                return Some(*g);
+            }
+            let to_explore = ctx.sorted_open(&outcomes);
+            let dive = ctx.rng.chance(p.promising);
+            for n in to_explore {
+                if dive {
+                    lines.push(Line::StartSubSearch {
+                        level: level + 1,
+                        id: ctx.nodes[n].id.clone(),
+                    });
+                    let found = search(ctx, p, n, level + 1, lines);
+                    lines.push(Line::ExitSubSearch { level: level + 1 });
+                    if found.is_some() {
+                        return found;
+                    }
+                    lines.push(Line::NoSolutionInSubSearch);
+                } else {
+                    open.push(n, ctx.nodes[n].h);
+                }
+            }
+            if let Some(&next) = current.get(ci + 1) {
+                lines.push(Line::MovingTo {
+                    id: ctx.nodes[next].id.clone(),
+                });
+            }
+        }
+        if let Some(next) = open.peek() {
+            lines.push(Line::MovingTo {
+                id: ctx.nodes[next].id.clone(),
+            });
+        }
+    }
+    lines.push(Line::NoSolutionFound);
+    None
+}

@@ -1,0 +1,684 @@
+//! Property tests of the trace language.
+//!
+//! Arbitrary typed lines of every [`Line`] variant (small numbers and full
+//! `u64` ones, node ids of 1 to 6 components, operation lists of 0 to 4
+//! entries, number lists of 0 to 6 entries) and whole [`Trace`]s with an
+//! optional [`Conditioning`] prefix must:
+//!
+//! - render and parse back to the same value;
+//! - have the token count that [`TraceTokenizer::count_line`] /
+//!   [`TraceTokenizer::count_trace`] compute without rendering equal to the
+//!   lexer's count of the rendered text;
+//! - decode back to their text after encoding, and encode to the same ids as
+//!   the Hugging Face tokenizer built by [`TraceTokenizer::to_hf`].
+//!
+//! Arbitrary strings (any Unicode, grammar fragments glued together, and
+//! mutated rendered traces) must never make the parser, the protocol
+//! functions or solution extraction panic, and parse errors must point at a
+//! real line of the input.
+
+use apr_trace::tokenizer::PHRASES;
+use apr_trace::{
+    continuation_for, extract_solution_text, join_message, parse_line, parse_spawn, parse_trace,
+    parse_trace_bytes, Conditioning, Line, NodeId, Num, NumList, Op, OpKind, OpList,
+    ParseErrorKind, Trace, TraceTokenizer,
+};
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+// ---------------------------------------------------------------- strategies
+
+/// Interesting numbers: digit-chunk boundaries of the tokenizer and the ends
+/// of the `u64` range.
+const EDGE_NUMS: [Num; 12] = [
+    0,
+    9,
+    10,
+    99,
+    100,
+    999,
+    1000,
+    999_999,
+    1_000_000,
+    u32::MAX as Num,
+    u32::MAX as Num + 1,
+    u64::MAX,
+];
+
+/// A trace number: mostly Countdown-sized, sometimes any `u64`.
+fn num() -> impl Strategy<Value = Num> {
+    prop_oneof![
+        4 => 0u64..1000,
+        2 => any::<u64>(),
+        1 => select(EDGE_NUMS.to_vec()),
+    ]
+}
+
+/// A `u32` field (node id component, child index, level, path node number).
+fn small() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        4 => 0u32..1000,
+        1 => any::<u32>(),
+        1 => select(vec![0u32, 9, 10, 999, 1000, u32::MAX]),
+    ]
+}
+
+fn op_kind() -> impl Strategy<Value = OpKind> {
+    select(vec![OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div])
+}
+
+/// An operation as written: the result need not be the true one (model output).
+fn op() -> impl Strategy<Value = Op> {
+    (num(), op_kind(), num(), num()).prop_map(|(lhs, kind, rhs, result)| Op {
+        lhs,
+        kind,
+        rhs,
+        result,
+    })
+}
+
+fn node_id() -> impl Strategy<Value = NodeId> {
+    prop::collection::vec(small(), 1..=6).prop_map(|v| NodeId(v.into_iter().collect()))
+}
+
+fn nums() -> impl Strategy<Value = NumList> {
+    prop::collection::vec(num(), 0..7).prop_map(NumList::from_vec)
+}
+
+fn ops() -> impl Strategy<Value = OpList> {
+    prop::collection::vec(op(), 0..5).prop_map(OpList::from_vec)
+}
+
+/// A line of any variant.
+fn line() -> impl Strategy<Value = Line> {
+    prop_oneof![
+        (num(), nums(), ops()).prop_map(|(target, nums, ops)| Line::CurrentState {
+            target,
+            nums,
+            ops
+        }),
+        (op(), nums()).prop_map(|(op, nums)| Line::Exploring { op, nums }),
+        (node_id(), num(), nums(), op()).prop_map(|(id, target, nums, op)| Line::Generated {
+            id,
+            target,
+            nums,
+            op
+        }),
+        (small(), nums(), op()).prop_map(|(index, nums, op)| Line::PathNode { index, nums, op }),
+        node_id().prop_map(|id| Line::MovingTo { id }),
+        (num(), num()).prop_map(|(value, target)| Line::GoalReached { value, target }),
+        (num(), num()).prop_map(|(value, target)| Line::Unequal { value, target }),
+        Just(Line::NoSolutionFound),
+        (small(), node_id()).prop_map(|(level, id)| Line::StartSubSearch { level, id }),
+        small().prop_map(|level| Line::ExitSubSearch { level }),
+        Just(Line::NoSolutionInSubSearch),
+        Just(Line::CallingSubSearches),
+        (small(), small(), node_id()).prop_map(|(index, level, id)| Line::SpawnChild {
+            index,
+            level,
+            id
+        }),
+        Just(Line::EndCallingSubSearches),
+        Just(Line::SubSearches),
+        (small(), small(), node_id()).prop_map(|(index, level, id)| Line::JoinGoal {
+            index,
+            level,
+            id
+        }),
+        (small(), small(), node_id()).prop_map(|(index, level, id)| Line::JoinNoSolution {
+            index,
+            level,
+            id
+        }),
+        Just(Line::EndSubSearches),
+    ]
+}
+
+/// Position of a line's variant in [`Line`]'s declaration; exhaustive, so a
+/// new variant fails to compile here until the strategy above covers it.
+fn variant_index(l: &Line) -> usize {
+    match l {
+        Line::CurrentState { .. } => 0,
+        Line::Exploring { .. } => 1,
+        Line::Generated { .. } => 2,
+        Line::PathNode { .. } => 3,
+        Line::MovingTo { .. } => 4,
+        Line::GoalReached { .. } => 5,
+        Line::Unequal { .. } => 6,
+        Line::NoSolutionFound => 7,
+        Line::StartSubSearch { .. } => 8,
+        Line::ExitSubSearch { .. } => 9,
+        Line::NoSolutionInSubSearch => 10,
+        Line::CallingSubSearches => 11,
+        Line::SpawnChild { .. } => 12,
+        Line::EndCallingSubSearches => 13,
+        Line::SubSearches => 14,
+        Line::JoinGoal { .. } => 15,
+        Line::JoinNoSolution { .. } => 16,
+        Line::EndSubSearches => 17,
+    }
+}
+
+const VARIANTS: usize = 18;
+
+fn conditioning() -> impl Strategy<Value = Conditioning> {
+    prop_oneof![
+        small().prop_map(Conditioning::SubCallBudget),
+        small().prop_map(Conditioning::TokenBudget),
+    ]
+}
+
+/// A whole call. The empty trace (no prefix, no line) renders to `""`, which
+/// the parser rejects as [`ParseErrorKind::EmptyInput`] by design (see
+/// `empty_trace_renders_to_rejected_empty_input`), so a trace without a
+/// prefix has at least one line.
+fn trace() -> impl Strategy<Value = Trace> {
+    (
+        prop::option::of(conditioning()),
+        prop::collection::vec(line(), 0..24),
+        line(),
+    )
+        .prop_map(|(prefix, mut lines, first)| {
+            if prefix.is_none() && lines.is_empty() {
+                lines.push(first);
+            }
+            Trace { prefix, lines }
+        })
+}
+
+/// Pieces of the grammar: every tokenizer phrase, numbers (with leading
+/// zeros, out of range, negative), punctuation, whole valid lines, and a few
+/// characters outside the grammar.
+fn fragments() -> Vec<String> {
+    let mut v: Vec<String> = PHRASES.iter().map(|p| p.to_string()).collect();
+    v.extend(
+        [
+            "0",
+            "7",
+            "70",
+            "98",
+            "007",
+            "1234567",
+            "18446744073709551615",
+            "18446744073709551616",
+            "4294967296",
+            "-2",
+            "\n",
+            "\n",
+            "\n",
+            "[",
+            "]",
+            "'",
+            ",",
+            ", ",
+            " ",
+            ":",
+            "#",
+            "+",
+            "-",
+            "*",
+            "/",
+            "=",
+            "<",
+            ">",
+            ".",
+            "0,1",
+            "0,0,0",
+            "\r",
+            "\t",
+            "é",
+            "🦀",
+            "\u{0}",
+            "Moving to Node #0\n",
+            "Moving to Node #0,0\n",
+            "Current State: 70:[98, 3, 34, 65], Operations: []\n",
+            "Current State: 70:[3, 34, 33], Operations: ['98-65=33']\n",
+            "Exploring Operation: 98-65=33, Resulting Numbers: [3, 34, 33]\n",
+            "Exploring Operation: 34+36=70, Resulting Numbers: [70]\n",
+            "Generated Node #0,0: 70:[3, 34, 33] Operation: 98-65=33\n",
+            "Generated Node #0,1: 70:[98, 65, 37] Operation: 3+34=37\n",
+            "Generated Node #2: [34, 65, 101] from Operation: 98+3=101\n",
+            "70,70 equal: Goal Reached\n",
+            "2,70 unequal: No Solution\n",
+            "No solution found.\n",
+            "<Calling Sub Searches>\n",
+            "<Start Sub Search 0 at level 1> Moving to Node #0,0\n",
+            "<Start Sub Search 1 at level 1> Moving to Node #0,1\n",
+            "<End Calling Sub Searches>\n",
+            "<Sub Searches>\n",
+            "<Goal Reached in Sub Search 0 at level 1 at Node #0,0>\n",
+            "<No Solution in Sub Search 1 at level 1 at Node #0,1>\n",
+            "<End Sub Searches>\n",
+            "Sub Call Budget: 3 ",
+            "Token Budget: 512 ",
+        ]
+        .map(String::from),
+    );
+    v
+}
+
+/// Whole lines and blocks that fit together: a root search generating
+/// nodes `0,0` and `0,1`, spawn and join blocks, goal paths.
+fn whole_lines() -> Vec<String> {
+    let mut v: Vec<String> = fragments()
+        .into_iter()
+        .filter(|f| f.len() > 1 && f.ends_with('\n'))
+        .collect();
+    v.extend(
+        [
+            "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n\
+<End Calling Sub Searches>\n",
+            "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n\
+<Start Sub Search 1 at level 1> Moving to Node #0,1\n<End Calling Sub Searches>\n",
+            "Moving to Node #0,0\nCurrent State: 70:[34, 36], Operations: ['98-65=33', '3+33=36']\n\
+Exploring Operation: 34+36=70, Resulting Numbers: [70]\n70,70 equal: Goal Reached\n",
+        ]
+        .map(String::from),
+    );
+    v
+}
+
+/// Grammar fragments glued together at random: mostly whole lines, with
+/// loose pieces now and then.
+fn fragment_soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => select(whole_lines()),
+            1 => select(fragments()),
+        ],
+        0..30,
+    )
+    .prop_map(|v| v.concat())
+}
+
+/// Snaps a byte position down to a character boundary of `s`.
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// A text damaged once: cut short, a fragment inserted, or a range deleted.
+fn mutated(text: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+    (
+        text,
+        0..3u8,
+        any::<Index>(),
+        any::<Index>(),
+        select(fragments()),
+    )
+        .prop_map(|(s, how, a, b, frag)| {
+            let i = floor_boundary(&s, a.index(s.len() + 1));
+            let j = floor_boundary(&s, b.index(s.len() + 1));
+            let (lo, hi) = (i.min(j), i.max(j));
+            match how {
+                0 => s[..i].to_string(),
+                1 => format!("{}{frag}{}", &s[..i], &s[i..]),
+                _ => format!("{}{}", &s[..lo], &s[hi..]),
+            }
+        })
+}
+
+/// Any text at all: arbitrary Unicode, grammar soup, or a damaged trace or
+/// spawning parent.
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC*".prop_map(String::from),
+        any::<String>(),
+        fragment_soup(),
+        mutated(trace().prop_map(|t| t.render())),
+        mutated(spawning_parent().prop_map(|(t, _)| t.render())),
+        mutated(fragment_soup()),
+    ]
+}
+
+/// A parent call that ends in a well-formed spawn block naming nodes it
+/// generated, with the expected child prompts' states.
+fn spawning_parent() -> impl Strategy<Value = (Trace, Vec<(NodeId, Num, NumList, OpList)>)> {
+    (
+        num(),
+        nums(),
+        ops(),
+        prop::collection::vec((num(), nums(), op()), 1..6),
+        prop::collection::vec(line(), 0..6),
+        prop::collection::vec(any::<Index>(), 1..5),
+    )
+        .prop_map(|(target, root_nums, root_ops, gens, noise, picks)| {
+            let mut lines = vec![
+                Line::MovingTo { id: NodeId::root() },
+                Line::CurrentState {
+                    target,
+                    nums: root_nums,
+                    ops: root_ops.clone(),
+                },
+            ];
+            // Noise lines that cannot change the generated states: no
+            // `Current State`, `Generated Node` or spawn-block lines.
+            lines.extend(noise.into_iter().filter(|l| {
+                !matches!(
+                    l,
+                    Line::CurrentState { .. }
+                        | Line::Generated { .. }
+                        | Line::CallingSubSearches
+                        | Line::SpawnChild { .. }
+                        | Line::EndCallingSubSearches
+                )
+            }));
+            let mut states = Vec::new();
+            for (k, (t, n, o)) in gens.into_iter().enumerate() {
+                let id = NodeId::root().child(k as u32);
+                lines.push(Line::Exploring {
+                    op: o,
+                    nums: n.clone(),
+                });
+                lines.push(Line::Generated {
+                    id: id.clone(),
+                    target: t,
+                    nums: n.clone(),
+                    op: o,
+                });
+                let mut path = root_ops.clone();
+                path.push(o);
+                states.push((id, t, n, path));
+            }
+            lines.push(Line::CallingSubSearches);
+            let mut expected = Vec::new();
+            for (i, p) in picks.iter().enumerate() {
+                let s = states[p.index(states.len())].clone();
+                lines.push(Line::SpawnChild {
+                    index: i as u32,
+                    level: 1,
+                    id: s.0.clone(),
+                });
+                expected.push(s);
+            }
+            lines.push(Line::EndCallingSubSearches);
+            (Trace::from_lines(lines), expected)
+        })
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn tok() -> &'static TraceTokenizer {
+    static TOK: OnceLock<TraceTokenizer> = OnceLock::new();
+    TOK.get_or_init(TraceTokenizer::new)
+}
+
+/// The Hugging Face tokenizer, built once for the whole test binary.
+fn hf() -> &'static tokenizers::Tokenizer {
+    static HF: OnceLock<tokenizers::Tokenizer> = OnceLock::new();
+    HF.get_or_init(|| tok().to_hf().expect("building the Hugging Face tokenizer"))
+}
+
+/// Checks that a parse error points at a real line of `text` and, for a
+/// malformed line, at a column inside it; and that its message names it.
+fn check_parse_error(text: &str, e: &apr_trace::ParseError) -> Result<(), TestCaseError> {
+    let msg = e.to_string();
+    match &e.kind {
+        ParseErrorKind::EmptyInput => {
+            prop_assert!(text.is_empty());
+            prop_assert_eq!(e.line, 0);
+        }
+        ParseErrorKind::NotUtf8 { .. } => prop_assert!(false, "NotUtf8 from a &str"),
+        kind => {
+            // Lines as the parser counts them: '\n'-separated pieces.
+            let physical: Vec<&str> = text.split('\n').collect();
+            prop_assert!(
+                e.line >= 1 && e.line <= physical.len(),
+                "line {} of {} pieces",
+                e.line,
+                physical.len()
+            );
+            let here = physical[e.line - 1];
+            // The excerpt is a piece of that line (the prefix is split off
+            // line 1 before its body is parsed).
+            prop_assert!(here.contains(e.text.as_str()), "{:?} not in {:?}", e.text, here);
+            prop_assert!(e.text.chars().count() <= 120);
+            prop_assert!(
+                msg.contains(&format!("line {}", e.line)),
+                "message {:?} does not name line {}",
+                msg,
+                e.line
+            );
+            match kind {
+                ParseErrorKind::MissingFinalNewline => {
+                    prop_assert_eq!(e.line, physical.len());
+                    prop_assert!(!text.ends_with('\n'));
+                }
+                ParseErrorKind::Malformed { column, .. } => {
+                    prop_assert!(*column <= here.len(), "column {} of {:?}", column, here);
+                    let want = format!("column {column}");
+                    prop_assert!(msg.contains(&want), "{:?} lacks {:?}", msg, want);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------- properties
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40000))]
+
+    #[test]
+    fn trace_roundtrips(t in trace()) {
+        let text = t.render();
+        prop_assert_eq!(parse_trace(&text), Ok(t.clone()));
+        prop_assert_eq!(parse_trace_bytes(text.as_bytes()), Ok(t));
+    }
+
+    #[test]
+    fn line_roundtrips_and_counts(l in line()) {
+        let text = l.to_string();
+        prop_assert!(!text.contains('\n'));
+        prop_assert_eq!(parse_line(&text), Ok(l.clone()));
+        let with_nl = format!("{text}\n");
+        prop_assert_eq!(TraceTokenizer::count_line(&l), tok().count(&with_nl), "{:?}", with_nl);
+        prop_assert_eq!(tok().encode(&with_nl).len(), tok().count(&with_nl));
+    }
+
+    #[test]
+    fn trace_counts_match_lexer(t in trace()) {
+        let text = t.render();
+        for l in &t.lines {
+            let mut s = l.to_string();
+            s.push('\n');
+            prop_assert_eq!(TraceTokenizer::count_line(l), tok().count(&s), "{:?}", s);
+        }
+        if let Some(c) = t.prefix {
+            let body_len: usize = t.lines.iter().map(TraceTokenizer::count_line).sum();
+            prop_assert_eq!(
+                TraceTokenizer::count_conditioning(c) + body_len,
+                tok().count(&text)
+            );
+        }
+        prop_assert_eq!(TraceTokenizer::count_trace(&t), tok().count(&text));
+    }
+
+    #[test]
+    fn encode_decode_roundtrips(t in trace()) {
+        let text = t.render();
+        let ids = tok().encode(&text);
+        prop_assert_eq!(ids.len(), tok().count(&text));
+        prop_assert!(ids.iter().all(|&i| i > apr_trace::tokenizer::UNK_ID
+            && (i as usize) < tok().vocab_size()));
+        prop_assert_eq!(tok().decode(&ids), text);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(
+        s in any_text(),
+        kids in prop::collection::vec(any_text(), 0..3),
+    ) {
+        match parse_trace(&s) {
+            Ok(t) => prop_assert_eq!(t.render(), s.as_str()),
+            Err(e) => check_parse_error(&s, &e)?,
+        }
+        let _ = parse_spawn(&s).map_err(|e| e.to_string());
+        if let Some(m) = join_message(&s) {
+            prop_assert!(s.ends_with(m));
+            prop_assert!(s[..s.len() - m.len()].ends_with('\n'));
+            prop_assert!(m.ends_with(" equal: Goal Reached\n"));
+        }
+        let kid_refs: Vec<&str> = kids.iter().map(String::as_str).collect();
+        let _ = continuation_for(&s, &kid_refs).map_err(|e| e.to_string());
+        let _ = extract_solution_text(&s).map_err(|e| e.to_string());
+        let ids = tok().encode(&s);
+        prop_assert_eq!(tok().count(&s), ids.len());
+        prop_assert!(ids.iter().all(|&i| (i as usize) < tok().vocab_size()));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..200)) {
+        match (parse_trace_bytes(&b), std::str::from_utf8(&b)) {
+            (Ok(t), Ok(s)) => prop_assert_eq!(t.render(), s),
+            (Err(e), Ok(s)) => check_parse_error(s, &e)?,
+            (Err(e), Err(u)) => prop_assert_eq!(
+                e.kind,
+                ParseErrorKind::NotUtf8 { valid_up_to: u.valid_up_to() }
+            ),
+            (Ok(_), Err(_)) => prop_assert!(false, "parsed invalid UTF-8"),
+        }
+    }
+
+    #[test]
+    fn spawn_block_gives_child_prompts_and_continuation(
+        (parent, expected) in spawning_parent(),
+        kid_traces in prop::collection::vec(trace(), 4),
+    ) {
+        let text = parent.render();
+        let block = parse_spawn(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(block.children.len(), expected.len());
+        for (i, (c, (id, target, nums, ops))) in block.children.iter().zip(&expected).enumerate() {
+            prop_assert_eq!(c.index as usize, i);
+            prop_assert_eq!(&c.id, id);
+            prop_assert_eq!(c.target, *target);
+            prop_assert_eq!(&c.nums, nums);
+            prop_assert_eq!(&c.ops, ops);
+            let prompt = parse_trace(&c.render()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(prompt.lines, c.lines().to_vec());
+        }
+        let pre = block.pre_spawn(&text);
+        let open = parent.spawn_block_start().unwrap();
+        prop_assert_eq!(pre, Trace::from_lines(parent.lines[..open].to_vec()).render());
+        // Children's texts as a model would write them (no conditioning).
+        let kids: Vec<String> = kid_traces
+            .iter()
+            .take(expected.len())
+            .map(|t| Trace::from_lines(t.lines.clone()).render())
+            .collect();
+        let kid_refs: Vec<&str> = kids.iter().map(String::as_str).collect();
+        let cont = continuation_for(&text, &kid_refs).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(cont.starts_with(pre));
+        prop_assert!(cont.ends_with("<End Sub Searches>\n"));
+        let parsed = parse_trace(&cont).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let joins = parsed.lines[open..]
+            .iter()
+            .filter(|l| matches!(l, Line::JoinGoal { .. } | Line::JoinNoSolution { .. }))
+            .count();
+        prop_assert!(joins >= expected.len());
+        for (i, k) in kids.iter().enumerate() {
+            let has_msg = join_message(k).is_some();
+            let want = if has_msg {
+                Line::JoinGoal { index: i as u32, level: 1, id: expected[i].0.clone() }
+            } else {
+                Line::JoinNoSolution { index: i as u32, level: 1, id: expected[i].0.clone() }
+            };
+            prop_assert!(parsed.lines[open..].contains(&want), "{:?} missing", want);
+        }
+    }
+}
+
+proptest! {
+    // Building encodings with the Hugging Face tokenizer is slow in debug
+    // builds of this crate: a handful of cases is enough to catch a
+    // divergence in the vocabulary or the split regex.
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn hf_tokenizer_agrees_with_native(t in trace()) {
+        let text = t.render();
+        let enc = hf().encode(text.as_str(), false).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let native = tok().encode(&text);
+        prop_assert_eq!(enc.get_ids(), native.as_slice());
+        let back = hf().decode(enc.get_ids(), true).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back, text);
+    }
+}
+
+// ------------------------------------------------------- deterministic checks
+
+#[test]
+fn line_strategy_covers_every_variant() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = line();
+    let mut seen = HashSet::new();
+    for _ in 0..2000 {
+        let l = strategy.new_tree(&mut runner).unwrap().current();
+        seen.insert(variant_index(&l));
+    }
+    assert_eq!(seen.len(), VARIANTS, "variants seen: {seen:?}");
+}
+
+#[test]
+fn empty_trace_renders_to_rejected_empty_input() {
+    let t = Trace::default();
+    assert_eq!(t.render(), "");
+    assert_eq!(parse_trace("").unwrap_err().kind, ParseErrorKind::EmptyInput);
+    // With a prefix and no line the call text is not empty and roundtrips.
+    let t = Trace {
+        prefix: Some(Conditioning::TokenBudget(512)),
+        lines: vec![],
+    };
+    assert_eq!(t.render(), "Token Budget: 512 ");
+    assert_eq!(parse_trace(&t.render()), Ok(t));
+}
+
+#[test]
+fn extreme_values_roundtrip_and_count() {
+    let big = NodeId(vec![u32::MAX; 6].into_iter().collect());
+    let op = Op {
+        lhs: u64::MAX,
+        kind: OpKind::Div,
+        rhs: 0,
+        result: u64::MAX,
+    };
+    let t = Trace {
+        prefix: Some(Conditioning::SubCallBudget(u32::MAX)),
+        lines: vec![
+            Line::CurrentState {
+                target: u64::MAX,
+                nums: NumList::from_vec(vec![u64::MAX; 6]),
+                ops: OpList::from_vec(vec![op; 4]),
+            },
+            Line::Generated {
+                id: big.clone(),
+                target: 0,
+                nums: NumList::new(),
+                op,
+            },
+            Line::PathNode {
+                index: u32::MAX,
+                nums: NumList::new(),
+                op,
+            },
+            Line::SpawnChild {
+                index: u32::MAX,
+                level: u32::MAX,
+                id: big,
+            },
+        ],
+    };
+    let text = t.render();
+    assert_eq!(parse_trace(&text), Ok(t.clone()));
+    assert_eq!(TraceTokenizer::count_trace(&t), tok().count(&text));
+    assert_eq!(tok().decode(&tok().encode(&text)), text);
+}

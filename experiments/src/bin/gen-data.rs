@@ -1,0 +1,9 @@
+//! `gen-data`: Countdown problems, APR / SoS+ traces, file statistics and the
+//! tokenizer. See `gen-data --help`.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    apr_experiments::gen_data::run(apr_experiments::gen_data::Cli::parse())?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! JSON Lines input and atomic output.
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads every record of a JSON Lines file (blank lines are skipped), or of
+/// a file holding one JSON array of records (the reference scripts' format).
+/// Errors name the record; an empty file is an error.
+pub fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let p = path.display().to_string();
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let record = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::Record {
+            path: p.clone(),
+            record,
+            message: format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+        }
+    })?;
+    if text.trim_start().starts_with('[') {
+        let v: Vec<T> = serde_json::from_str(text).map_err(|e| Error::Record {
+            path: p.clone(),
+            record: 0,
+            message: format!("bad JSON array: {e}"),
+        })?;
+        if v.is_empty() {
+            return Err(Error::Empty { path: p });
+        }
+        return Ok(v);
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r = serde_json::from_str(line).map_err(|e| Error::Record {
+            path: p.clone(),
+            record: i + 1,
+            message: e.to_string(),
+        })?;
+        out.push(r);
+    }
+    if out.is_empty() {
+        return Err(Error::Empty { path: p });
+    }
+    Ok(out)
+}
+
+/// A file written under a temporary name and renamed into place on
+/// [`commit`](AtomicWriter::commit), so that a killed run never leaves a
+/// partial file under the final name.
+pub struct AtomicWriter {
+    tmp: PathBuf,
+    dest: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl AtomicWriter {
+    /// Starts writing `dest` (its folder is created if needed).
+    pub fn create(dest: &Path) -> Result<AtomicWriter> {
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::Config(format!("{}: not a file name", dest.display())))?;
+        let tmp = dest.with_file_name(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let f = File::create(&tmp).map_err(io(&tmp))?;
+        Ok(AtomicWriter {
+            out: Some(BufWriter::with_capacity(1 << 20, f)),
+            tmp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Appends bytes.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        let out = self.out.as_mut().expect("writer is open until commit");
+        out.write_all(bytes).map_err(io(&self.tmp))
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> Result<()> {
+        let out = self.out.take().expect("commit once");
+        let f = out.into_inner().map_err(|e| Error::Io {
+            path: self.tmp.display().to_string(),
+            source: e.into_error(),
+        })?;
+        f.sync_all().map_err(io(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(io(&self.dest))
+    }
+}
+
+impl Drop for AtomicWriter {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a whole text file atomically.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut w = AtomicWriter::create(dest)?;
+    w.write_all(bytes)?;
+    w.commit()
+}

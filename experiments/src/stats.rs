@@ -1,0 +1,307 @@
+//! Statistics and re-checks of problems and traces files, ours or the
+//! public datasets'.
+
+use crate::error::{Error, Result};
+use crate::jsonl::read_records;
+use apr_countdown::{verify_ops, verify_text, ProblemRecord, TraceRecord};
+use apr_trace::{
+    continuation_for, parse_trace, tree_stats, Op, ThreadTree, TraceTokenizer,
+};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Summary of a list of numbers.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// How many.
+    pub count: usize,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile (nearest rank).
+    pub p95: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarises `v` (any order).
+    pub fn of(v: &[f64]) -> Summary {
+        if v.is_empty() {
+            return Summary::default();
+        }
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let rank = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+        Summary {
+            count: s.len(),
+            mean: s.iter().sum::<f64>() / s.len() as f64,
+            p50: rank(0.5),
+            p95: rank(0.95),
+            max: s[s.len() - 1],
+        }
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "  {name:<34} n={:<8} mean={:<9.1} p50={:<8.0} p95={:<8.0} max={:.0}\n",
+            self.count, self.mean, self.p50, self.p95, self.max
+        )
+    }
+}
+
+/// Statistics of a file.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FileStats {
+    /// The file.
+    pub path: String,
+    /// `problems`, `sosp` or `apr` (from the records).
+    pub kind: String,
+    /// Records read.
+    pub records: usize,
+    /// Records by count of input numbers.
+    pub start_sizes: BTreeMap<usize, usize>,
+    /// Records whose `solution` field does not verify.
+    pub bad_solutions: usize,
+    /// Records sharing a (sorted numbers, target) key with an earlier one.
+    pub duplicate_keys: usize,
+    /// Traces: share solved (`rating > 0`).
+    pub solve_rate: f64,
+    /// Traces: solved records whose search path does not verify.
+    pub unverified_solved: usize,
+    /// Traces: records whose text breaks the grammar or the protocol.
+    pub protocol_errors: usize,
+    /// First few problems found, with record numbers.
+    pub first_errors: Vec<String>,
+    /// Sequence lengths in tokens (BOS and EOS included), by sequence kind:
+    /// `sosp`, `apr_parent_call`, `apr_child_call`.
+    pub sequence_tokens: BTreeMap<String, Summary>,
+    /// Total tokens per problem (shared prefixes once).
+    pub total_tokens: Summary,
+    /// Sequential tokens per problem.
+    pub sequential_tokens: Summary,
+    /// APR: child threads per problem.
+    pub child_threads: Summary,
+    /// Beam sizes.
+    pub beam: Summary,
+}
+
+impl FileStats {
+    fn error(&mut self, record: usize, msg: impl std::fmt::Display) {
+        if self.first_errors.len() < 10 {
+            self.first_errors.push(format!("record {record}: {msg}"));
+        }
+    }
+
+    /// A human-readable report.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}: {} {} records", self.path, self.records, self.kind);
+        let _ = writeln!(s, "  start sizes: {:?}", self.start_sizes);
+        let _ = writeln!(
+            s,
+            "  solutions not verifying: {}; duplicate (sorted nums, target) keys: {}",
+            self.bad_solutions, self.duplicate_keys
+        );
+        if self.kind != "problems" {
+            let _ = writeln!(
+                s,
+                "  solve rate: {:.4}; solved but not verifying: {}; grammar/protocol errors: {}",
+                self.solve_rate, self.unverified_solved, self.protocol_errors
+            );
+            for (k, v) in &self.sequence_tokens {
+                s.push_str(&v.line(&format!("tokens per {k} sequence")));
+            }
+            s.push_str(&self.total_tokens.line("total tokens per problem"));
+            s.push_str(&self.sequential_tokens.line("sequential tokens per problem"));
+            if self.kind == "apr" {
+                s.push_str(&self.child_threads.line("child threads per problem"));
+            }
+            s.push_str(&self.beam.line("beam"));
+        }
+        for e in &self.first_errors {
+            let _ = writeln!(s, "  ! {e}");
+        }
+        s
+    }
+}
+
+fn op_from_str(s: &str) -> Option<Op> {
+    let line = format!("Exploring Operation: {s}, Resulting Numbers: []");
+    match apr_trace::parse_line(&line) {
+        Ok(apr_trace::Line::Exploring { op, .. }) => Some(op),
+        _ => None,
+    }
+}
+
+fn check_problem(st: &mut FileStats, i: usize, p: &ProblemRecord, keys: &mut HashSet<(Vec<u64>, u64)>) {
+    *st.start_sizes.entry(p.start_size).or_default() += 1;
+    let problem = match p.problem() {
+        Ok(pr) => pr,
+        Err(e) => {
+            st.bad_solutions += 1;
+            st.error(i, e);
+            return;
+        }
+    };
+    if !keys.insert(problem.key()) {
+        st.duplicate_keys += 1;
+    }
+    let ops: Option<Vec<Op>> = p.solution.iter().map(|s| op_from_str(s)).collect();
+    let ok = ops.is_some_and(|ops| verify_ops(&problem, &ops).is_ok())
+        && verify_text(&problem, &p.optimal_path).is_ok();
+    if !ok {
+        st.bad_solutions += 1;
+        st.error(i, "solution or optimal_path does not verify");
+    }
+}
+
+/// Reads a problems or traces file and computes its statistics, checking
+/// every record. Malformed JSON is an error naming the record; records that
+/// break the trace grammar or protocol are counted and reported.
+pub fn file_stats(path: &Path) -> Result<FileStats> {
+    let values: Vec<Value> = read_records(path)?;
+    let p = path.display().to_string();
+    let mut st = FileStats {
+        path: p.clone(),
+        records: values.len(),
+        ..FileStats::default()
+    };
+    let is_trace = values[0].get("search_path").is_some();
+    let mut keys = HashSet::new();
+    let tok = TraceTokenizer::new();
+    let mut seq: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let (mut total, mut sequential, mut kids, mut beams) = (vec![], vec![], vec![], vec![]);
+    let mut solved = 0;
+    for (k, v) in values.into_iter().enumerate() {
+        let i = k + 1;
+        let rec_err = |e: serde_json::Error| Error::Record {
+            path: p.clone(),
+            record: i,
+            message: e.to_string(),
+        };
+        if !is_trace {
+            let r: ProblemRecord = serde_json::from_value(v).map_err(rec_err)?;
+            check_problem(&mut st, i, &r, &mut keys);
+            continue;
+        }
+        let r: TraceRecord = serde_json::from_value(v).map_err(rec_err)?;
+        check_problem(&mut st, i, &r.problem_record(), &mut keys);
+        beams.push(r.beam_size as f64);
+        let is_apr = r.trace_dict.is_some();
+        st.kind = if is_apr { "apr" } else { "sosp" }.into();
+        if r.solved() {
+            solved += 1;
+            if let Ok(problem) = r.problem_record().problem() {
+                if let Err(e) = verify_text(&problem, &r.search_path) {
+                    st.unverified_solved += 1;
+                    st.error(i, format!("solved but search_path does not verify: {e}"));
+                }
+            }
+        }
+        let tree = match &r.trace_dict {
+            Some(d) => match ThreadTree::from_dict(d) {
+                Ok(t) => {
+                    if d.main_calls.last() != Some(&r.search_path) {
+                        st.protocol_errors += 1;
+                        st.error(i, "search_path is not the last main call");
+                    }
+                    if let Err(e) = check_protocol(d) {
+                        st.protocol_errors += 1;
+                        st.error(i, e);
+                    }
+                    t
+                }
+                Err(e) => {
+                    st.protocol_errors += 1;
+                    st.error(i, e);
+                    continue;
+                }
+            },
+            None => match parse_trace(&r.search_path) {
+                Ok(t) => ThreadTree::single(t),
+                Err(e) => {
+                    st.protocol_errors += 1;
+                    st.error(i, e);
+                    continue;
+                }
+            },
+        };
+        let s = tree_stats(&tree);
+        total.push(s.total as f64);
+        sequential.push(s.sequential as f64);
+        kids.push(s.child_threads as f64);
+        if is_apr {
+            for c in &tree.calls {
+                seq.entry("apr_parent_call".into())
+                    .or_default()
+                    .push((TraceTokenizer::count_trace(c) + 2) as f64);
+            }
+            for child in tree.children.iter().flatten() {
+                for c in child.all_calls() {
+                    seq.entry("apr_child_call".into())
+                        .or_default()
+                        .push((TraceTokenizer::count_trace(c) + 2) as f64);
+                }
+            }
+        } else {
+            seq.entry("sosp".into())
+                .or_default()
+                .push((tok.count(&r.search_path) + 2) as f64);
+        }
+    }
+    if !is_trace {
+        st.kind = "problems".into();
+    }
+    st.solve_rate = solved as f64 / st.records as f64;
+    st.sequence_tokens = seq.into_iter().map(|(k, v)| (k, Summary::of(&v))).collect();
+    st.total_tokens = Summary::of(&total);
+    st.sequential_tokens = Summary::of(&sequential);
+    st.child_threads = Summary::of(&kids);
+    st.beam = Summary::of(&beams);
+    Ok(st)
+}
+
+/// Checks every spawn round of a `trace_dict`: the children's prompts come
+/// from the parent's spawn block and the next call starts with the
+/// continuation the protocol builds from the children's texts.
+pub fn check_protocol(d: &apr_trace::TraceDict) -> std::result::Result<(), String> {
+    if d.sub_calls.len() + 1 != d.main_calls.len() && d.sub_calls.len() != d.main_calls.len() {
+        return Err(format!(
+            "{} main calls but {} spawn rounds",
+            d.main_calls.len(),
+            d.sub_calls.len()
+        ));
+    }
+    for (r, kids) in d.sub_calls.iter().enumerate() {
+        let parent = &d.main_calls[r];
+        let block = apr_trace::parse_spawn(parent).map_err(|e| format!("round {r}: {e}"))?;
+        if block.children.len() != kids.len() {
+            return Err(format!(
+                "round {r}: spawn block names {} children, {} ran",
+                block.children.len(),
+                kids.len()
+            ));
+        }
+        let mut texts = Vec::with_capacity(kids.len());
+        for (c, k) in block.children.iter().zip(kids) {
+            let first = k.main_calls.first().map(String::as_str).unwrap_or("");
+            if !first.starts_with(&c.render()) {
+                return Err(format!("round {r}: child {} does not start with its prompt", c.index));
+            }
+            check_protocol(k)?;
+            texts.push(k.main_calls.last().map(String::as_str).unwrap_or(""));
+        }
+        if let Some(next) = d.main_calls.get(r + 1) {
+            let cont = continuation_for(parent, &texts).map_err(|e| format!("round {r}: {e}"))?;
+            if !next.starts_with(&cont) {
+                return Err(format!("round {r}: next call does not continue the join"));
+            }
+        }
+    }
+    Ok(())
+}
