@@ -81,3 +81,16 @@ fn solved_samples_have_a_solution_and_token_stats_agree() {
         assert_eq!(s.child_threads, tree.descendant_count());
     }
 }
+
+#[test]
+fn committed_tokenizer_json_is_current_and_loads() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/tokenizer/tokenizer.json");
+    let committed = std::fs::read_to_string(&path).unwrap();
+    let tok = TraceTokenizer::new();
+    assert_eq!(committed, tok.to_hf_json().unwrap(), "regenerate with `gen-data tokenizer`");
+    let hf = apr_trace::tokenizer::load_hf(&path).unwrap();
+    for r in samples("apr.jsonl").iter().take(5) {
+        let text = r["search_path"].as_str().unwrap();
+        assert_eq!(hf.encode(text, false).unwrap().get_ids(), tok.encode(text).as_slice());
+    }
+}

