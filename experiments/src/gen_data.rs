@@ -297,7 +297,12 @@ struct RunConfig<'a, A: Serialize, R: Serialize> {
 }
 
 /// Writes the arguments of a run next to its output (`OUT.toml`).
-fn save_config<A: Serialize, R: Serialize>(out: &Path, command: &str, args: &A, resolved: &R) -> Result<()> {
+fn save_config<A: Serialize, R: Serialize>(
+    out: &Path,
+    command: &str,
+    args: &A,
+    resolved: &R,
+) -> Result<()> {
     let mut name = out.as_os_str().to_owned();
     name.push(".toml");
     let cfg = RunConfig {
@@ -359,8 +364,12 @@ pub fn read_problems(path: &Path) -> Result<Vec<(ProblemRecord, Problem)>> {
 
 /// `gen-data traces`.
 pub fn traces(a: &TracesArgs) -> Result<Throughput> {
-    let heuristic = Heuristic::parse(&a.heuristic)
-        .ok_or_else(|| Error::Config(format!("--heuristic: expected mult or sum, got {:?}", a.heuristic)))?;
+    let heuristic = Heuristic::parse(&a.heuristic).ok_or_else(|| {
+        Error::Config(format!(
+            "--heuristic: expected mult or sum, got {:?}",
+            a.heuristic
+        ))
+    })?;
     let pruning = a.threshold.map_or(Pruning::Beam, Pruning::Threshold);
     let mut problems = read_problems(&a.problems)?;
     if let Some(l) = a.limit {

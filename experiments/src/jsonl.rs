@@ -20,7 +20,11 @@ pub fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let bytes = std::fs::read(path).map_err(io(path))?;
     let p = path.display().to_string();
     let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let record = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let record = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         Error::Record {
             path: p.clone(),
             record,

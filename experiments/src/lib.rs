@@ -6,6 +6,7 @@
 pub mod error;
 pub mod gen_data;
 pub mod jsonl;
+pub mod pipeline;
 pub mod stats;
 
 pub use error::{Error, Result};

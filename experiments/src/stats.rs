@@ -4,9 +4,7 @@
 use crate::error::{Error, Result};
 use crate::jsonl::read_records;
 use apr_countdown::{verify_ops, verify_text, ProblemRecord, TraceRecord};
-use apr_trace::{
-    continuation_for, parse_trace, tree_stats, Op, ThreadTree, TraceTokenizer,
-};
+use apr_trace::{continuation_for, parse_trace, tree_stats, Op, ThreadTree, TraceTokenizer};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -138,7 +136,12 @@ fn op_from_str(s: &str) -> Option<Op> {
     }
 }
 
-fn check_problem(st: &mut FileStats, i: usize, p: &ProblemRecord, keys: &mut HashSet<(Vec<u64>, u64)>) {
+fn check_problem(
+    st: &mut FileStats,
+    i: usize,
+    p: &ProblemRecord,
+    keys: &mut HashSet<(Vec<u64>, u64)>,
+) {
     *st.start_sizes.entry(p.start_size).or_default() += 1;
     let problem = match p.problem() {
         Ok(pr) => pr,
@@ -291,7 +294,10 @@ pub fn check_protocol(d: &apr_trace::TraceDict) -> std::result::Result<(), Strin
         for (c, k) in block.children.iter().zip(kids) {
             let first = k.main_calls.first().map(String::as_str).unwrap_or("");
             if !first.starts_with(&c.render()) {
-                return Err(format!("round {r}: child {} does not start with its prompt", c.index));
+                return Err(format!(
+                    "round {r}: child {} does not start with its prompt",
+                    c.index
+                ));
             }
             check_protocol(k)?;
             texts.push(k.main_calls.last().map(String::as_str).unwrap_or(""));

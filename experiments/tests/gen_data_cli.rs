@@ -27,16 +27,46 @@ fn s(p: &Path) -> &str {
 fn problems_traces_and_stats_round_trip() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("p.jsonl");
-    let o = gen(&["problems", "--count", "60", "--seed", "3", "--out", s(&p), "--threads", "1"]);
+    let o = gen(&[
+        "problems",
+        "--count",
+        "60",
+        "--seed",
+        "3",
+        "--out",
+        s(&p),
+        "--threads",
+        "1",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/s per thread"));
     assert!(d.path().join("p.jsonl.toml").exists());
     let v = d.path().join("v.jsonl");
-    let o = gen(&["problems", "--count", "20", "--seed", "4", "--exclude", s(&p), "--out", s(&v)]);
+    let o = gen(&[
+        "problems",
+        "--count",
+        "20",
+        "--seed",
+        "4",
+        "--exclude",
+        s(&p),
+        "--out",
+        s(&v),
+    ]);
     assert!(o.status.success());
     for solver in ["apr", "sosp"] {
         let t = d.path().join(format!("{solver}.jsonl"));
-        let o = gen(&["traces", "--solver", solver, "--problems", s(&p), "--seed", "1", "--out", s(&t)]);
+        let o = gen(&[
+            "traces",
+            "--solver",
+            solver,
+            "--problems",
+            s(&p),
+            "--seed",
+            "1",
+            "--out",
+            s(&t),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let o = gen(&["stats", s(&t)]);
         let out = String::from_utf8_lossy(&o.stdout);
@@ -44,9 +74,20 @@ fn problems_traces_and_stats_round_trip() {
         assert!(out.contains("60 ") && out.contains("solve rate"), "{out}");
         assert!(out.contains("grammar/protocol errors: 0"), "{out}");
     }
-    let same = gen(&["problems", "--count", "60", "--seed", "3", "--out", s(&d.path().join("q.jsonl"))]);
+    let same = gen(&[
+        "problems",
+        "--count",
+        "60",
+        "--seed",
+        "3",
+        "--out",
+        s(&d.path().join("q.jsonl")),
+    ]);
     assert!(same.status.success());
-    assert_eq!(std::fs::read(&p).unwrap(), std::fs::read(d.path().join("q.jsonl")).unwrap());
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        std::fs::read(d.path().join("q.jsonl")).unwrap()
+    );
 }
 
 #[test]
@@ -58,35 +99,149 @@ fn malformed_inputs_give_clear_errors() {
         p
     };
     let out = d.path().join("out.jsonl");
-    let good = r#"{"nums":[98,3,34,65],"target":70,"solution":[],"optimal_path":"","start_size":4}"#;
+    let good =
+        r#"{"nums":[98,3,34,65],"target":70,"solution":[],"optimal_path":"","start_size":4}"#;
     let empty = w("empty.jsonl", b"");
-    fails_with(&["traces", "--solver", "apr", "--problems", s(&empty), "--out", s(&out)], "empty file");
+    fails_with(
+        &[
+            "traces",
+            "--solver",
+            "apr",
+            "--problems",
+            s(&empty),
+            "--out",
+            s(&out),
+        ],
+        "empty file",
+    );
     fails_with(&["stats", s(&empty)], "empty file");
-    let trunc = w("trunc.jsonl", format!("{good}\n{}\n", &good[..30]).as_bytes());
-    fails_with(&["traces", "--solver", "sosp", "--problems", s(&trunc), "--out", s(&out)], "record 2");
-    let wrong = w("wrong.jsonl", format!("{good}\n{}\n", good.replace("\"start_size\":4", "\"start_size\":5")).as_bytes());
-    fails_with(&["traces", "--solver", "sosp", "--problems", s(&wrong), "--out", s(&out)], "record 2: start_size");
-    let one = w("one.jsonl", br#"{"nums":[5],"target":5,"solution":[],"optimal_path":"","start_size":1}"#);
-    fails_with(&["traces", "--solver", "apr", "--problems", s(&one), "--out", s(&out)], "record 1");
+    let trunc = w(
+        "trunc.jsonl",
+        format!("{good}\n{}\n", &good[..30]).as_bytes(),
+    );
+    fails_with(
+        &[
+            "traces",
+            "--solver",
+            "sosp",
+            "--problems",
+            s(&trunc),
+            "--out",
+            s(&out),
+        ],
+        "record 2",
+    );
+    let wrong = w(
+        "wrong.jsonl",
+        format!(
+            "{good}\n{}\n",
+            good.replace("\"start_size\":4", "\"start_size\":5")
+        )
+        .as_bytes(),
+    );
+    fails_with(
+        &[
+            "traces",
+            "--solver",
+            "sosp",
+            "--problems",
+            s(&wrong),
+            "--out",
+            s(&out),
+        ],
+        "record 2: start_size",
+    );
+    let one = w(
+        "one.jsonl",
+        br#"{"nums":[5],"target":5,"solution":[],"optimal_path":"","start_size":1}"#,
+    );
+    fails_with(
+        &[
+            "traces",
+            "--solver",
+            "apr",
+            "--problems",
+            s(&one),
+            "--out",
+            s(&out),
+        ],
+        "record 1",
+    );
     let neg = w("neg.jsonl", good.replace("98", "-98").as_bytes());
-    fails_with(&["traces", "--solver", "apr", "--problems", s(&neg), "--out", s(&out)], "record 1");
+    fails_with(
+        &[
+            "traces",
+            "--solver",
+            "apr",
+            "--problems",
+            s(&neg),
+            "--out",
+            s(&out),
+        ],
+        "record 1",
+    );
     let bin = w("bin.jsonl", b"{\"nums\":[1,2],\n\xff\xfe\n");
     fails_with(&["stats", s(&bin)], "not UTF-8");
-    fails_with(&["stats", s(&d.path().join("missing.jsonl"))], "missing.jsonl");
-    fails_with(&["problems", "--count", "3", "--numbers", "1", "--out", s(&out)], "numbers per problem");
-    fails_with(&["problems", "--count", "3", "--numbers", "x", "--out", s(&out)], "--numbers");
-    fails_with(&["traces", "--solver", "apr", "--problems", s(&trunc), "--heuristic", "foo", "--out", s(&out)], "--heuristic");
+    fails_with(
+        &["stats", s(&d.path().join("missing.jsonl"))],
+        "missing.jsonl",
+    );
+    fails_with(
+        &[
+            "problems",
+            "--count",
+            "3",
+            "--numbers",
+            "1",
+            "--out",
+            s(&out),
+        ],
+        "numbers per problem",
+    );
+    fails_with(
+        &[
+            "problems",
+            "--count",
+            "3",
+            "--numbers",
+            "x",
+            "--out",
+            s(&out),
+        ],
+        "--numbers",
+    );
+    fails_with(
+        &[
+            "traces",
+            "--solver",
+            "apr",
+            "--problems",
+            s(&trunc),
+            "--heuristic",
+            "foo",
+            "--out",
+            s(&out),
+        ],
+        "--heuristic",
+    );
     assert!(!out.exists(), "no output is left behind by a failed run");
 }
 
 #[test]
 fn broken_traces_are_counted_not_fatal() {
     let d = tempfile::tempdir().unwrap();
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/reference-samples/apr.jsonl");
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../datasets/reference-samples/apr.jsonl"
+    );
     let text = std::fs::read_to_string(src).unwrap();
     let first = text.lines().next().unwrap();
     // A spawn naming a node the parent never generated, and a truncated call.
-    let unknown = first.replacen("<Start Sub Search 0 at level 1> Moving to Node #0,3", "<Start Sub Search 0 at level 1> Moving to Node #0,9", 1);
+    let unknown = first.replacen(
+        "<Start Sub Search 0 at level 1> Moving to Node #0,3",
+        "<Start Sub Search 0 at level 1> Moving to Node #0,9",
+        1,
+    );
     let cut = first.replacen("<End Calling Sub Searches>\\n", "<End Calling Sub", 1);
     let p = d.path().join("broken.jsonl");
     std::fs::write(&p, format!("{first}\n{unknown}\n{cut}\n")).unwrap();
@@ -94,6 +249,9 @@ fn broken_traces_are_counted_not_fatal() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("grammar/protocol errors: 2"), "{out}");
-    assert!(out.contains("record 2") && out.contains("never generated"), "{out}");
+    assert!(
+        out.contains("record 2") && out.contains("never generated"),
+        "{out}"
+    );
     assert!(out.contains("record 3") && out.contains("newline"), "{out}");
 }

@@ -49,7 +49,13 @@ pub fn apr(problem: &Problem, params: &AprParams, rng: &mut Rng) -> AprOutput {
     }
 }
 
-fn search(ctx: &mut Ctx<'_>, p: &AprParams, start: usize, level: u32, beam: usize) -> (ThreadTree, Option<usize>) {
+fn search(
+    ctx: &mut Ctx<'_>,
+    p: &AprParams,
+    start: usize,
+    level: u32,
+    beam: usize,
+) -> (ThreadTree, Option<usize>) {
     let mut first = Vec::with_capacity(if level == 0 { 256 } else { 64 });
     first.push(Line::MovingTo {
         id: ctx.nodes[start].id.clone(),
@@ -74,9 +80,8 @@ fn search(ctx: &mut Ctx<'_>, p: &AprParams, start: usize, level: u32, beam: usiz
                 return (finish(calls, children), Some(*g));
             }
             let to_explore = ctx.sorted_open(&outcomes);
-            let spawn = level < p.max_spawn_depth
-                && to_explore.len() > 1
-                && ctx.rng.chance(p.promising);
+            let spawn =
+                level < p.max_spawn_depth && to_explore.len() > 1 && ctx.rng.chance(p.promising);
             if spawn {
                 let sub_beam = p.sub_beam.max(1);
                 let kids: Vec<(ThreadTree, Option<usize>)> = to_explore
@@ -129,14 +134,23 @@ fn search(ctx: &mut Ctx<'_>, p: &AprParams, start: usize, level: u32, beam: usiz
             // spawn; here it is always the next popped node.
             if let Some(&next) = current.get(ci + 1) {
                 let id = ctx.nodes[next].id.clone();
-                calls.last_mut().expect("a thread has a call").push(Line::MovingTo { id });
+                calls
+                    .last_mut()
+                    .expect("a thread has a call")
+                    .push(Line::MovingTo { id });
             }
         }
         if let Some(next) = open.peek() {
             let id = ctx.nodes[next].id.clone();
-            calls.last_mut().expect("a thread has a call").push(Line::MovingTo { id });
+            calls
+                .last_mut()
+                .expect("a thread has a call")
+                .push(Line::MovingTo { id });
         }
     }
-    calls.last_mut().expect("a thread has a call").push(Line::NoSolutionFound);
+    calls
+        .last_mut()
+        .expect("a thread has a call")
+        .push(Line::NoSolutionFound);
     (finish(calls, children), None)
 }

@@ -89,10 +89,7 @@ impl Scorer {
                     s / nums.len() as f64
                 }
             }
-            Heuristic::Mult => nums
-                .iter()
-                .map(|&n| self.mult_distance(n) as f64)
-                .sum(),
+            Heuristic::Mult => nums.iter().map(|&n| self.mult_distance(n) as f64).sum(),
         }
     }
 

@@ -34,4 +34,6 @@ pub use record::{AprRecipe, ProblemRecord, SospRecipe, TraceRecord};
 pub use rng::{derive_seed, Rng};
 pub use search::Pruning;
 pub use sosp::{sosp, SospOutput, SospParams};
-pub use verify::{rating, reward, verify_ops, verify_path, verify_text, verify_trace, VerifyFailure};
+pub use verify::{
+    rating, reward, verify_ops, verify_path, verify_text, verify_trace, VerifyFailure,
+};

@@ -221,7 +221,10 @@ impl ProblemSpec {
     /// Checks the ranges.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
-        if self.min_numbers < 2 || self.max_numbers > MAX_NUMBERS || self.min_numbers > self.max_numbers {
+        if self.min_numbers < 2
+            || self.max_numbers > MAX_NUMBERS
+            || self.min_numbers > self.max_numbers
+        {
             return bad(format!(
                 "numbers per problem must be a range within 2..={MAX_NUMBERS}, got {}..={}",
                 self.min_numbers, self.max_numbers

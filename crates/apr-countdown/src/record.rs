@@ -280,7 +280,13 @@ impl SospRecipe {
     }
 
     /// The SoS+ trace record of problem `index` of a file, under master `seed`.
-    pub fn record(&self, p: &ProblemRecord, problem: &Problem, seed: u64, index: u64) -> TraceRecord {
+    pub fn record(
+        &self,
+        p: &ProblemRecord,
+        problem: &Problem,
+        seed: u64,
+        index: u64,
+    ) -> TraceRecord {
         let mut rng = Rng::new(derive_seed(seed, SOSP_STREAM, index));
         let params = self.draw(&mut rng);
         let out = sosp(problem, &params, &mut rng);
@@ -324,13 +330,24 @@ impl AprRecipe {
     }
 
     /// The APR trace record of problem `index` of a file, under master `seed`.
-    pub fn record(&self, p: &ProblemRecord, problem: &Problem, seed: u64, index: u64) -> TraceRecord {
+    pub fn record(
+        &self,
+        p: &ProblemRecord,
+        problem: &Problem,
+        seed: u64,
+        index: u64,
+    ) -> TraceRecord {
         let mut rng = Rng::new(derive_seed(seed, APR_STREAM, index));
         let params = self.draw(&mut rng);
         let out = apr(problem, &params, &mut rng);
         let stats = tree_stats(&out.tree);
         let dict = out.tree.to_dict();
-        let last = out.tree.calls.into_iter().last().expect("a thread has a call");
+        let last = out
+            .tree
+            .calls
+            .into_iter()
+            .last()
+            .expect("a thread has a call");
         let mut r = TraceRecord::new(p, last, format!("apr_{}", params.beam), params.beam);
         r.heuristic = Some(self.heuristic.name().into());
         r.promising_threshold = Some(self.promising);

@@ -51,7 +51,11 @@ pub fn apply_move(nums: &[Num], i: usize, j: usize, result: Num) -> NumList {
 pub fn successors(nums: &[Num]) -> impl Iterator<Item = (usize, usize, Op)> + '_ {
     let n = nums.len();
     (0..n).flat_map(move |i| {
-        (i + 1..n).flat_map(move |j| combine(nums[i], nums[j]).into_iter().map(move |op| (i, j, op)))
+        (i + 1..n).flat_map(move |j| {
+            combine(nums[i], nums[j])
+                .into_iter()
+                .map(move |op| (i, j, op))
+        })
     })
 }
 
@@ -97,7 +101,10 @@ mod tests {
     #[test]
     fn multiset_apply() {
         let op = Op::new(5, OpKind::Add, 5).unwrap();
-        assert_eq!(apply_op_multiset(&[5, 3, 5], &op).unwrap().as_slice(), &[3, 10]);
+        assert_eq!(
+            apply_op_multiset(&[5, 3, 5], &op).unwrap().as_slice(),
+            &[3, 10]
+        );
         assert_eq!(apply_op_multiset(&[5, 3], &op), None);
     }
 }

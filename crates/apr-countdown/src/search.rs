@@ -119,7 +119,13 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(nums: &[Num], target: Num, scorer: &'a Scorer, rng: &'a mut Rng, pruning: Pruning) -> Self {
+    pub fn new(
+        nums: &[Num],
+        target: Num,
+        scorer: &'a Scorer,
+        rng: &'a mut Rng,
+        pruning: Pruning,
+    ) -> Self {
         let nums: NumList = nums.iter().copied().collect();
         let root = Node {
             h: scorer.score(&nums),

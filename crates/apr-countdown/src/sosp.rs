@@ -43,7 +43,13 @@ pub fn sosp(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SospOutput
     }
 }
 
-fn search(ctx: &mut Ctx<'_>, p: &SospParams, start: usize, level: u32, lines: &mut Vec<Line>) -> Option<usize> {
+fn search(
+    ctx: &mut Ctx<'_>,
+    p: &SospParams,
+    start: usize,
+    level: u32,
+    lines: &mut Vec<Line>,
+) -> Option<usize> {
     let beam = p.beam.max(1);
     let mut open = OpenSet::default();
     open.push(start, ctx.nodes[start].h);

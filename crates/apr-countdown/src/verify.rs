@@ -107,7 +107,8 @@ pub fn verify_ops(problem: &Problem, ops: &[Op]) -> Result<NumList, VerifyFailur
             return Err(VerifyFailure::BadArithmetic { step, op: *op });
         }
         before = nums.clone();
-        nums = apply_op_multiset(&nums, op).ok_or(VerifyFailure::OperandMissing { step, op: *op })?;
+        nums =
+            apply_op_multiset(&nums, op).ok_or(VerifyFailure::OperandMissing { step, op: *op })?;
     }
     if nums.as_slice() != [problem.target] {
         return Err(VerifyFailure::NotSolved { remaining: nums });
@@ -220,7 +221,10 @@ mod tests {
         bad[1].result = 37;
         assert_eq!(
             verify_ops(&p(), &bad),
-            Err(VerifyFailure::BadArithmetic { step: 1, op: bad[1] })
+            Err(VerifyFailure::BadArithmetic {
+                step: 1,
+                op: bad[1]
+            })
         );
         let missing = [op(98, OpKind::Sub, 66, 32)];
         assert!(matches!(
@@ -245,12 +249,24 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n70,70 equal: Goal Reache
         assert!(verify_text(&p(), text).is_ok());
         assert_eq!(reward(&p(), text), 1.0);
         let lie = text.replace("[34, 36]", "[34, 35]");
-        assert!(matches!(verify_text(&p(), &lie), Err(VerifyFailure::StateMismatch { .. })));
+        assert!(matches!(
+            verify_text(&p(), &lie),
+            Err(VerifyFailure::StateMismatch { .. })
+        ));
         let lie = text.replace("Numbers: [70]", "Numbers: [71]");
-        assert!(matches!(verify_text(&p(), &lie), Err(VerifyFailure::ResultMismatch { .. })));
+        assert!(matches!(
+            verify_text(&p(), &lie),
+            Err(VerifyFailure::ResultMismatch { .. })
+        ));
         let lie = text.replace("70,70 equal", "71,70 equal");
-        assert!(matches!(verify_text(&p(), &lie), Err(VerifyFailure::BadGoalLine { .. })));
-        assert!(matches!(verify_text(&p(), "junk"), Err(VerifyFailure::Parse(_))));
+        assert!(matches!(
+            verify_text(&p(), &lie),
+            Err(VerifyFailure::BadGoalLine { .. })
+        ));
+        assert!(matches!(
+            verify_text(&p(), "junk"),
+            Err(VerifyFailure::Parse(_))
+        ));
         assert!(matches!(
             verify_text(&p(), "No solution found.\n"),
             Err(VerifyFailure::NoSolution(_))
@@ -260,6 +276,9 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n70,70 equal: Goal Reache
             nums: vec![98, 3, 34, 65],
             target: 71,
         };
-        assert!(matches!(verify_text(&other, text), Err(VerifyFailure::WrongTarget { .. })));
+        assert!(matches!(
+            verify_text(&other, text),
+            Err(VerifyFailure::WrongTarget { .. })
+        ));
     }
 }

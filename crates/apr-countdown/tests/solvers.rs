@@ -39,7 +39,10 @@ fn check_protocol(d: &TraceDict) {
             assert!(k.main_calls[0].starts_with(&c.render()));
             check_protocol(k);
         }
-        let texts: Vec<&str> = kids.iter().map(|k| k.main_calls.last().unwrap().as_str()).collect();
+        let texts: Vec<&str> = kids
+            .iter()
+            .map(|k| k.main_calls.last().unwrap().as_str())
+            .collect();
         let cont = continuation_for(parent, &texts).unwrap();
         assert!(d.main_calls[r + 1].starts_with(&cont), "round {r}");
     }
@@ -131,7 +134,10 @@ proptest! {
 
 #[test]
 fn dfs_matches_reference_problems() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/reference-samples/problems.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/reference-samples/problems.jsonl"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let mut same_path = 0;
     for line in text.lines() {
@@ -171,12 +177,23 @@ fn solve_rates_near_reference() {
 
 #[test]
 fn nested_spawning_happens_when_allowed() {
-    let spec = ProblemSpec { min_numbers: 5, max_numbers: 5, ..ProblemSpec::default() };
+    let spec = ProblemSpec {
+        min_numbers: 5,
+        max_numbers: 5,
+        ..ProblemSpec::default()
+    };
     let none = HashSet::new();
     let mut nested = 0;
     for i in 0..40 {
         let p = spec.problem(5, i, &none).unwrap();
-        let params = AprParams { beam: 3, sub_beam: 4, promising: 1.0, heuristic: Heuristic::Mult, pruning: Pruning::Beam, max_spawn_depth: 2 };
+        let params = AprParams {
+            beam: 3,
+            sub_beam: 4,
+            promising: 1.0,
+            heuristic: Heuristic::Mult,
+            pruning: Pruning::Beam,
+            max_spawn_depth: 2,
+        };
         let out = apr(&p, &params, &mut Rng::new(i));
         nested += usize::from(out.tree.depth() == 3);
         check_protocol(&out.tree.to_dict());

@@ -133,14 +133,20 @@ fn shared_tokens_typed(a: &Trace, b: &Trace) -> usize {
     if a.prefix != b.prefix {
         return 0;
     }
-    let prefix = a.prefix.map_or(0, TraceTokenizer::count_conditioning);
-    prefix
-        + a.lines
-            .iter()
-            .zip(&b.lines)
-            .take_while(|(x, y)| x == y)
-            .map(|(x, _)| TraceTokenizer::count_line(x))
-            .sum::<usize>()
+    let lines: usize = a
+        .lines
+        .iter()
+        .zip(&b.lines)
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| TraceTokenizer::count_line(x))
+        .sum();
+    // Shared prefixes are whole lines: a prefix alone is not shared, as in
+    // the text form.
+    if lines == 0 {
+        0
+    } else {
+        lines + a.prefix.map_or(0, TraceTokenizer::count_conditioning)
+    }
 }
 
 /// Token statistics of a `trace_dict` given as text, with any tokenizer's
@@ -168,12 +174,10 @@ pub fn dict_stats(dict: &TraceDict, count: &impl Fn(&str) -> usize) -> TokenStat
 
 /// The longest common prefix of `a` and `b` that ends at a line end.
 pub fn shared_line_prefix<'a>(a: &'a str, b: &str) -> &'a str {
-    let n = a
-        .bytes()
-        .zip(b.bytes())
-        .take_while(|(x, y)| x == y)
-        .count();
-    match a[..n].rfind('\n') {
+    let n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    // Search bytes: `n` may fall inside a multi-byte character, but a `\n`
+    // byte always ends a character.
+    match a.as_bytes()[..n].iter().rposition(|&b| b == b'\n') {
         Some(i) => &a[..=i],
         None => "",
     }

@@ -46,7 +46,10 @@ impl fmt::Display for ParseError {
         match &self.kind {
             ParseErrorKind::EmptyInput => write!(f, "empty trace"),
             ParseErrorKind::NotUtf8 { valid_up_to } => {
-                write!(f, "trace is not UTF-8 (invalid byte at offset {valid_up_to})")
+                write!(
+                    f,
+                    "trace is not UTF-8 (invalid byte at offset {valid_up_to})"
+                )
             }
             ParseErrorKind::MissingFinalNewline => write!(
                 f,
@@ -491,7 +494,9 @@ Generated Node #0,3: 70:[3, 34, 33] Operation: 98-65=33\n\
         assert_eq!(e.line, 2);
         assert!(e.to_string().contains("line 2"));
         assert!(matches!(
-            parse_trace_bytes(b"Moving to Node #0\n\xff\n").unwrap_err().kind,
+            parse_trace_bytes(b"Moving to Node #0\n\xff\n")
+                .unwrap_err()
+                .kind,
             ParseErrorKind::NotUtf8 { valid_up_to: 18 }
         ));
         assert!(matches!(

@@ -193,10 +193,7 @@ pub fn join_message(child_text: &str) -> Option<&str> {
 
 fn is_goal_line(line: &str) -> bool {
     line.ends_with(" equal: Goal Reached")
-        && matches!(
-            crate::parse::parse_line(line),
-            Ok(Line::GoalReached { .. })
-        )
+        && matches!(crate::parse::parse_line(line), Ok(Line::GoalReached { .. }))
 }
 
 /// One child's result, as the parent's continuation reports it.
@@ -349,7 +346,9 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n\
         assert!(matches!(parse_spawn(PARENT), Err(Error::NoSpawnBlock)));
         let empty = format!("{PARENT}<Calling Sub Searches>\n<End Calling Sub Searches>\n");
         assert!(matches!(parse_spawn(&empty), Err(Error::EmptySpawnBlock)));
-        let open = format!("{PARENT}<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n");
+        let open = format!(
+            "{PARENT}<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n"
+        );
         assert!(matches!(
             parse_spawn(&open),
             Err(Error::UnterminatedSpawnBlock { line: 7 })
@@ -359,9 +358,14 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n\
         let idx = format!("{PARENT}<Calling Sub Searches>\n<Start Sub Search 1 at level 1> Moving to Node #0,0\n<End Calling Sub Searches>\n");
         assert!(matches!(
             parse_spawn(&idx),
-            Err(Error::BadChildIndex { position: 0, found: 1 })
+            Err(Error::BadChildIndex {
+                position: 0,
+                found: 1
+            })
         ));
-        let junk = format!("{PARENT}<Calling Sub Searches>\nNo solution found.\n<End Calling Sub Searches>\n");
+        let junk = format!(
+            "{PARENT}<Calling Sub Searches>\nNo solution found.\n<End Calling Sub Searches>\n"
+        );
         assert!(matches!(
             parse_spawn(&junk),
             Err(Error::UnexpectedLineInSpawnBlock { line: 8 })

@@ -281,8 +281,14 @@ mod tests {
                 },
                 "Start Sub Search at level 1: Moving to Node #0,3",
             ),
-            (Line::ExitSubSearch { level: 2 }, "Exit Sub Search at level 2"),
-            (Line::NoSolutionInSubSearch, "No solution found in sub search"),
+            (
+                Line::ExitSubSearch { level: 2 },
+                "Exit Sub Search at level 2",
+            ),
+            (
+                Line::NoSolutionInSubSearch,
+                "No solution found in sub search",
+            ),
             (Line::CallingSubSearches, "<Calling Sub Searches>"),
             (
                 Line::SpawnChild {

@@ -115,6 +115,9 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n\
             ),
             Err(Error::NoSolution(_))
         ));
-        assert!(matches!(extract_solution_text("garbage\n"), Err(Error::Parse(_))));
+        assert!(matches!(
+            extract_solution_text("garbage\n"),
+            Err(Error::Parse(_))
+        ));
     }
 }

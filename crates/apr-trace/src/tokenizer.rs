@@ -125,7 +125,10 @@ fn ops_tokens(ops: &[Op]) -> usize {
 }
 
 fn id_tokens(id: &NodeId) -> usize {
-    id.0.iter().map(|&p| num_tokens(Num::from(p))).sum::<usize>() + id.0.len().saturating_sub(1)
+    id.0.iter()
+        .map(|&p| num_tokens(Num::from(p)))
+        .sum::<usize>()
+        + id.0.len().saturating_sub(1)
 }
 
 impl TraceTokenizer {
@@ -262,9 +265,7 @@ impl TraceTokenizer {
             | Line::EndCallingSubSearches
             | Line::SubSearches
             | Line::EndSubSearches => 1,
-            Line::StartSubSearch { level, id } => {
-                2 + num_tokens(Num::from(*level)) + id_tokens(id)
-            }
+            Line::StartSubSearch { level, id } => 2 + num_tokens(Num::from(*level)) + id_tokens(id),
             Line::ExitSubSearch { level } => 1 + num_tokens(Num::from(*level)),
             Line::SpawnChild { index, level, id } => {
                 3 + num_tokens(Num::from(*index)) + num_tokens(Num::from(*level)) + id_tokens(id)
@@ -409,7 +410,10 @@ mod tests {
     fn unknown_characters() {
         let t = TraceTokenizer::new();
         assert_eq!(t.encode("é\t"), [UNK_ID, UNK_ID]);
-        assert_eq!(t.decode(&t.encode("Moving to Node #0,1\n")), "Moving to Node #0,1\n");
+        assert_eq!(
+            t.decode(&t.encode("Moving to Node #0,1\n")),
+            "Moving to Node #0,1\n"
+        );
     }
 
     #[test]

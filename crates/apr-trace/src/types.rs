@@ -166,10 +166,7 @@ mod tests {
         let op = Op::new(53, OpKind::Sub, 22).unwrap();
         assert_eq!(op.to_string(), "53-22=31");
         assert!(op.is_correct());
-        let wrong = Op {
-            result: 30,
-            ..op
-        };
+        let wrong = Op { result: 30, ..op };
         assert!(!wrong.is_correct());
         assert_eq!(Op::new(7, OpKind::Div, 2), None);
         assert_eq!(Op::new(2, OpKind::Sub, 7), None);

@@ -2,8 +2,8 @@
 //! must parse, render back byte for byte, and obey the spawn/join protocol.
 
 use apr_trace::{
-    continuation_for, dict_stats, extract_solution, parse_trace, tree_stats, ThreadTree,
-    TraceDict, TraceTokenizer,
+    continuation_for, dict_stats, extract_solution, parse_trace, tree_stats, ThreadTree, TraceDict,
+    TraceTokenizer,
 };
 use serde_json::Value;
 use std::path::PathBuf;
@@ -52,7 +52,10 @@ fn protocol_rebuilds_reference_continuations() {
         let dict: TraceDict = serde_json::from_value(r["trace_dict"].clone()).unwrap();
         for (i, kids) in dict.sub_calls.iter().enumerate() {
             let parent = &dict.main_calls[i];
-            let texts: Vec<&str> = kids.iter().map(|k| k.main_calls.last().unwrap().as_str()).collect();
+            let texts: Vec<&str> = kids
+                .iter()
+                .map(|k| k.main_calls.last().unwrap().as_str())
+                .collect();
             // Each child's first two lines are the prompt the protocol gives it.
             let block = apr_trace::parse_spawn(parent).unwrap();
             for (c, t) in block.children.iter().zip(&texts) {
@@ -84,13 +87,21 @@ fn solved_samples_have_a_solution_and_token_stats_agree() {
 
 #[test]
 fn committed_tokenizer_json_is_current_and_loads() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/tokenizer/tokenizer.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/tokenizer/tokenizer.json");
     let committed = std::fs::read_to_string(&path).unwrap();
     let tok = TraceTokenizer::new();
-    assert_eq!(committed, tok.to_hf_json().unwrap(), "regenerate with `gen-data tokenizer`");
+    assert_eq!(
+        committed,
+        tok.to_hf_json().unwrap(),
+        "regenerate with `gen-data tokenizer`"
+    );
     let hf = apr_trace::tokenizer::load_hf(&path).unwrap();
     for r in samples("apr.jsonl").iter().take(5) {
         let text = r["search_path"].as_str().unwrap();
-        assert_eq!(hf.encode(text, false).unwrap().get_ids(), tok.encode(text).as_slice());
+        assert_eq!(
+            hf.encode(text, false).unwrap().get_ids(),
+            tok.encode(text).as_slice()
+        );
     }
 }

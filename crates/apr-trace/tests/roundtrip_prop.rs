@@ -15,10 +15,12 @@
 //! Arbitrary strings (any Unicode, grammar fragments glued together, and
 //! mutated rendered traces) must never make the parser, the protocol
 //! functions or solution extraction panic, and parse errors must point at a
-//! real line of the input.
+//! real line of the input. Well-formed spawn blocks give the expected child
+//! prompts and a continuation that parses, and the typed and text token
+//! accounting agree on generated thread trees.
 
-use apr_trace::tokenizer::PHRASES;
 use apr_trace::accounting::shared_line_prefix;
+use apr_trace::tokenizer::PHRASES;
 use apr_trace::{
     continuation_for, dict_stats, extract_solution_text, join_message, parse_line, parse_spawn,
     parse_trace, parse_trace_bytes, tree_stats, Conditioning, Line, NodeId, Num, NumList, Op,
@@ -412,10 +414,7 @@ fn thread_calls() -> impl Strategy<Value = Vec<Trace>> {
     (
         prop::option::of(conditioning()),
         prop::collection::vec(line(), 1..10),
-        prop::collection::vec(
-            (any::<Index>(), prop::collection::vec(line(), 0..5)),
-            1..4,
-        ),
+        prop::collection::vec((any::<Index>(), prop::collection::vec(line(), 0..5)), 1..4),
     )
         .prop_map(|(prefix, history, calls)| {
             calls
@@ -484,7 +483,12 @@ fn check_parse_error(text: &str, e: &apr_trace::ParseError) -> Result<(), TestCa
             let here = physical[e.line - 1];
             // The excerpt is a piece of that line (the prefix is split off
             // line 1 before its body is parsed).
-            prop_assert!(here.contains(e.text.as_str()), "{:?} not in {:?}", e.text, here);
+            prop_assert!(
+                here.contains(e.text.as_str()),
+                "{:?} not in {:?}",
+                e.text,
+                here
+            );
             prop_assert!(e.text.chars().count() <= 120);
             prop_assert!(
                 msg.contains(&format!("line {}", e.line)),
@@ -708,7 +712,10 @@ fn line_strategy_covers_every_variant() {
 fn empty_trace_renders_to_rejected_empty_input() {
     let t = Trace::default();
     assert_eq!(t.render(), "");
-    assert_eq!(parse_trace("").unwrap_err().kind, ParseErrorKind::EmptyInput);
+    assert_eq!(
+        parse_trace("").unwrap_err().kind,
+        ParseErrorKind::EmptyInput
+    );
     // With a prefix and no line the call text is not empty and roundtrips.
     let t = Trace {
         prefix: Some(Conditioning::TokenBudget(512)),
@@ -759,13 +766,10 @@ fn extreme_values_roundtrip_and_count() {
     assert_eq!(tok().decode(&tok().encode(&text)), text);
 }
 
-/// Bug reproducer (`accounting::shared_line_prefix`, used by `dict_stats`):
-/// the common byte prefix is sliced as a `&str` without snapping to a
-/// character boundary, so two calls that differ inside a multi-byte
-/// character (`é` = C3 A9, `è` = C3 A8) panic with "byte index .. is not a
-/// char boundary". Remove the `ignore` once fixed.
+/// Regression: two calls that differ inside a multi-byte character
+/// (`é` = C3 A9, `è` = C3 A8) once made `shared_line_prefix` slice inside a
+/// character and panic.
 #[test]
-#[ignore = "bug in apr-trace src: shared_line_prefix slices inside a UTF-8 character"]
 fn shared_line_prefix_on_non_ascii_does_not_panic() {
     assert_eq!(shared_line_prefix("a\né\n", "a\nè\n"), "a\n");
     let dict = apr_trace::TraceDict {

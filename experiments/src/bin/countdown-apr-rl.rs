@@ -1,0 +1,8 @@
+//! `countdown-apr-rl`: the experiment pipeline. See `--help`.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    apr_experiments::pipeline::run(apr_experiments::pipeline::Cli::parse())?;
+    Ok(())
+}
