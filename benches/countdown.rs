@@ -24,23 +24,25 @@ fn bench_problems(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.bench_function("draw_solvable", |b| {
         b.iter(|| {
-            (0..N)
-                .map(|i| black_box(spec.problem(3, i, &none).unwrap()))
-                .count()
+            (0..N).for_each(|i| {
+                black_box(spec.problem(3, i, &none).unwrap());
+            })
         })
     });
     let ps = problems();
     g.bench_function("draw_solvable_plus_dfs_record", |b| {
         b.iter(|| {
-            (0..N)
-                .map(|i| {
-                    black_box(ProblemRecord::new(&spec.problem(3, i, &none).unwrap()).unwrap())
-                })
-                .count()
+            (0..N).for_each(|i| {
+                black_box(ProblemRecord::new(&spec.problem(3, i, &none).unwrap()).unwrap());
+            })
         })
     });
     g.bench_function("dfs_solve", |b| {
-        b.iter(|| ps.iter().map(|p| black_box(p.solve_dfs())).count())
+        b.iter(|| {
+            ps.iter().for_each(|p| {
+                black_box(p.solve_dfs());
+            })
+        })
     });
     g.finish();
 }
@@ -128,14 +130,17 @@ fn bench_text(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes as u64));
     g.bench_function("parse", |b| {
         b.iter(|| {
-            texts
-                .iter()
-                .map(|t| black_box(parse_trace(t).unwrap()))
-                .count()
+            texts.iter().for_each(|t| {
+                black_box(parse_trace(t).unwrap());
+            })
         })
     });
     g.bench_function("tokenize_native", |b| {
-        b.iter(|| texts.iter().map(|t| black_box(tok.encode(t))).count())
+        b.iter(|| {
+            texts.iter().for_each(|t| {
+                black_box(tok.encode(t));
+            })
+        })
     });
     let hf = tok.to_hf().unwrap();
     let few = &texts[..texts.len().min(50)];
@@ -143,13 +148,17 @@ fn bench_text(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(few_bytes as u64));
     g.bench_function("tokenize_hf_50_calls", |b| {
         b.iter(|| {
-            few.iter()
-                .map(|t| black_box(hf.encode(t.as_str(), false).unwrap()))
-                .count()
+            few.iter().for_each(|t| {
+                black_box(hf.encode(t.as_str(), false).unwrap());
+            })
         })
     });
     g.bench_function("tokenize_native_50_calls", |b| {
-        b.iter(|| few.iter().map(|t| black_box(tok.encode(t))).count())
+        b.iter(|| {
+            few.iter().for_each(|t| {
+                black_box(tok.encode(t));
+            })
+        })
     });
     g.finish();
 }
