@@ -9,6 +9,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::collections::HashSet;
 use std::hint::black_box;
 
+// The binaries use mimalloc; so do the benches.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const N: u64 = 200;
 
 fn problems() -> Vec<Problem> {

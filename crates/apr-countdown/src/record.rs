@@ -123,15 +123,21 @@ pub struct TraceRecord {
 }
 
 impl TraceRecord {
-    fn new(p: &ProblemRecord, search_path: Trace, search_type: String, beam: usize) -> Self {
-        let rating = rating(&search_path, p.start_size);
+    fn new(
+        p: &ProblemRecord,
+        search_path: &Trace,
+        text: String,
+        search_type: String,
+        beam: usize,
+    ) -> Self {
+        let rating = rating(search_path, p.start_size);
         TraceRecord {
             nums: p.nums.clone(),
             target: p.target,
             solution: p.solution.clone(),
             optimal_path: p.optimal_path.clone(),
             start_size: p.start_size,
-            search_path: search_path.render(),
+            search_path: text,
             rating,
             search_type,
             heuristic: None,
@@ -292,8 +298,14 @@ impl SospRecipe {
         let out = sosp(problem, &params, &mut rng);
         let tree = ThreadTree::single(out.trace);
         let stats = tree_stats(&tree);
-        let trace = tree.calls.into_iter().next().expect("one call");
-        let mut r = TraceRecord::new(p, trace, format!("sosp_{}", params.beam), params.beam);
+        let trace = &tree.calls[0];
+        let mut r = TraceRecord::new(
+            p,
+            trace,
+            trace.render(),
+            format!("sosp_{}", params.beam),
+            params.beam,
+        );
         r.heuristic = Some(self.heuristic.name().into());
         r.promising_threshold = Some(self.promising);
         r.set_tokens(&stats);
@@ -342,13 +354,9 @@ impl AprRecipe {
         let out = apr(problem, &params, &mut rng);
         let stats = tree_stats(&out.tree);
         let dict = out.tree.to_dict();
-        let last = out
-            .tree
-            .calls
-            .into_iter()
-            .last()
-            .expect("a thread has a call");
-        let mut r = TraceRecord::new(p, last, format!("apr_{}", params.beam), params.beam);
+        let last = out.tree.final_call().expect("a thread has a call");
+        let text = dict.main_calls.last().expect("a thread has a call").clone();
+        let mut r = TraceRecord::new(p, last, text, format!("apr_{}", params.beam), params.beam);
         r.heuristic = Some(self.heuristic.name().into());
         r.promising_threshold = Some(self.promising);
         r.sub_call_beam_size = Some(params.sub_beam);

@@ -3,6 +3,9 @@
 
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     apr_experiments::gen_data::run(apr_experiments::gen_data::Cli::parse())?;
     Ok(())
