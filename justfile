@@ -15,11 +15,9 @@ lint:
 bench:
     cargo bench -p apr-benches
 
-# Run an experiment by name (see experiments/ and docs/).
-exp name="countdown-data":
-    cargo run --release -p apr-experiments --bin {{name}} -- {{EXTRA}}
-
-EXTRA := ""
+# Run an experiment by name, e.g. `just exp countdown-apr-rl --force`.
+exp name="countdown-apr-rl" *ARGS:
+    cargo run --release -p apr-experiments --bin {{name}} -- {{ARGS}}
 
 # gen-data passthrough: `just gen-data problems --count 10 --out x.jsonl`.
 gen-data *ARGS:
