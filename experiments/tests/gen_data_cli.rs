@@ -74,6 +74,26 @@ fn problems_traces_and_stats_round_trip() {
         assert!(out.contains("60 ") && out.contains("solve rate"), "{out}");
         assert!(out.contains("grammar/protocol errors: 0"), "{out}");
     }
+    // Output does not depend on the thread count.
+    let t1 = d.path().join("t1.jsonl");
+    let t2 = d.path().join("t2.jsonl");
+    for (t, n) in [(&t1, "1"), (&t2, "2")] {
+        let o = gen(&[
+            "traces",
+            "--solver",
+            "apr",
+            "--problems",
+            s(&p),
+            "--seed",
+            "5",
+            "--threads",
+            n,
+            "--out",
+            s(t),
+        ]);
+        assert!(o.status.success());
+    }
+    assert_eq!(std::fs::read(&t1).unwrap(), std::fs::read(&t2).unwrap());
     let same = gen(&[
         "problems",
         "--count",
