@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::jsonl::{read_records, write_atomic, AtomicWriter};
 use crate::stats;
 use apr_countdown::{
-    AprRecipe, Heuristic, Problem, ProblemKey, ProblemRecord, ProblemSpec, Pruning, SospRecipe,
+    AprRecipe, Heuristic, Problem, ProblemKey, ProblemRecord, ProblemSpec, Pruning, Recipe,
+    SospRecipe,
 };
 use apr_trace::TraceTokenizer;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -373,46 +374,48 @@ pub fn traces(a: &TracesArgs) -> Result<Throughput> {
         ))
     })?;
     let pruning = a.threshold.map_or(Pruning::Beam, Pruning::Threshold);
+    let recipe = match a.solver {
+        Solver::Sosp => Recipe::Sosp(SospRecipe {
+            min_beam: a.min_beam,
+            max_beam: a.max_beam.unwrap_or(5),
+            promising: a.promising.unwrap_or(0.5),
+            heuristic,
+            pruning,
+        }),
+        Solver::Apr => Recipe::Apr(AprRecipe {
+            min_beam: a.min_beam,
+            max_beam: a.max_beam.unwrap_or(10),
+            max_sub_beam: a.max_sub_beam,
+            promising: a.promising.unwrap_or(0.9),
+            heuristic,
+            pruning,
+            max_spawn_depth: a.max_spawn_depth,
+        }),
+    };
+    recipe.validate()?;
     let mut problems = read_problems(&a.problems)?;
     if let Some(l) = a.limit {
         problems.truncate(l);
     }
-    let (t, name) = match a.solver {
-        Solver::Sosp => {
-            let r = SospRecipe {
-                min_beam: a.min_beam,
-                max_beam: a.max_beam.unwrap_or(5),
-                promising: a.promising.unwrap_or(0.5),
-                heuristic,
-                pruning,
-            };
-            r.validate()?;
-            let t = generate(problems.len(), a.threads, "sosp traces", &a.out, |i| {
-                let (rec, p) = &problems[i];
-                Ok(json_line(&r.record(rec, p, a.seed, i as u64)))
-            })?;
-            save_config(&a.out, "traces", a, &r)?;
-            (t, "SoS+ traces")
-        }
-        Solver::Apr => {
-            let r = AprRecipe {
-                min_beam: a.min_beam,
-                max_beam: a.max_beam.unwrap_or(10),
-                max_sub_beam: a.max_sub_beam,
-                promising: a.promising.unwrap_or(0.9),
-                heuristic,
-                pruning,
-                max_spawn_depth: a.max_spawn_depth,
-            };
-            r.validate()?;
-            let t = generate(problems.len(), a.threads, "apr traces", &a.out, |i| {
-                let (rec, p) = &problems[i];
-                Ok(json_line(&r.record(rec, p, a.seed, i as u64)))
-            })?;
-            save_config(&a.out, "traces", a, &r)?;
-            (t, "APR traces")
-        }
-    };
-    eprintln!("{}", t.line(name, &a.out));
+    let t = write_traces(&problems, &recipe, a.seed, a.threads, &a.out)?;
+    save_config(&a.out, "traces", a, &recipe)?;
+    Ok(t)
+}
+
+/// Writes the trace record of every problem with `recipe` to `out`
+/// (atomically, in parallel, in problem order) and prints the throughput.
+pub fn write_traces(
+    problems: &[(ProblemRecord, Problem)],
+    recipe: &Recipe,
+    seed: u64,
+    threads: usize,
+    out: &Path,
+) -> Result<Throughput> {
+    let what = format!("{} traces", recipe.solver_name());
+    let t = generate(problems.len(), threads, &what, out, |i| {
+        let (rec, p) = &problems[i];
+        Ok(json_line(&recipe.record(rec, p, seed, i as u64)))
+    })?;
+    eprintln!("{}", t.line(&what, out));
     Ok(t)
 }

@@ -6,10 +6,10 @@
 //! model stages (SFT, GRPO, evaluation) are added by later work.
 
 use crate::error::{Error, Result};
-use crate::gen_data::{self, ProblemsArgs, Solver, TracesArgs};
+use crate::gen_data::{self, ProblemsArgs};
 use crate::jsonl::write_atomic;
 use crate::stats::{file_stats, FileStats};
-use apr_countdown::{AprRecipe, Heuristic, SospRecipe};
+use apr_countdown::{AprRecipe, Recipe, SospRecipe};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -125,51 +125,18 @@ pub fn run(cli: Cli) -> Result<()> {
         .map(|_| ())
     })?;
     let mut reports: Vec<FileStats> = Vec::new();
-    for solver in [Solver::Apr, Solver::Sosp] {
-        let name = match solver {
-            Solver::Apr => "apr",
-            Solver::Sosp => "sosp",
-        };
+    let mut loaded = None;
+    for (name, recipe) in [
+        ("apr", Recipe::Apr(cfg.apr)),
+        ("sosp", Recipe::Sosp(cfg.sosp)),
+    ] {
         let out = dir.join(format!("{name}-traces.jsonl"));
-        let (heuristic, min_beam, max_beam, promising, threshold) = match solver {
-            Solver::Apr => (
-                cfg.apr.heuristic,
-                cfg.apr.min_beam,
-                cfg.apr.max_beam,
-                cfg.apr.promising,
-                cfg.apr.pruning,
-            ),
-            Solver::Sosp => (
-                cfg.sosp.heuristic,
-                cfg.sosp.min_beam,
-                cfg.sosp.max_beam,
-                cfg.sosp.promising,
-                cfg.sosp.pruning,
-            ),
-        };
         stage(&format!("{name} traces"), &out, &mut || {
-            gen_data::traces(&TracesArgs {
-                solver,
-                problems: problems.clone(),
-                seed: cfg.seed,
-                out: out.clone(),
-                min_beam,
-                max_beam: Some(max_beam),
-                max_sub_beam: cfg.apr.max_sub_beam,
-                promising: Some(promising),
-                heuristic: match heuristic {
-                    Heuristic::Mult => "mult".into(),
-                    Heuristic::Sum => "sum".into(),
-                },
-                threshold: match threshold {
-                    apr_countdown::Pruning::Threshold(t) => Some(t),
-                    apr_countdown::Pruning::Beam => None,
-                },
-                max_spawn_depth: cfg.apr.max_spawn_depth,
-                limit: None,
-                threads: 0,
-            })
-            .map(|_| ())
+            if loaded.is_none() {
+                loaded = Some(gen_data::read_problems(&problems)?);
+            }
+            let ps = loaded.as_deref().expect("loaded above");
+            gen_data::write_traces(ps, &recipe, cfg.seed, 0, &out).map(|_| ())
         })?;
         reports.push(file_stats(&out)?);
     }

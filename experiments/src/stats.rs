@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::jsonl::read_records;
 use apr_countdown::{verify_ops, verify_text, ProblemRecord, TraceRecord};
-use apr_trace::{continuation_for, parse_trace, tree_stats, Op, ThreadTree, TraceTokenizer};
+use apr_trace::{check_protocol, parse_trace, tree_stats, Op, ThreadTree, TraceTokenizer};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -193,13 +193,14 @@ pub fn file_stats(path: &Path) -> Result<FileStats> {
             continue;
         }
         let r: TraceRecord = serde_json::from_value(v).map_err(rec_err)?;
-        check_problem(&mut st, i, &r.problem_record(), &mut keys);
+        let problem_record = r.problem_record();
+        check_problem(&mut st, i, &problem_record, &mut keys);
         beams.push(r.beam_size as f64);
         let is_apr = r.trace_dict.is_some();
         st.kind = if is_apr { "apr" } else { "sosp" }.into();
         if r.solved() {
             solved += 1;
-            if let Ok(problem) = r.problem_record().problem() {
+            if let Ok(problem) = problem_record.problem() {
                 if let Err(e) = verify_text(&problem, &r.search_path) {
                     st.unverified_solved += 1;
                     st.error(i, format!("solved but search_path does not verify: {e}"));
@@ -267,47 +268,4 @@ pub fn file_stats(path: &Path) -> Result<FileStats> {
     st.child_threads = Summary::of(&kids);
     st.beam = Summary::of(&beams);
     Ok(st)
-}
-
-/// Checks every spawn round of a `trace_dict`: the children's prompts come
-/// from the parent's spawn block and the next call starts with the
-/// continuation the protocol builds from the children's texts.
-pub fn check_protocol(d: &apr_trace::TraceDict) -> std::result::Result<(), String> {
-    if d.sub_calls.len() + 1 != d.main_calls.len() && d.sub_calls.len() != d.main_calls.len() {
-        return Err(format!(
-            "{} main calls but {} spawn rounds",
-            d.main_calls.len(),
-            d.sub_calls.len()
-        ));
-    }
-    for (r, kids) in d.sub_calls.iter().enumerate() {
-        let parent = &d.main_calls[r];
-        let block = apr_trace::parse_spawn(parent).map_err(|e| format!("round {r}: {e}"))?;
-        if block.children.len() != kids.len() {
-            return Err(format!(
-                "round {r}: spawn block names {} children, {} ran",
-                block.children.len(),
-                kids.len()
-            ));
-        }
-        let mut texts = Vec::with_capacity(kids.len());
-        for (c, k) in block.children.iter().zip(kids) {
-            let first = k.main_calls.first().map(String::as_str).unwrap_or("");
-            if !first.starts_with(&c.render()) {
-                return Err(format!(
-                    "round {r}: child {} does not start with its prompt",
-                    c.index
-                ));
-            }
-            check_protocol(k)?;
-            texts.push(k.main_calls.last().map(String::as_str).unwrap_or(""));
-        }
-        if let Some(next) = d.main_calls.get(r + 1) {
-            let cont = continuation_for(parent, &texts).map_err(|e| format!("round {r}: {e}"))?;
-            if !next.starts_with(&cont) {
-                return Err(format!("round {r}: next call does not continue the join"));
-            }
-        }
-    }
-    Ok(())
 }

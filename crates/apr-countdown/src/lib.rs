@@ -30,7 +30,7 @@ pub use apr::{apr, AprOutput, AprParams};
 pub use error::{Error, Result};
 pub use heuristic::{Heuristic, Scorer};
 pub use problem::{Problem, ProblemKey, ProblemSpec};
-pub use record::{AprRecipe, ProblemRecord, SospRecipe, TraceRecord};
+pub use record::{AprRecipe, ProblemRecord, Recipe, SospRecipe, TraceRecord};
 pub use rng::{derive_seed, Rng};
 pub use search::Pruning;
 pub use sosp::{sosp, SospOutput, SospParams};

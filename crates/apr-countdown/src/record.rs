@@ -365,3 +365,45 @@ impl AprRecipe {
         r
     }
 }
+
+/// Either solver's recipe, for code that writes traces of both.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipe {
+    /// APR traces.
+    Apr(AprRecipe),
+    /// SoS+ traces.
+    Sosp(SospRecipe),
+}
+
+impl Recipe {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Recipe::Apr(r) => r.validate(),
+            Recipe::Sosp(r) => r.validate(),
+        }
+    }
+
+    /// The trace record of problem `index` of a file, under master `seed`.
+    pub fn record(
+        &self,
+        p: &ProblemRecord,
+        problem: &Problem,
+        seed: u64,
+        index: u64,
+    ) -> TraceRecord {
+        match self {
+            Recipe::Apr(r) => r.record(p, problem, seed, index),
+            Recipe::Sosp(r) => r.record(p, problem, seed, index),
+        }
+    }
+
+    /// `APR` or `SoS+`.
+    pub fn solver_name(&self) -> &'static str {
+        match self {
+            Recipe::Apr(_) => "APR",
+            Recipe::Sosp(_) => "SoS+",
+        }
+    }
+}

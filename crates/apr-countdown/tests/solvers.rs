@@ -8,7 +8,7 @@ use apr_countdown::{
     ProblemRecord, ProblemSpec, Pruning, SospParams, SospRecipe,
 };
 type Rng = apr_countdown::Rng;
-use apr_trace::{continuation_for, parse_spawn, parse_trace, ThreadTree, TraceDict};
+use apr_trace::{parse_trace, ThreadTree, TraceDict};
 use proptest::prelude::*;
 use std::collections::HashSet;
 
@@ -29,23 +29,17 @@ fn heuristic(b: bool) -> Heuristic {
     }
 }
 
-/// Checks the spawn/join protocol of every round of a trace_dict, recursively.
+/// Checks the spawn/join protocol of every round of a trace_dict, and that
+/// the solver continued every thread after each of its spawn rounds.
 fn check_protocol(d: &TraceDict) {
-    for (r, kids) in d.sub_calls.iter().enumerate() {
-        let parent = &d.main_calls[r];
-        let block = parse_spawn(parent).unwrap();
-        assert_eq!(block.children.len(), kids.len());
-        for (c, k) in block.children.iter().zip(kids) {
-            assert!(k.main_calls[0].starts_with(&c.render()));
-            check_protocol(k);
-        }
-        let texts: Vec<&str> = kids
-            .iter()
-            .map(|k| k.main_calls.last().unwrap().as_str())
-            .collect();
-        let cont = continuation_for(parent, &texts).unwrap();
-        assert!(d.main_calls[r + 1].starts_with(&cont), "round {r}");
+    if let Err(e) = apr_trace::check_protocol(d) {
+        panic!("{e}");
     }
+    fn every_round_continued(d: &TraceDict) {
+        assert_eq!(d.main_calls.len(), d.sub_calls.len() + 1);
+        d.sub_calls.iter().flatten().for_each(every_round_continued);
+    }
+    every_round_continued(d);
 }
 
 proptest! {

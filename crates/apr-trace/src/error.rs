@@ -49,6 +49,14 @@ pub enum Error {
         /// Results given.
         found: usize,
     },
+    /// A thread tree whose calls do not follow the spawn/join protocol.
+    #[error("spawn round {round}: {message}")]
+    TreeProtocol {
+        /// Index of the spawn round in the thread where it failed.
+        round: usize,
+        /// What does not match.
+        message: String,
+    },
     /// No solution could be read from a trace.
     #[error("no solution in trace: {0}")]
     NoSolution(&'static str),

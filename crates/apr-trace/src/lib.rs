@@ -32,7 +32,8 @@ pub use error::{Error, Result};
 pub use line::{Conditioning, Line, Trace};
 pub use parse::{parse_line, parse_trace, parse_trace_bytes, ParseError, ParseErrorKind};
 pub use protocol::{
-    continuation, continuation_for, join_message, parse_spawn, ChildPrompt, JoinResult, SpawnBlock,
+    check_protocol, continuation, continuation_for, join_message, parse_spawn, ChildPrompt,
+    JoinResult, SpawnBlock,
 };
 pub use solution::{extract_solution, extract_solution_text, SolutionPath};
 pub use tokenizer::TraceTokenizer;

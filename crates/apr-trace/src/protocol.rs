@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::line::Line;
 use crate::parse::parse_trace;
 use crate::render::{push_id, push_line};
+use crate::tree::TraceDict;
 use crate::types::{NodeId, Num, NumList, OpList};
 use std::collections::HashMap;
 
@@ -268,6 +269,55 @@ pub fn continuation_for(parent_text: &str, child_texts: &[&str]) -> Result<Strin
         })
         .collect();
     Ok(continuation(block.pre_spawn(parent_text), &results))
+}
+
+/// Checks that a `trace_dict` follows the protocol, recursively: each spawn
+/// round's children are those named by the parent's spawn block and start
+/// with the prompts the protocol gives them, and the parent's next call
+/// starts with the continuation built from the children's last calls. A
+/// thread may end in a spawn round with no next call (a run cut short).
+pub fn check_protocol(d: &TraceDict) -> Result<()> {
+    let rounds = d.sub_calls.len();
+    if rounds + 1 != d.main_calls.len() && rounds != d.main_calls.len() {
+        return Err(Error::TreeProtocol {
+            round: rounds,
+            message: format!(
+                "{} main calls but {rounds} spawn rounds",
+                d.main_calls.len()
+            ),
+        });
+    }
+    for (round, kids) in d.sub_calls.iter().enumerate() {
+        let bad = |message: String| Error::TreeProtocol { round, message };
+        let parent = &d.main_calls[round];
+        let block = parse_spawn(parent).map_err(|e| bad(e.to_string()))?;
+        if block.children.len() != kids.len() {
+            return Err(bad(format!(
+                "spawn block names {} children, {} ran",
+                block.children.len(),
+                kids.len()
+            )));
+        }
+        let mut texts = Vec::with_capacity(kids.len());
+        for (c, k) in block.children.iter().zip(kids) {
+            let first = k.main_calls.first().map_or("", String::as_str);
+            if !first.starts_with(&c.render()) {
+                return Err(bad(format!(
+                    "child {} does not start with its prompt",
+                    c.index
+                )));
+            }
+            check_protocol(k)?;
+            texts.push(k.main_calls.last().map_or("", String::as_str));
+        }
+        if let Some(next) = d.main_calls.get(round + 1) {
+            let cont = continuation_for(parent, &texts).map_err(|e| bad(e.to_string()))?;
+            if !next.starts_with(&cont) {
+                return Err(bad("next call does not continue the join".into()));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -65,6 +65,16 @@ fn protocol_rebuilds_reference_continuations() {
             assert!(dict.main_calls[i + 1].starts_with(&cont));
             rounds += 1;
         }
+        apr_trace::check_protocol(&dict).unwrap();
+        if let Some(kids) = dict.sub_calls.first().filter(|k| k.len() > 1) {
+            // Children in the wrong order break the protocol.
+            let mut swapped = dict.clone();
+            swapped.sub_calls[0] = kids.iter().rev().cloned().collect();
+            assert!(matches!(
+                apr_trace::check_protocol(&swapped),
+                Err(apr_trace::Error::TreeProtocol { round: 0, .. })
+            ));
+        }
     }
     assert!(rounds >= 30);
 }
