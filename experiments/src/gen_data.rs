@@ -254,7 +254,7 @@ fn generate(
     threads: usize,
     what: &str,
     out: &Path,
-    make: impl Fn(usize) -> Result<String> + Sync,
+    make: impl Fn(usize) -> Result<Vec<u8>> + Sync,
 ) -> Result<Throughput> {
     let pool = pool(threads)?;
     let threads = pool.current_num_threads();
@@ -264,14 +264,14 @@ fn generate(
     let mut begin = 0;
     while begin < n {
         let end = (begin + CHUNK).min(n);
-        let lines: Vec<String> = pool.install(|| {
+        let lines: Vec<Vec<u8>> = pool.install(|| {
             (begin..end)
                 .into_par_iter()
                 .map(&make)
                 .collect::<Result<Vec<_>>>()
         })?;
         for l in &lines {
-            w.write_all(l.as_bytes())?;
+            w.write_all(l)?;
         }
         pb.inc((end - begin) as u64);
         begin = end;
@@ -283,12 +283,6 @@ fn generate(
         seconds: start.elapsed().as_secs_f64(),
         threads,
     })
-}
-
-fn json_line<T: Serialize>(v: &T) -> String {
-    let mut s = serde_json::to_string(v).expect("records serialise");
-    s.push('\n');
-    s
 }
 
 /// What `OUT.toml` records about the run that wrote `OUT`.
@@ -342,7 +336,9 @@ pub fn problems(a: &ProblemsArgs) -> Result<Throughput> {
     }
     let t = generate(a.count as usize, a.threads, "problems", &a.out, |i| {
         let p = spec.problem(a.seed, i as u64, &exclude)?;
-        Ok(json_line(&ProblemRecord::new(&p)?))
+        let mut line = Vec::with_capacity(1024);
+        ProblemRecord::new(&p)?.write_json_line(&mut line);
+        Ok(line)
     })?;
     save_config(&a.out, "problems", a, &spec)?;
     eprintln!("{}", t.line("problems", &a.out));
@@ -414,7 +410,11 @@ pub fn write_traces(
     let what = format!("{} traces", recipe.solver_name());
     let t = generate(problems.len(), threads, &what, out, |i| {
         let (rec, p) = &problems[i];
-        Ok(json_line(&recipe.record(rec, p, seed, i as u64)))
+        let mut line = Vec::with_capacity(32 << 10);
+        recipe
+            .record(rec, p, seed, i as u64)
+            .write_json_line(&mut line);
+        Ok(line)
     })?;
     eprintln!("{}", t.line(&what, out));
     Ok(t)

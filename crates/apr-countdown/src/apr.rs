@@ -7,7 +7,7 @@
 use crate::heuristic::{Heuristic, Scorer};
 use crate::problem::Problem;
 use crate::rng::Rng;
-use crate::search::{Ctx, OpenSet, Outcome, Pruning};
+use crate::search::{Ctx, Indices, OpenSet, Pruning};
 use apr_trace::{Line, OpList, ThreadTree, Trace};
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +56,7 @@ fn search(
     level: u32,
     beam: usize,
 ) -> (ThreadTree, Option<usize>) {
-    let mut first = Vec::with_capacity(if level == 0 { 256 } else { 64 });
+    let mut first = Vec::with_capacity(if level == 0 { 256 } else { 128 });
     first.push(Line::MovingTo {
         id: ctx.nodes[start].id.clone(),
     });
@@ -69,17 +69,17 @@ fn search(
     let mut open = OpenSet::default();
     open.push(start, ctx.nodes[start].h);
     while !open.is_empty() {
-        let current: Vec<usize> = (0..beam).map_while(|_| open.pop()).collect();
+        let current: Indices = (0..beam).map_while(|_| open.pop()).collect();
         for (ci, &cur) in current.iter().enumerate() {
             let state = ctx.state_line(cur);
             let lines = calls.last_mut().expect("a thread has a call");
             lines.push(state);
-            let outcomes = ctx.expand(cur, beam, lines);
-            if let Some(Outcome::Goal(g)) = outcomes.last() {
-                ctx.push_goal_path(*g, start, lines);
-                return (finish(calls, children), Some(*g));
+            let expansion = ctx.expand(cur, beam, lines);
+            if let Some(g) = expansion.goal {
+                ctx.push_goal_path(g, start, lines);
+                return (finish(calls, children), Some(g));
             }
-            let to_explore = ctx.sorted_open(&outcomes);
+            let to_explore = expansion.open;
             let spawn =
                 level < p.max_spawn_depth && to_explore.len() > 1 && ctx.rng.chance(p.promising);
             if spawn {

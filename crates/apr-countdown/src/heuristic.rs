@@ -65,9 +65,24 @@ impl Scorer {
             }
             // Targets are small (<= a few thousand); a direct table is cheap.
             let n = usize::try_from(target).unwrap_or(0).min(1 << 20);
-            below_target = (0..n as Num)
-                .map(|x| factors.iter().map(|&f| x.abs_diff(f)).min().unwrap_or(0) as u32)
-                .collect();
+            // One sweep: factors are sorted, so the nearest one to x is the
+            // last factor <= x or the first one above it.
+            below_target = Vec::with_capacity(n);
+            let mut next = 0;
+            for x in 0..n as Num {
+                while next < factors.len() && factors[next] <= x {
+                    next += 1;
+                }
+                let below = next.checked_sub(1).map(|k| x - factors[k]);
+                let above = factors.get(next).map(|&f| f - x);
+                let d = match (below, above) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(a), None) => a,
+                    (None, Some(b)) => b,
+                    (None, None) => 0,
+                };
+                below_target.push(d as u32);
+            }
         }
         Scorer {
             kind,
@@ -156,6 +171,21 @@ pub struct Partial {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_matches_direct_minimum() {
+        for target in [1, 2, 7, 24, 36, 97, 100, 360] {
+            let sc = Heuristic::Mult.scorer(target);
+            let mut factors: Vec<Num> = (2..=target).filter(|f| target % f == 0).collect();
+            if factors.is_empty() {
+                factors.push(target);
+            }
+            for x in 0..2 * target + 3 {
+                let direct = factors.iter().map(|&f| x.abs_diff(f)).min().unwrap();
+                assert_eq!(sc.score(&[x]), direct as f64, "target {target}, x {x}");
+            }
+        }
+    }
 
     #[test]
     fn hand_computed_values() {

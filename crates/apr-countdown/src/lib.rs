@@ -18,6 +18,7 @@
 pub mod apr;
 pub mod error;
 pub mod heuristic;
+mod json;
 pub mod problem;
 pub mod record;
 pub mod rng;

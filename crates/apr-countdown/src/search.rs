@@ -6,6 +6,7 @@ use crate::rng::Rng;
 use crate::rules::{apply_move, combine};
 use apr_trace::{Line, NodeId, Num, NumList, Op, OpList};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -89,15 +90,18 @@ impl OpenSet {
     }
 }
 
-/// A successor as printed by an expansion.
-pub(crate) enum Outcome {
-    /// Reached the target: arena index of the goal node.
-    Goal(usize),
-    /// A single number that is not the target.
-    DeadEnd,
-    /// A new node (arena index), printed as `Generated Node`.
-    Open(usize),
+/// What an expansion produced.
+pub(crate) struct Expansion {
+    /// The goal node (arena index) if a successor reached the target; the
+    /// expansion stops printing there.
+    pub goal: Option<usize>,
+    /// The new non-terminal nodes, sorted by heuristic (stable), as the
+    /// reference's `nodes_to_explore.sort()`.
+    pub open: Indices,
 }
+
+/// A short list of arena indices.
+pub(crate) type Indices = SmallVec<[usize; 16]>;
 
 /// A scored move, before its list is built.
 #[derive(Clone, Copy)]
@@ -155,20 +159,23 @@ impl<'a> Ctx<'a> {
         let n = &self.nodes[idx];
         Line::CurrentState {
             target: self.target,
-            nums: n.nums.clone(),
+            nums: NumList::from_slice(&n.nums),
             ops: self.ops(idx),
         }
     }
 
     /// Expands node `cur`: prints its successors (after pruning and a
-    /// shuffle) into `lines` and returns them in printed order, stopping at
-    /// the first that reaches the goal. Children are numbered in print order
-    /// among the non-terminal ones.
-    pub fn expand(&mut self, cur: usize, beam: usize, lines: &mut Vec<Line>) -> Vec<Outcome> {
+    /// shuffle) into `lines`, stopping at the first that reaches the goal.
+    /// Children are numbered in print order among the non-terminal ones.
+    pub fn expand(&mut self, cur: usize, beam: usize, lines: &mut Vec<Line>) -> Expansion {
         // Score every move without building its list, prune, shuffle, and
         // only then build the kept successors.
         let mut cands = std::mem::take(&mut self.scratch);
         cands.clear();
+        // (heuristic bits, position) keys for a stable sort by heuristic.
+        // Heuristics are >= 0, where the bit patterns of f64 order as the
+        // values do.
+        let mut keys: SmallVec<[(u64, u16); 32]> = SmallVec::new();
         {
             let nums = &self.nodes[cur].nums;
             let part = self.scorer.partial(nums);
@@ -176,6 +183,8 @@ impl<'a> Ctx<'a> {
                 for j in i + 1..nums.len() {
                     for op in combine(nums[i], nums[j]) {
                         let h = self.scorer.score_after(&part, nums[i], nums[j], op.result);
+                        debug_assert!(h >= 0.0);
+                        keys.push((h.to_bits(), cands.len() as u16));
                         cands.push(Cand {
                             h,
                             i: i as u8,
@@ -188,13 +197,18 @@ impl<'a> Ctx<'a> {
         }
         match self.pruning {
             Pruning::Beam => {
-                cands.sort_by(|a, b| a.h.total_cmp(&b.h));
-                cands.truncate(beam);
+                keys.sort_unstable();
+                keys.truncate(beam);
+                let kept: SmallVec<[Cand; 16]> =
+                    keys.iter().map(|&(_, k)| cands[k as usize]).collect();
+                cands.clear();
+                cands.extend_from_slice(&kept);
             }
             Pruning::Threshold(t) => cands.retain(|c| c.h <= t),
         }
         self.rng.shuffle(&mut cands);
-        let mut out = Vec::with_capacity(cands.len());
+        let mut open = Indices::new();
+        let mut goal = None;
         let mut k = 0;
         for c in cands.iter() {
             let parent = &self.nodes[cur];
@@ -202,7 +216,7 @@ impl<'a> Ctx<'a> {
             let op = c.op;
             lines.push(Line::Exploring {
                 op,
-                nums: nums.clone(),
+                nums: NumList::from_slice(&nums),
             });
             if nums.len() == 1 {
                 if nums[0] == self.target {
@@ -218,20 +232,19 @@ impl<'a> Ctx<'a> {
                         parent: cur as u32,
                     };
                     self.nodes.push(node);
-                    out.push(Outcome::Goal(self.nodes.len() - 1));
+                    goal = Some(self.nodes.len() - 1);
                     break;
                 }
                 lines.push(Line::Unequal {
                     value: nums[0],
                     target: self.target,
                 });
-                out.push(Outcome::DeadEnd);
             } else {
                 let id = parent.id.child(k);
                 lines.push(Line::Generated {
                     id: id.clone(),
                     target: self.target,
-                    nums: nums.clone(),
+                    nums: NumList::from_slice(&nums),
                     op,
                 });
                 k += 1;
@@ -242,25 +255,12 @@ impl<'a> Ctx<'a> {
                     h: c.h,
                     parent: cur as u32,
                 });
-                out.push(Outcome::Open(self.nodes.len() - 1));
+                open.push(self.nodes.len() - 1);
             }
         }
         self.scratch = cands;
-        out
-    }
-
-    /// The non-terminal successors of an expansion, sorted by heuristic
-    /// (stable), as the reference's `nodes_to_explore.sort()`.
-    pub fn sorted_open(&self, outcomes: &[Outcome]) -> Vec<usize> {
-        let mut v: Vec<usize> = outcomes
-            .iter()
-            .filter_map(|o| match o {
-                Outcome::Open(i) => Some(*i),
-                _ => None,
-            })
-            .collect();
-        v.sort_by(|&a, &b| self.nodes[a].h.total_cmp(&self.nodes[b].h));
-        v
+        open.sort_by(|&a, &b| self.nodes[a].h.total_cmp(&self.nodes[b].h));
+        Expansion { goal, open }
     }
 
     /// The goal path from `start` to `goal`: `Moving to Node #start`, then
@@ -282,7 +282,7 @@ impl<'a> Ctx<'a> {
             let op = next.op;
             lines.push(Line::Exploring {
                 op,
-                nums: next.nums.clone(),
+                nums: NumList::from_slice(&next.nums),
             });
             if w[1] == goal {
                 lines.push(Line::GoalReached {
@@ -293,7 +293,7 @@ impl<'a> Ctx<'a> {
                 lines.push(Line::Generated {
                     id: next.id.clone(),
                     target: self.target,
-                    nums: next.nums.clone(),
+                    nums: NumList::from_slice(&next.nums),
                     op,
                 });
                 lines.push(Line::MovingTo {

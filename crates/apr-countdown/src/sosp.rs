@@ -5,7 +5,7 @@
 use crate::heuristic::{Heuristic, Scorer};
 use crate::problem::Problem;
 use crate::rng::Rng;
-use crate::search::{Ctx, OpenSet, Outcome, Pruning};
+use crate::search::{Ctx, Indices, OpenSet, Pruning};
 use apr_trace::{Line, OpList, Trace};
 use serde::{Deserialize, Serialize};
 
@@ -54,15 +54,15 @@ fn search(
     let mut open = OpenSet::default();
     open.push(start, ctx.nodes[start].h);
     while !open.is_empty() {
-        let current: Vec<usize> = (0..beam).map_while(|_| open.pop()).collect();
+        let current: Indices = (0..beam).map_while(|_| open.pop()).collect();
         for (ci, &cur) in current.iter().enumerate() {
             lines.push(ctx.state_line(cur));
-            let outcomes = ctx.expand(cur, beam, lines);
-            if let Some(Outcome::Goal(g)) = outcomes.last() {
-                ctx.push_goal_path(*g, 0, lines);
-                return Some(*g);
+            let expansion = ctx.expand(cur, beam, lines);
+            if let Some(g) = expansion.goal {
+                ctx.push_goal_path(g, 0, lines);
+                return Some(g);
             }
-            let to_explore = ctx.sorted_open(&outcomes);
+            let to_explore = expansion.open;
             let dive = ctx.rng.chance(p.promising);
             for n in to_explore {
                 if dive {

@@ -194,3 +194,44 @@ fn nested_spawning_happens_when_allowed() {
     }
     assert!(nested > 10, "{nested}");
 }
+
+#[test]
+fn json_writer_matches_serde_json() {
+    let spec = ProblemSpec::default();
+    let none = HashSet::new();
+    for i in 0..200 {
+        let p = spec.problem(21, i, &none).unwrap();
+        let rec = ProblemRecord::new(&p).unwrap();
+        let mut v = Vec::new();
+        rec.write_json_line(&mut v);
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            serde_json::to_string(&rec).unwrap() + "\n"
+        );
+        for r in [
+            AprRecipe::default().record(&rec, &p, 3, i),
+            SospRecipe::default().record(&rec, &p, 3, i),
+        ] {
+            let mut v = Vec::new();
+            r.write_json_line(&mut v);
+            assert_eq!(
+                String::from_utf8(v).unwrap(),
+                serde_json::to_string(&r).unwrap() + "\n"
+            );
+        }
+    }
+    // Records read from elsewhere, with the optional fields missing.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/reference-samples/apr.jsonl"
+    );
+    for line in std::fs::read_to_string(path).unwrap().lines().take(5) {
+        let r: apr_countdown::TraceRecord = serde_json::from_str(line).unwrap();
+        let mut v = Vec::new();
+        r.write_json_line(&mut v);
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            serde_json::to_string(&r).unwrap() + "\n"
+        );
+    }
+}

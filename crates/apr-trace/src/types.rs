@@ -11,9 +11,9 @@ pub type Num = u64;
 /// entries (the paper's problems) and on the heap beyond.
 pub type NumList = SmallVec<[Num; 4]>;
 
-/// A list of operations (`['53-22=31', '26+5=31']`), inline for up to three
-/// (every state of a 4-number problem) and on the heap beyond.
-pub type OpList = SmallVec<[Op; 3]>;
+/// A list of operations (`['53-22=31', '26+5=31']`), inline for up to two
+/// (every `Current State` of a 4-number problem) and on the heap beyond.
+pub type OpList = SmallVec<[Op; 2]>;
 
 /// The four arithmetic operators of Countdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
