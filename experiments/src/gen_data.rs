@@ -411,9 +411,7 @@ pub fn write_traces(
     let t = generate(problems.len(), threads, &what, out, |i| {
         let (rec, p) = &problems[i];
         let mut line = Vec::with_capacity(32 << 10);
-        recipe
-            .record(rec, p, seed, i as u64)
-            .write_json_line(&mut line);
+        recipe.write_record(rec, p, seed, i as u64, &mut line);
         Ok(line)
     })?;
     eprintln!("{}", t.line(&what, out));

@@ -5,10 +5,11 @@
 //! join messages. The result is the whole thread tree.
 
 use crate::heuristic::{Heuristic, Scorer};
+use crate::log::{Event, SearchLog, ThreadLog};
 use crate::problem::Problem;
 use crate::rng::Rng;
 use crate::search::{Ctx, Indices, OpenSet, Pruning};
-use apr_trace::{Line, OpList, ThreadTree, Trace};
+use apr_trace::{OpList, ThreadTree};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of one APR search.
@@ -40,13 +41,19 @@ pub struct AprOutput {
 
 /// Runs APR on a problem with the randomness of `rng`.
 pub fn apr(problem: &Problem, params: &AprParams, rng: &mut Rng) -> AprOutput {
+    let log = apr_log(problem, params, rng);
+    AprOutput {
+        tree: log.tree(),
+        solution: log.solution(),
+    }
+}
+
+/// Runs APR and returns the solver's compact log (every thread's calls).
+pub fn apr_log(problem: &Problem, params: &AprParams, rng: &mut Rng) -> SearchLog {
     let scorer = Scorer::new(params.heuristic, problem.target);
     let mut ctx = Ctx::new(&problem.nums, problem.target, &scorer, rng, params.pruning);
-    let (tree, goal) = search(&mut ctx, params, 0, 0, params.beam.max(1));
-    AprOutput {
-        tree,
-        solution: goal.map(|g| ctx.ops(g)),
-    }
+    let (root, goal) = search(&mut ctx, params, 0, 0, params.beam.max(1));
+    ctx.into_log(root, goal)
 }
 
 fn search(
@@ -55,73 +62,63 @@ fn search(
     start: usize,
     level: u32,
     beam: usize,
-) -> (ThreadTree, Option<usize>) {
+) -> (ThreadLog, Option<usize>) {
     let mut first = Vec::with_capacity(if level == 0 { 256 } else { 128 });
-    first.push(Line::MovingTo {
-        id: ctx.nodes[start].id.clone(),
-    });
-    let mut calls: Vec<Vec<Line>> = vec![first];
-    let mut children: Vec<Vec<ThreadTree>> = Vec::new();
-    let finish = |calls: Vec<Vec<Line>>, children| ThreadTree {
-        calls: calls.into_iter().map(Trace::from_lines).collect(),
-        children,
-    };
+    first.push(Event::MovingTo(start as u32));
+    let mut calls: Vec<Vec<Event>> = vec![first];
+    let mut children: Vec<Vec<ThreadLog>> = Vec::new();
     let mut open = OpenSet::default();
     open.push(start, ctx.nodes[start].h);
     while !open.is_empty() {
         let current: Indices = (0..beam).map_while(|_| open.pop()).collect();
         for (ci, &cur) in current.iter().enumerate() {
-            let state = ctx.state_line(cur);
             let lines = calls.last_mut().expect("a thread has a call");
-            lines.push(state);
+            lines.push(Event::State(cur as u32));
             let expansion = ctx.expand(cur, beam, lines);
             if let Some(g) = expansion.goal {
                 ctx.push_goal_path(g, start, lines);
-                return (finish(calls, children), Some(g));
+                return (ThreadLog { calls, children }, Some(g));
             }
             let to_explore = expansion.open;
             let spawn =
                 level < p.max_spawn_depth && to_explore.len() > 1 && ctx.rng.chance(p.promising);
             if spawn {
                 let sub_beam = p.sub_beam.max(1);
-                let kids: Vec<(ThreadTree, Option<usize>)> = to_explore
+                let kids: Vec<(ThreadLog, Option<usize>)> = to_explore
                     .iter()
                     .map(|&n| search(ctx, p, n, level + 1, sub_beam))
                     .collect();
                 let lines = calls.last_mut().expect("a thread has a call");
                 let mut next = Vec::with_capacity(lines.len() * 2 + 64);
                 next.extend_from_slice(lines);
-                lines.push(Line::CallingSubSearches);
+                lines.push(Event::CallingSubSearches);
                 for (i, &n) in to_explore.iter().enumerate() {
-                    lines.push(Line::SpawnChild {
+                    lines.push(Event::SpawnChild {
                         index: i as u32,
                         level: level + 1,
-                        id: ctx.nodes[n].id.clone(),
+                        node: n as u32,
                     });
                 }
-                lines.push(Line::EndCallingSubSearches);
-                next.push(Line::SubSearches);
+                lines.push(Event::EndCallingSubSearches);
+                next.push(Event::SubSearches);
                 for (i, (&n, (_, goal))) in to_explore.iter().zip(&kids).enumerate() {
-                    let (index, level, id) = (i as u32, level + 1, ctx.nodes[n].id.clone());
+                    let (index, level, node) = (i as u32, level + 1, n as u32);
                     match goal {
                         Some(g) => {
-                            next.push(Line::JoinGoal { index, level, id });
+                            next.push(Event::JoinGoal { index, level, node });
                             ctx.push_goal_path(*g, n, &mut next);
                         }
-                        None => next.push(Line::JoinNoSolution { index, level, id }),
+                        None => next.push(Event::JoinNoSolution { index, level, node }),
                     }
                 }
-                next.push(Line::EndSubSearches);
+                next.push(Event::EndSubSearches);
                 let first_goal = kids.iter().find_map(|(_, g)| *g);
                 children.push(kids.into_iter().map(|(t, _)| t).collect());
                 if let Some(g) = first_goal {
-                    next.push(Line::GoalReached {
-                        value: ctx.target,
-                        target: ctx.target,
-                    });
+                    next.push(Event::Goal(g as u32));
                     ctx.push_goal_path(g, start, &mut next);
                     calls.push(next);
-                    return (finish(calls, children), Some(g));
+                    return (ThreadLog { calls, children }, Some(g));
                 }
                 calls.push(next);
             } else {
@@ -133,24 +130,22 @@ fn search(
             // that a spawn round overwrote, naming the wrong node after a
             // spawn; here it is always the next popped node.
             if let Some(&next) = current.get(ci + 1) {
-                let id = ctx.nodes[next].id.clone();
                 calls
                     .last_mut()
                     .expect("a thread has a call")
-                    .push(Line::MovingTo { id });
+                    .push(Event::MovingTo(next as u32));
             }
         }
         if let Some(next) = open.peek() {
-            let id = ctx.nodes[next].id.clone();
             calls
                 .last_mut()
                 .expect("a thread has a call")
-                .push(Line::MovingTo { id });
+                .push(Event::MovingTo(next as u32));
         }
     }
     calls
         .last_mut()
         .expect("a thread has a call")
-        .push(Line::NoSolutionFound);
-    (finish(calls, children), None)
+        .push(Event::NoSolutionFound);
+    (ThreadLog { calls, children }, None)
 }

@@ -3,8 +3,10 @@
 //! that dominate them: the escaper skips 8 bytes at a time where nothing
 //! needs escaping.
 
+use crate::log::{SearchLog, ThreadLog};
 use crate::record::{ProblemRecord, TraceRecord};
 use apr_trace::TraceDict;
+use std::cell::Cell;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -153,6 +155,26 @@ impl ProblemRecord {
 impl TraceRecord {
     /// Appends the record as one JSON line (with `\n`), as `serde_json` writes it.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        let mut dict = self
+            .trace_dict
+            .as_ref()
+            .map(|d| move |o: &mut Vec<u8>| push_dict(o, d));
+        self.write_json_with(
+            out,
+            &mut |o| push_str(o, &self.search_path),
+            dict.as_mut().map(|f| f as &mut dyn FnMut(&mut Vec<u8>)),
+        );
+    }
+
+    /// Appends the record as one JSON line, with `search_path` and
+    /// `trace_dict` written by the given functions instead of from the
+    /// record's own fields (which the fast path leaves empty).
+    pub(crate) fn write_json_with(
+        &self,
+        out: &mut Vec<u8>,
+        search_path: &mut dyn FnMut(&mut Vec<u8>),
+        trace_dict: Option<&mut dyn FnMut(&mut Vec<u8>)>,
+    ) {
         push_problem_fields(
             out,
             &self.nums,
@@ -162,7 +184,7 @@ impl TraceRecord {
             self.start_size,
         );
         key(out, "search_path");
-        push_str(out, &self.search_path);
+        search_path(out);
         key(out, "rating");
         push_f64(out, self.rating);
         key(out, "search_type");
@@ -181,9 +203,9 @@ impl TraceRecord {
             key(out, "sub_call_beam_size");
             push_u64(out, b as u64);
         }
-        if let Some(d) = &self.trace_dict {
+        if let Some(d) = trace_dict {
             key(out, "trace_dict");
-            push_dict(out, d);
+            d(out);
         }
         let ints = [
             ("token_count", self.token_count),
@@ -218,6 +240,64 @@ impl TraceRecord {
         }
         out.extend_from_slice(b"}\n");
     }
+}
+
+/// Writes the record of a solver log straight from its events: `skeleton`
+/// holds every field but `search_path` and `trace_dict`, which are rendered
+/// here into the output (JSON-escaped as they are written), the root's last
+/// call once.
+pub(crate) fn write_log_record(
+    skeleton: &TraceRecord,
+    log: &SearchLog,
+    with_dict: bool,
+    out: &mut Vec<u8>,
+) {
+    let last = log.root.calls.last().map_or(&[][..], Vec::as_slice);
+    let span = Cell::new((0, 0));
+    let mut line = String::with_capacity(128);
+    let mut search_path = |o: &mut Vec<u8>| {
+        o.push(b'"');
+        let start = o.len();
+        log.push_call_json(last, o, &mut line);
+        span.set((start, o.len()));
+        o.push(b'"');
+    };
+    let mut dict_line = String::with_capacity(128);
+    let mut dict =
+        |o: &mut Vec<u8>| push_log_thread(o, log, &log.root, Some(span.get()), &mut dict_line);
+    skeleton.write_json_with(
+        out,
+        &mut search_path,
+        if with_dict { Some(&mut dict) } else { None },
+    );
+}
+
+/// `{"main_calls":[...],"sub_calls":[[...]]}` of a thread log; `last_span`
+/// is where the root's last call already stands in `out`.
+fn push_log_thread(
+    out: &mut Vec<u8>,
+    log: &SearchLog,
+    t: &ThreadLog,
+    last_span: Option<(usize, usize)>,
+    line: &mut String,
+) {
+    out.extend_from_slice(b"{\"main_calls\":[");
+    for (i, call) in t.calls.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        match last_span {
+            Some((s, e)) if i + 1 == t.calls.len() => out.extend_from_within(s..e),
+            _ => log.push_call_json(call, out, line),
+        }
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"],\"sub_calls\":");
+    push_list(out, &t.children, |o, round| {
+        push_list(o, round, |o, c| push_log_thread(o, log, c, None, line))
+    });
+    out.push(b'}');
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod apr;
 pub mod error;
 pub mod heuristic;
 mod json;
+pub mod log;
 pub mod problem;
 pub mod record;
 pub mod rng;
@@ -27,14 +28,15 @@ mod search;
 pub mod sosp;
 pub mod verify;
 
-pub use apr::{apr, AprOutput, AprParams};
+pub use apr::{apr, apr_log, AprOutput, AprParams};
 pub use error::{Error, Result};
 pub use heuristic::{Heuristic, Scorer};
+pub use log::{Event, SearchLog, ThreadLog};
 pub use problem::{Problem, ProblemKey, ProblemSpec};
 pub use record::{AprRecipe, ProblemRecord, Recipe, SospRecipe, TraceRecord};
 pub use rng::{derive_seed, Rng};
 pub use search::Pruning;
-pub use sosp::{sosp, SospOutput, SospParams};
+pub use sosp::{sosp, sosp_log, SospOutput, SospParams};
 pub use verify::{
     rating, reward, verify_ops, verify_path, verify_text, verify_trace, VerifyFailure,
 };

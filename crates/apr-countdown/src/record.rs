@@ -2,15 +2,17 @@
 //! their files and ours are interchangeable, and the recipes that draw each
 //! trace's solver parameters.
 
-use crate::apr::{apr, AprParams};
+use crate::apr::{apr_log, AprParams};
 use crate::error::{Error, Result};
 use crate::heuristic::Heuristic;
+use crate::json::write_log_record;
+use crate::log::SearchLog;
 use crate::problem::Problem;
 use crate::rng::{derive_seed, Rng};
 use crate::search::Pruning;
-use crate::sosp::{sosp, SospParams};
-use crate::verify::rating;
-use apr_trace::{tree_stats, Num, ThreadTree, TokenStats, Trace, TraceDict};
+use crate::sosp::{sosp_log, SospParams};
+use crate::verify::rating_of;
+use apr_trace::{Num, TokenStats, TraceDict};
 use serde::{Deserialize, Serialize};
 
 /// A problem record: `nums`, `target`, `solution`, `optimal_path`, `start_size`.
@@ -122,29 +124,41 @@ pub struct TraceRecord {
     pub child_thread_count: Option<usize>,
 }
 
+/// What a record says about the search that made it.
+struct RunMeta {
+    search_type: String,
+    beam: usize,
+    sub_beam: Option<usize>,
+    heuristic: Heuristic,
+    promising: f64,
+}
+
 impl TraceRecord {
-    fn new(
-        p: &ProblemRecord,
-        search_path: &Trace,
-        text: String,
-        search_type: String,
-        beam: usize,
-    ) -> Self {
-        let rating = rating(search_path, p.start_size);
-        TraceRecord {
+    /// The record of a solver log. With `with_text`, `search_path` and (for
+    /// APR) `trace_dict` are rendered; without, they are left empty for
+    /// [`write_log_record`], which renders them straight into the output.
+    fn from_log(p: &ProblemRecord, log: &SearchLog, meta: RunMeta, with_text: bool) -> Self {
+        let last = log.root.calls.last().map_or(&[][..], Vec::as_slice);
+        let (explored, goal) = SearchLog::explored_and_goal(last);
+        let is_apr = meta.sub_beam.is_some();
+        let mut r = TraceRecord {
             nums: p.nums.clone(),
             target: p.target,
             solution: p.solution.clone(),
             optimal_path: p.optimal_path.clone(),
             start_size: p.start_size,
-            search_path: text,
-            rating,
-            search_type,
-            heuristic: None,
-            promising_threshold: None,
-            beam_size: beam,
-            sub_call_beam_size: None,
-            trace_dict: None,
+            search_path: if with_text {
+                log.render(last)
+            } else {
+                String::new()
+            },
+            rating: rating_of(explored, goal, p.start_size),
+            search_type: meta.search_type,
+            heuristic: Some(meta.heuristic.name().into()),
+            promising_threshold: Some(meta.promising),
+            beam_size: meta.beam,
+            sub_call_beam_size: meta.sub_beam,
+            trace_dict: (with_text && is_apr).then(|| log.dict()),
             token_count: None,
             longest_seq_token_count: None,
             avg_seq_token_count: None,
@@ -152,7 +166,9 @@ impl TraceRecord {
             sub_call_count: None,
             sequential_token_count: None,
             child_thread_count: None,
-        }
+        };
+        r.set_tokens(&log.token_stats());
+        r
     }
 
     fn set_tokens(&mut self, s: &TokenStats) {
@@ -285,6 +301,20 @@ impl SospRecipe {
         }
     }
 
+    fn run(&self, problem: &Problem, seed: u64, index: u64) -> (RunMeta, SearchLog) {
+        let mut rng = Rng::new(derive_seed(seed, SOSP_STREAM, index));
+        let params = self.draw(&mut rng);
+        let log = sosp_log(problem, &params, &mut rng);
+        let meta = RunMeta {
+            search_type: format!("sosp_{}", params.beam),
+            beam: params.beam,
+            sub_beam: None,
+            heuristic: self.heuristic,
+            promising: self.promising,
+        };
+        (meta, log)
+    }
+
     /// The SoS+ trace record of problem `index` of a file, under master `seed`.
     pub fn record(
         &self,
@@ -293,23 +323,27 @@ impl SospRecipe {
         seed: u64,
         index: u64,
     ) -> TraceRecord {
-        let mut rng = Rng::new(derive_seed(seed, SOSP_STREAM, index));
-        let params = self.draw(&mut rng);
-        let out = sosp(problem, &params, &mut rng);
-        let tree = ThreadTree::single(out.trace);
-        let stats = tree_stats(&tree);
-        let trace = &tree.calls[0];
-        let mut r = TraceRecord::new(
-            p,
-            trace,
-            trace.render(),
-            format!("sosp_{}", params.beam),
-            params.beam,
+        let (meta, log) = self.run(problem, seed, index);
+        TraceRecord::from_log(p, &log, meta, true)
+    }
+
+    /// Appends the JSON line of [`record`](Self::record) (the same bytes),
+    /// rendered straight from the solver's log.
+    pub fn write_record(
+        &self,
+        p: &ProblemRecord,
+        problem: &Problem,
+        seed: u64,
+        index: u64,
+        out: &mut Vec<u8>,
+    ) {
+        let (meta, log) = self.run(problem, seed, index);
+        write_log_record(
+            &TraceRecord::from_log(p, &log, meta, false),
+            &log,
+            false,
+            out,
         );
-        r.heuristic = Some(self.heuristic.name().into());
-        r.promising_threshold = Some(self.promising);
-        r.set_tokens(&stats);
-        r
     }
 }
 
@@ -341,6 +375,20 @@ impl AprRecipe {
         }
     }
 
+    fn run(&self, problem: &Problem, seed: u64, index: u64) -> (RunMeta, SearchLog) {
+        let mut rng = Rng::new(derive_seed(seed, APR_STREAM, index));
+        let params = self.draw(&mut rng);
+        let log = apr_log(problem, &params, &mut rng);
+        let meta = RunMeta {
+            search_type: format!("apr_{}", params.beam),
+            beam: params.beam,
+            sub_beam: Some(params.sub_beam),
+            heuristic: self.heuristic,
+            promising: self.promising,
+        };
+        (meta, log)
+    }
+
     /// The APR trace record of problem `index` of a file, under master `seed`.
     pub fn record(
         &self,
@@ -349,20 +397,27 @@ impl AprRecipe {
         seed: u64,
         index: u64,
     ) -> TraceRecord {
-        let mut rng = Rng::new(derive_seed(seed, APR_STREAM, index));
-        let params = self.draw(&mut rng);
-        let out = apr(problem, &params, &mut rng);
-        let stats = tree_stats(&out.tree);
-        let dict = out.tree.to_dict();
-        let last = out.tree.final_call().expect("a thread has a call");
-        let text = dict.main_calls.last().expect("a thread has a call").clone();
-        let mut r = TraceRecord::new(p, last, text, format!("apr_{}", params.beam), params.beam);
-        r.heuristic = Some(self.heuristic.name().into());
-        r.promising_threshold = Some(self.promising);
-        r.sub_call_beam_size = Some(params.sub_beam);
-        r.trace_dict = Some(dict);
-        r.set_tokens(&stats);
-        r
+        let (meta, log) = self.run(problem, seed, index);
+        TraceRecord::from_log(p, &log, meta, true)
+    }
+
+    /// Appends the JSON line of [`record`](Self::record) (the same bytes),
+    /// rendered straight from the solver's log.
+    pub fn write_record(
+        &self,
+        p: &ProblemRecord,
+        problem: &Problem,
+        seed: u64,
+        index: u64,
+        out: &mut Vec<u8>,
+    ) {
+        let (meta, log) = self.run(problem, seed, index);
+        write_log_record(
+            &TraceRecord::from_log(p, &log, meta, false),
+            &log,
+            true,
+            out,
+        );
     }
 }
 
@@ -396,6 +451,22 @@ impl Recipe {
         match self {
             Recipe::Apr(r) => r.record(p, problem, seed, index),
             Recipe::Sosp(r) => r.record(p, problem, seed, index),
+        }
+    }
+
+    /// Appends the JSON line of [`record`](Self::record), rendered straight
+    /// from the solver's log.
+    pub fn write_record(
+        &self,
+        p: &ProblemRecord,
+        problem: &Problem,
+        seed: u64,
+        index: u64,
+        out: &mut Vec<u8>,
+    ) {
+        match self {
+            Recipe::Apr(r) => r.write_record(p, problem, seed, index, out),
+            Recipe::Sosp(r) => r.write_record(p, problem, seed, index, out),
         }
     }
 

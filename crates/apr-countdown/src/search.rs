@@ -1,10 +1,11 @@
 //! What the SoS+ and APR solvers share: the node arena, the heuristic-ordered
-//! open set, one expansion step, and the goal-path lines.
+//! open set, one expansion step, and the goal-path lines (as log events).
 
 use crate::heuristic::Scorer;
+use crate::log::{Event, SearchLog, ThreadLog};
 use crate::rng::Rng;
 use crate::rules::{apply_move, combine};
-use apr_trace::{Line, NodeId, Num, NumList, Op, OpList};
+use apr_trace::{NodeId, Num, NumList, Op, OpList};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
@@ -22,7 +23,8 @@ pub enum Pruning {
     Threshold(f64),
 }
 
-/// A search node in the arena.
+/// A search node in the arena. Terminal successors (one number left) are
+/// nodes too, without an id.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
     pub nums: NumList,
@@ -155,19 +157,20 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn state_line(&self, idx: usize) -> Line {
-        let n = &self.nodes[idx];
-        Line::CurrentState {
+    /// The finished log, with the top thread and the goal node.
+    pub fn into_log(self, root: ThreadLog, goal: Option<usize>) -> SearchLog {
+        SearchLog {
             target: self.target,
-            nums: NumList::from_slice(&n.nums),
-            ops: self.ops(idx),
+            nodes: self.nodes,
+            root,
+            goal: goal.map(|g| g as u32),
         }
     }
 
     /// Expands node `cur`: prints its successors (after pruning and a
     /// shuffle) into `lines`, stopping at the first that reaches the goal.
     /// Children are numbered in print order among the non-terminal ones.
-    pub fn expand(&mut self, cur: usize, beam: usize, lines: &mut Vec<Line>) -> Expansion {
+    pub fn expand(&mut self, cur: usize, beam: usize, lines: &mut Vec<Event>) -> Expansion {
         // Score every move without building its list, prune, shuffle, and
         // only then build the kept successors.
         let mut cands = std::mem::take(&mut self.scratch);
@@ -213,49 +216,32 @@ impl<'a> Ctx<'a> {
         for c in cands.iter() {
             let parent = &self.nodes[cur];
             let nums = apply_move(&parent.nums, c.i as usize, c.j as usize, c.op.result);
-            let op = c.op;
-            lines.push(Line::Exploring {
-                op,
-                nums: NumList::from_slice(&nums),
-            });
-            if nums.len() == 1 {
-                if nums[0] == self.target {
-                    lines.push(Line::GoalReached {
-                        value: self.target,
-                        target: self.target,
-                    });
-                    let node = Node {
-                        id: parent.id.child(k),
-                        nums,
-                        op,
-                        h: c.h,
-                        parent: cur as u32,
-                    };
-                    self.nodes.push(node);
-                    goal = Some(self.nodes.len() - 1);
-                    break;
-                }
-                lines.push(Line::Unequal {
-                    value: nums[0],
-                    target: self.target,
-                });
+            let terminal = nums.len() == 1;
+            let reached = terminal && nums[0] == self.target;
+            let id = if terminal {
+                NodeId::default()
             } else {
-                let id = parent.id.child(k);
-                lines.push(Line::Generated {
-                    id: id.clone(),
-                    target: self.target,
-                    nums: NumList::from_slice(&nums),
-                    op,
-                });
+                parent.id.child(k)
+            };
+            let idx = self.nodes.len();
+            self.nodes.push(Node {
+                id,
+                nums,
+                op: c.op,
+                h: c.h,
+                parent: cur as u32,
+            });
+            lines.push(Event::Explore(idx as u32));
+            if reached {
+                lines.push(Event::Goal(idx as u32));
+                goal = Some(idx);
+                break;
+            } else if terminal {
+                lines.push(Event::Unequal(idx as u32));
+            } else {
+                lines.push(Event::Generated(idx as u32));
                 k += 1;
-                self.nodes.push(Node {
-                    id,
-                    nums,
-                    op,
-                    h: c.h,
-                    parent: cur as u32,
-                });
-                open.push(self.nodes.len() - 1);
+                open.push(idx);
             }
         }
         self.scratch = cands;
@@ -265,53 +251,38 @@ impl<'a> Ctx<'a> {
 
     /// The goal path from `start` to `goal`: `Moving to Node #start`, then
     /// per step its state, the operation, and the next node (or the goal).
-    pub fn push_goal_path(&self, goal: usize, start: usize, lines: &mut Vec<Line>) {
-        let mut chain = vec![goal];
+    pub fn push_goal_path(&self, goal: usize, start: usize, lines: &mut Vec<Event>) {
+        let mut chain: Indices = SmallVec::new();
+        chain.push(goal);
         let mut at = goal;
         while at != start {
             at = self.nodes[at].parent as usize;
             chain.push(at);
         }
         chain.reverse();
-        lines.push(Line::MovingTo {
-            id: self.nodes[start].id.clone(),
-        });
+        lines.push(Event::MovingTo(start as u32));
         for w in chain.windows(2) {
-            lines.push(self.state_line(w[0]));
-            let next = &self.nodes[w[1]];
-            let op = next.op;
-            lines.push(Line::Exploring {
-                op,
-                nums: NumList::from_slice(&next.nums),
-            });
+            let next = w[1] as u32;
+            lines.push(Event::State(w[0] as u32));
+            lines.push(Event::Explore(next));
             if w[1] == goal {
-                lines.push(Line::GoalReached {
-                    value: next.nums[0],
-                    target: self.target,
-                });
+                lines.push(Event::Goal(next));
             } else {
-                lines.push(Line::Generated {
-                    id: next.id.clone(),
-                    target: self.target,
-                    nums: NumList::from_slice(&next.nums),
-                    op,
-                });
-                lines.push(Line::MovingTo {
-                    id: next.id.clone(),
-                });
+                lines.push(Event::Generated(next));
+                lines.push(Event::MovingTo(next));
             }
         }
     }
+}
 
-    /// The operations from the root to node `idx` (a solution when it is a goal).
-    pub fn ops(&self, idx: usize) -> OpList {
-        let mut ops = OpList::new();
-        let mut at = idx;
-        while self.nodes[at].parent != NO_PARENT {
-            ops.push(self.nodes[at].op);
-            at = self.nodes[at].parent as usize;
-        }
-        ops.reverse();
-        ops
+/// The operations from the root to node `idx` of an arena.
+pub(crate) fn path_ops(nodes: &[Node], idx: usize) -> OpList {
+    let mut ops = OpList::new();
+    let mut at = idx;
+    while nodes[at].parent != NO_PARENT {
+        ops.push(nodes[at].op);
+        at = nodes[at].parent as usize;
     }
+    ops.reverse();
+    ops
 }

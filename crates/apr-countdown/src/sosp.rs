@@ -3,10 +3,11 @@
 //! each new node in turn with a nested sub search, all in one thread.
 
 use crate::heuristic::{Heuristic, Scorer};
+use crate::log::{Event, SearchLog, ThreadLog};
 use crate::problem::Problem;
 use crate::rng::Rng;
 use crate::search::{Ctx, Indices, OpenSet, Pruning};
-use apr_trace::{Line, OpList, Trace};
+use apr_trace::{OpList, Trace};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of one SoS+ search.
@@ -33,14 +34,24 @@ pub struct SospOutput {
 
 /// Runs SoS+ on a problem with the randomness of `rng`.
 pub fn sosp(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SospOutput {
+    let log = sosp_log(problem, params, rng);
+    SospOutput {
+        trace: log.trace(&log.root.calls[0]),
+        solution: log.solution(),
+    }
+}
+
+/// Runs SoS+ and returns the solver's compact log (one thread, one call).
+pub fn sosp_log(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SearchLog {
     let scorer = Scorer::new(params.heuristic, problem.target);
     let mut ctx = Ctx::new(&problem.nums, problem.target, &scorer, rng, params.pruning);
     let mut lines = Vec::with_capacity(256);
     let goal = search(&mut ctx, params, 0, 0, &mut lines);
-    SospOutput {
-        trace: Trace::from_lines(lines),
-        solution: goal.map(|g| ctx.ops(g)),
-    }
+    let root = ThreadLog {
+        calls: vec![lines],
+        children: Vec::new(),
+    };
+    ctx.into_log(root, goal)
 }
 
 fn search(
@@ -48,7 +59,7 @@ fn search(
     p: &SospParams,
     start: usize,
     level: u32,
-    lines: &mut Vec<Line>,
+    lines: &mut Vec<Event>,
 ) -> Option<usize> {
     let beam = p.beam.max(1);
     let mut open = OpenSet::default();
@@ -56,42 +67,37 @@ fn search(
     while !open.is_empty() {
         let current: Indices = (0..beam).map_while(|_| open.pop()).collect();
         for (ci, &cur) in current.iter().enumerate() {
-            lines.push(ctx.state_line(cur));
+            lines.push(Event::State(cur as u32));
             let expansion = ctx.expand(cur, beam, lines);
             if let Some(g) = expansion.goal {
                 ctx.push_goal_path(g, 0, lines);
                 return Some(g);
             }
-            let to_explore = expansion.open;
             let dive = ctx.rng.chance(p.promising);
-            for n in to_explore {
+            for n in expansion.open {
                 if dive {
-                    lines.push(Line::StartSubSearch {
+                    lines.push(Event::StartSubSearch {
                         level: level + 1,
-                        id: ctx.nodes[n].id.clone(),
+                        node: n as u32,
                     });
                     let found = search(ctx, p, n, level + 1, lines);
-                    lines.push(Line::ExitSubSearch { level: level + 1 });
+                    lines.push(Event::ExitSubSearch { level: level + 1 });
                     if found.is_some() {
                         return found;
                     }
-                    lines.push(Line::NoSolutionInSubSearch);
+                    lines.push(Event::NoSolutionInSubSearch);
                 } else {
                     open.push(n, ctx.nodes[n].h);
                 }
             }
             if let Some(&next) = current.get(ci + 1) {
-                lines.push(Line::MovingTo {
-                    id: ctx.nodes[next].id.clone(),
-                });
+                lines.push(Event::MovingTo(next as u32));
             }
         }
         if let Some(next) = open.peek() {
-            lines.push(Line::MovingTo {
-                id: ctx.nodes[next].id.clone(),
-            });
+            lines.push(Event::MovingTo(next as u32));
         }
     }
-    lines.push(Line::NoSolutionFound);
+    lines.push(Event::NoSolutionFound);
     None
 }

@@ -181,8 +181,14 @@ pub fn max_rating_nodes(start_size: usize) -> f64 {
 /// The datasets' `rating`: `1 - (explored + 1) / max_nodes` when the search
 /// path reaches the goal, else 0.
 pub fn rating(search_path: &Trace, start_size: usize) -> f64 {
-    if search_path.has_goal() {
-        1.0 - (search_path.explored() as f64 + 1.0) / max_rating_nodes(start_size)
+    rating_of(search_path.explored(), search_path.has_goal(), start_size)
+}
+
+/// [`rating`] from the count of `Exploring Operation` lines and whether a
+/// goal line is present.
+pub fn rating_of(explored: usize, has_goal: bool, start_size: usize) -> f64 {
+    if has_goal {
+        1.0 - (explored as f64 + 1.0) / max_rating_nodes(start_size)
     } else {
         0.0
     }

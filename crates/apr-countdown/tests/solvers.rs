@@ -5,7 +5,7 @@
 
 use apr_countdown::{
     apr, sosp, verify_ops, verify_text, verify_trace, AprParams, AprRecipe, Heuristic, Problem,
-    ProblemRecord, ProblemSpec, Pruning, SospParams, SospRecipe,
+    ProblemRecord, ProblemSpec, Pruning, Recipe, SospParams, SospRecipe,
 };
 type Rng = apr_countdown::Rng;
 use apr_trace::{parse_trace, ThreadTree, TraceDict};
@@ -208,16 +208,19 @@ fn json_writer_matches_serde_json() {
             String::from_utf8(v).unwrap(),
             serde_json::to_string(&rec).unwrap() + "\n"
         );
-        for r in [
-            AprRecipe::default().record(&rec, &p, 3, i),
-            SospRecipe::default().record(&rec, &p, 3, i),
+        for recipe in [
+            Recipe::Apr(AprRecipe::default()),
+            Recipe::Sosp(SospRecipe::default()),
         ] {
+            let r = recipe.record(&rec, &p, 3, i);
             let mut v = Vec::new();
             r.write_json_line(&mut v);
-            assert_eq!(
-                String::from_utf8(v).unwrap(),
-                serde_json::to_string(&r).unwrap() + "\n"
-            );
+            let serde = serde_json::to_string(&r).unwrap() + "\n";
+            assert_eq!(String::from_utf8(v).unwrap(), serde);
+            // The fast path, rendered straight from the solver's log.
+            let mut fast = Vec::new();
+            recipe.write_record(&rec, &p, 3, i, &mut fast);
+            assert_eq!(String::from_utf8(fast).unwrap(), serde);
         }
     }
     // Records read from elsewhere, with the optional fields missing.

@@ -61,21 +61,32 @@ impl TokenStats {
     }
 }
 
-/// One thread's calls as (tokens without BOS/EOS, tokens shared with the previous call).
-struct ThreadCalls {
-    calls: Vec<(usize, usize)>,
+/// Token statistics of any thread-tree shape: `calls_of` gives a thread's
+/// calls as (tokens without BOS/EOS, tokens of whole lines shared with the
+/// previous call), `rounds_of` its children per spawn round. The typed and
+/// text forms here, and any other representation, share this one rule.
+pub fn stats_of<T>(
+    root: &T,
+    calls_of: impl Fn(&T) -> Vec<(usize, usize)>,
+    rounds_of: fn(&T) -> &[Vec<T>],
+) -> TokenStats {
+    let mut stats = TokenStats::default();
+    let (total, sequential) = account(root, &calls_of, rounds_of, 0, &mut stats);
+    stats.total = total;
+    stats.sequential = sequential;
+    stats
 }
 
 fn account<T>(
     thread: &T,
-    calls_of: &impl Fn(&T) -> ThreadCalls,
+    calls_of: &impl Fn(&T) -> Vec<(usize, usize)>,
     rounds_of: fn(&T) -> &[Vec<T>],
     depth: usize,
     stats: &mut TokenStats,
 ) -> (usize, usize) {
-    let tc = calls_of(thread);
+    let calls = calls_of(thread);
     let mut total = 0;
-    for (i, &(n, shared)) in tc.calls.iter().enumerate() {
+    for (i, &(n, shared)) in calls.iter().enumerate() {
         let seq = n + 2;
         stats.longest_call = stats.longest_call.max(seq);
         stats.calls += 1;
@@ -100,18 +111,11 @@ fn account<T>(
     (total, sequential)
 }
 
-fn finish(mut stats: TokenStats, (total, sequential): (usize, usize)) -> TokenStats {
-    stats.total = total;
-    stats.sequential = sequential;
-    stats
-}
-
 /// Token statistics of a typed thread tree, computed from the typed lines
 /// without rendering (fast path for data generation).
 pub fn tree_stats(tree: &ThreadTree) -> TokenStats {
-    let calls_of = |t: &ThreadTree| ThreadCalls {
-        calls: t
-            .calls
+    let calls_of = |t: &ThreadTree| {
+        t.calls
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -122,11 +126,9 @@ pub fn tree_stats(tree: &ThreadTree) -> TokenStats {
                 };
                 (TraceTokenizer::count_trace(c), shared)
             })
-            .collect(),
+            .collect()
     };
-    let mut stats = TokenStats::default();
-    let r = account(tree, &calls_of, |t| &t.children, 0, &mut stats);
-    finish(stats, r)
+    stats_of(tree, calls_of, |t| &t.children)
 }
 
 fn shared_tokens_typed(a: &Trace, b: &Trace) -> usize {
@@ -152,9 +154,8 @@ fn shared_tokens_typed(a: &Trace, b: &Trace) -> usize {
 /// Token statistics of a `trace_dict` given as text, with any tokenizer's
 /// counting function. Shared prefixes are taken at whole lines.
 pub fn dict_stats(dict: &TraceDict, count: &impl Fn(&str) -> usize) -> TokenStats {
-    let calls_of = |t: &TraceDict| ThreadCalls {
-        calls: t
-            .main_calls
+    let calls_of = |t: &TraceDict| {
+        t.main_calls
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -165,11 +166,9 @@ pub fn dict_stats(dict: &TraceDict, count: &impl Fn(&str) -> usize) -> TokenStat
                 };
                 (count(c), shared)
             })
-            .collect(),
+            .collect()
     };
-    let mut stats = TokenStats::default();
-    let r = account(dict, &calls_of, |t| &t.sub_calls, 0, &mut stats);
-    finish(stats, r)
+    stats_of(dict, calls_of, |t| &t.sub_calls)
 }
 
 /// The longest common prefix of `a` and `b` that ends at a line end.

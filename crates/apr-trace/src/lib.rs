@@ -27,7 +27,7 @@ pub mod tokenizer;
 pub mod tree;
 pub mod types;
 
-pub use accounting::{dict_stats, tree_stats, TokenStats};
+pub use accounting::{dict_stats, stats_of, tree_stats, TokenStats};
 pub use error::{Error, Result};
 pub use line::{Conditioning, Line, Trace};
 pub use parse::{parse_line, parse_trace, parse_trace_bytes, ParseError, ParseErrorKind};
