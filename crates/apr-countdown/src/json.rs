@@ -254,17 +254,14 @@ pub(crate) fn write_log_record(
 ) {
     let last = log.root.calls.last().map_or(&[][..], Vec::as_slice);
     let span = Cell::new((0, 0));
-    let mut line = String::with_capacity(128);
     let mut search_path = |o: &mut Vec<u8>| {
         o.push(b'"');
         let start = o.len();
-        log.push_call_json(last, o, &mut line);
+        log.push_call_json(last, o);
         span.set((start, o.len()));
         o.push(b'"');
     };
-    let mut dict_line = String::with_capacity(128);
-    let mut dict =
-        |o: &mut Vec<u8>| push_log_thread(o, log, &log.root, Some(span.get()), &mut dict_line);
+    let mut dict = |o: &mut Vec<u8>| push_log_thread(o, log, &log.root, Some(span.get()));
     skeleton.write_json_with(
         out,
         &mut search_path,
@@ -279,7 +276,6 @@ fn push_log_thread(
     log: &SearchLog,
     t: &ThreadLog,
     last_span: Option<(usize, usize)>,
-    line: &mut String,
 ) {
     out.extend_from_slice(b"{\"main_calls\":[");
     for (i, call) in t.calls.iter().enumerate() {
@@ -289,13 +285,13 @@ fn push_log_thread(
         out.push(b'"');
         match last_span {
             Some((s, e)) if i + 1 == t.calls.len() => out.extend_from_within(s..e),
-            _ => log.push_call_json(call, out, line),
+            _ => log.push_call_json(call, out),
         }
         out.push(b'"');
     }
     out.extend_from_slice(b"],\"sub_calls\":");
     push_list(out, &t.children, |o, round| {
-        push_list(o, round, |o, c| push_log_thread(o, log, c, None, line))
+        push_list(o, round, |o, c| push_log_thread(o, log, c, None))
     });
     out.push(b'}');
 }

@@ -4,9 +4,9 @@
 //! anything in between, which keeps data generation fast.
 
 use crate::search::Node;
-use apr_trace::render::push_line;
+use apr_trace::render::{push_line_ref, JsonEscaped};
 use apr_trace::{
-    stats_of, Line, Num, NumList, OpList, ThreadTree, TokenStats, Trace, TraceDict, TraceTokenizer,
+    stats_of, Line, LineRef, Num, OpList, ThreadTree, TokenStats, Trace, TraceDict, TraceTokenizer,
 };
 
 /// One trace line, by reference to the arena.
@@ -97,76 +97,84 @@ pub struct SearchLog {
 }
 
 impl SearchLog {
-    /// The typed line of an event.
-    pub fn line(&self, e: Event) -> Line {
+    /// Calls `f` with the borrowed line of an event (nothing is built but
+    /// the operation list of a `Current State`, on the stack).
+    pub fn with_line<R>(&self, e: Event, f: impl FnOnce(LineRef<'_>) -> R) -> R {
         let node = |i: u32| &self.nodes[i as usize];
         let target = self.target;
-        match e {
-            Event::State(i) => Line::CurrentState {
-                target,
-                nums: NumList::from_slice(&node(i).nums),
-                ops: self.ops(i),
+        let line = match e {
+            Event::State(i) => {
+                let ops = self.ops(i);
+                return f(LineRef::CurrentState {
+                    target,
+                    nums: &node(i).nums,
+                    ops: &ops,
+                });
+            }
+            Event::Explore(i) => LineRef::Exploring {
+                op: &node(i).op,
+                nums: &node(i).nums,
             },
-            Event::Explore(i) => Line::Exploring {
-                op: node(i).op,
-                nums: NumList::from_slice(&node(i).nums),
-            },
-            Event::Goal(i) => Line::GoalReached {
+            Event::Goal(i) => LineRef::GoalReached {
                 value: node(i).nums[0],
                 target,
             },
-            Event::Unequal(i) => Line::Unequal {
+            Event::Unequal(i) => LineRef::Unequal {
                 value: node(i).nums[0],
                 target,
             },
-            Event::Generated(i) => Line::Generated {
-                id: node(i).id.clone(),
+            Event::Generated(i) => LineRef::Generated {
+                id: &node(i).id,
                 target,
-                nums: NumList::from_slice(&node(i).nums),
-                op: node(i).op,
+                nums: &node(i).nums,
+                op: &node(i).op,
             },
-            Event::MovingTo(i) => Line::MovingTo {
-                id: node(i).id.clone(),
-            },
-            Event::NoSolutionFound => Line::NoSolutionFound,
-            Event::StartSubSearch { level, node: i } => Line::StartSubSearch {
+            Event::MovingTo(i) => LineRef::MovingTo { id: &node(i).id },
+            Event::NoSolutionFound => LineRef::NoSolutionFound,
+            Event::StartSubSearch { level, node: i } => LineRef::StartSubSearch {
                 level,
-                id: node(i).id.clone(),
+                id: &node(i).id,
             },
-            Event::ExitSubSearch { level } => Line::ExitSubSearch { level },
-            Event::NoSolutionInSubSearch => Line::NoSolutionInSubSearch,
-            Event::CallingSubSearches => Line::CallingSubSearches,
+            Event::ExitSubSearch { level } => LineRef::ExitSubSearch { level },
+            Event::NoSolutionInSubSearch => LineRef::NoSolutionInSubSearch,
+            Event::CallingSubSearches => LineRef::CallingSubSearches,
             Event::SpawnChild {
                 index,
                 level,
                 node: i,
-            } => Line::SpawnChild {
+            } => LineRef::SpawnChild {
                 index,
                 level,
-                id: node(i).id.clone(),
+                id: &node(i).id,
             },
-            Event::EndCallingSubSearches => Line::EndCallingSubSearches,
-            Event::SubSearches => Line::SubSearches,
+            Event::EndCallingSubSearches => LineRef::EndCallingSubSearches,
+            Event::SubSearches => LineRef::SubSearches,
             Event::JoinGoal {
                 index,
                 level,
                 node: i,
-            } => Line::JoinGoal {
+            } => LineRef::JoinGoal {
                 index,
                 level,
-                id: node(i).id.clone(),
+                id: &node(i).id,
             },
             Event::JoinNoSolution {
                 index,
                 level,
                 node: i,
-            } => Line::JoinNoSolution {
+            } => LineRef::JoinNoSolution {
                 index,
                 level,
-                id: node(i).id.clone(),
+                id: &node(i).id,
             },
-            Event::EndSubSearches => Line::EndSubSearches,
-        }
+            Event::EndSubSearches => LineRef::EndSubSearches,
+        };
+        f(line)
+    }
+
+    /// The typed line of an event.
+    pub fn line(&self, e: Event) -> Line {
+        self.with_line(e, |l| l.to_line())
     }
 
     /// The operations from the root to node `i`.
@@ -202,7 +210,7 @@ impl SearchLog {
     /// Appends a call's text.
     pub fn render_call(&self, call: &[Event], out: &mut String) {
         for &e in call {
-            push_line(out, &self.line(e));
+            self.with_line(e, |l| push_line_ref(out, l));
         }
     }
 
@@ -228,41 +236,38 @@ impl SearchLog {
         go(self, &self.root)
     }
 
-    /// Appends a call's text as the inside of a JSON string: the renderer
-    /// writes no character that JSON escapes except the line ends.
-    pub(crate) fn push_call_json(&self, call: &[Event], out: &mut Vec<u8>, line: &mut String) {
+    /// Appends a call's text as the inside of a JSON string.
+    pub(crate) fn push_call_json(&self, call: &[Event], out: &mut Vec<u8>) {
+        let mut sink = JsonEscaped(out);
         for &e in call {
-            line.clear();
-            push_line(line, &self.line(e));
-            let body = &line.as_bytes()[..line.len() - 1];
-            debug_assert!(!body.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'));
-            out.extend_from_slice(body);
-            out.extend_from_slice(b"\\n");
+            self.with_line(e, |l| push_line_ref(&mut sink, l));
         }
     }
 
-    /// Token statistics, counted from the events without rendering.
+    /// Token statistics, counted from the events without rendering. Each
+    /// event is counted once: a call's prefix shared with the previous call
+    /// reuses that call's counts.
     pub fn token_stats(&self) -> TokenStats {
-        let count = |call: &[Event]| -> usize {
-            call.iter()
-                .map(|&e| TraceTokenizer::count_line(&self.line(e)))
-                .sum()
-        };
+        let count = |e: Event| self.with_line(e, TraceTokenizer::count_line_ref);
         let calls_of = |t: &ThreadLog| {
-            t.calls
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let shared = if i == 0 {
-                        0
-                    } else {
-                        let prev = &t.calls[i - 1];
-                        let n = prev.iter().zip(c).take_while(|(a, b)| a == b).count();
-                        count(&c[..n])
-                    };
-                    (count(c), shared)
-                })
-                .collect()
+            let mut out = Vec::with_capacity(t.calls.len());
+            // sums[k]: tokens of the first k events of the previous call.
+            let mut prev: &[Event] = &[];
+            let mut prev_sums = vec![0];
+            for c in &t.calls {
+                let n = prev.iter().zip(c).take_while(|(a, b)| a == b).count();
+                let mut sums = Vec::with_capacity(c.len() + 1);
+                sums.extend_from_slice(&prev_sums[..=n]);
+                for &e in &c[n..] {
+                    let before = *sums.last().expect("starts with a count");
+                    sums.push(before + count(e));
+                }
+                let shared = if out.is_empty() { 0 } else { sums[n] };
+                out.push((sums[c.len()], shared));
+                prev = c;
+                prev_sums = sums;
+            }
+            out
         };
         stats_of(&self.root, calls_of, |t| &t.children)
     }

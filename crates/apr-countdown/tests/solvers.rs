@@ -85,7 +85,13 @@ proptest! {
             }
             None => prop_assert!(!last.has_goal()),
         }
-        prop_assert_eq!(apr(&pr, &params, &mut Rng::new(seed)), out);
+        prop_assert_eq!(apr(&pr, &params, &mut Rng::new(seed)), out.clone());
+        // The solver's log counts tokens as the typed tree and the text do.
+        let log = apr_countdown::apr_log(&pr, &params, &mut Rng::new(seed));
+        let tok = apr_trace::TraceTokenizer::new();
+        prop_assert_eq!(log.token_stats(), apr_trace::tree_stats(&out.tree));
+        prop_assert_eq!(log.token_stats(), apr_trace::dict_stats(&dict, &|t| tok.count(t)));
+        prop_assert_eq!(log.dict(), dict);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod types;
 
 pub use accounting::{dict_stats, stats_of, tree_stats, TokenStats};
 pub use error::{Error, Result};
-pub use line::{Conditioning, Line, Trace};
+pub use line::{Conditioning, Line, LineRef, Trace};
 pub use parse::{parse_line, parse_trace, parse_trace_bytes, ParseError, ParseErrorKind};
 pub use protocol::{
     check_protocol, continuation, continuation_for, join_message, parse_spawn, ChildPrompt,

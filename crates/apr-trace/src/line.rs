@@ -118,6 +118,196 @@ pub enum Line {
     EndSubSearches,
 }
 
+/// A line with borrowed contents: what a solver's arena can lend without
+/// building a [`Line`]. Rendering and token counting work on this form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // Fields mean what they mean in [`Line`].
+pub enum LineRef<'a> {
+    CurrentState {
+        target: Num,
+        nums: &'a [Num],
+        ops: &'a [Op],
+    },
+    Exploring {
+        op: &'a Op,
+        nums: &'a [Num],
+    },
+    Generated {
+        id: &'a NodeId,
+        target: Num,
+        nums: &'a [Num],
+        op: &'a Op,
+    },
+    PathNode {
+        index: u32,
+        nums: &'a [Num],
+        op: &'a Op,
+    },
+    MovingTo {
+        id: &'a NodeId,
+    },
+    GoalReached {
+        value: Num,
+        target: Num,
+    },
+    Unequal {
+        value: Num,
+        target: Num,
+    },
+    NoSolutionFound,
+    StartSubSearch {
+        level: u32,
+        id: &'a NodeId,
+    },
+    ExitSubSearch {
+        level: u32,
+    },
+    NoSolutionInSubSearch,
+    CallingSubSearches,
+    SpawnChild {
+        index: u32,
+        level: u32,
+        id: &'a NodeId,
+    },
+    EndCallingSubSearches,
+    SubSearches,
+    JoinGoal {
+        index: u32,
+        level: u32,
+        id: &'a NodeId,
+    },
+    JoinNoSolution {
+        index: u32,
+        level: u32,
+        id: &'a NodeId,
+    },
+    EndSubSearches,
+}
+
+impl Line {
+    /// The borrowed form of this line.
+    pub fn as_ref(&self) -> LineRef<'_> {
+        match self {
+            Line::CurrentState { target, nums, ops } => LineRef::CurrentState {
+                target: *target,
+                nums,
+                ops,
+            },
+            Line::Exploring { op, nums } => LineRef::Exploring { op, nums },
+            Line::Generated {
+                id,
+                target,
+                nums,
+                op,
+            } => LineRef::Generated {
+                id,
+                target: *target,
+                nums,
+                op,
+            },
+            Line::PathNode { index, nums, op } => LineRef::PathNode {
+                index: *index,
+                nums,
+                op,
+            },
+            Line::MovingTo { id } => LineRef::MovingTo { id },
+            Line::GoalReached { value, target } => LineRef::GoalReached {
+                value: *value,
+                target: *target,
+            },
+            Line::Unequal { value, target } => LineRef::Unequal {
+                value: *value,
+                target: *target,
+            },
+            Line::NoSolutionFound => LineRef::NoSolutionFound,
+            Line::StartSubSearch { level, id } => LineRef::StartSubSearch { level: *level, id },
+            Line::ExitSubSearch { level } => LineRef::ExitSubSearch { level: *level },
+            Line::NoSolutionInSubSearch => LineRef::NoSolutionInSubSearch,
+            Line::CallingSubSearches => LineRef::CallingSubSearches,
+            Line::SpawnChild { index, level, id } => LineRef::SpawnChild {
+                index: *index,
+                level: *level,
+                id,
+            },
+            Line::EndCallingSubSearches => LineRef::EndCallingSubSearches,
+            Line::SubSearches => LineRef::SubSearches,
+            Line::JoinGoal { index, level, id } => LineRef::JoinGoal {
+                index: *index,
+                level: *level,
+                id,
+            },
+            Line::JoinNoSolution { index, level, id } => LineRef::JoinNoSolution {
+                index: *index,
+                level: *level,
+                id,
+            },
+            Line::EndSubSearches => LineRef::EndSubSearches,
+        }
+    }
+}
+
+impl LineRef<'_> {
+    /// The owned line.
+    pub fn to_line(&self) -> Line {
+        match *self {
+            LineRef::CurrentState { target, nums, ops } => Line::CurrentState {
+                target,
+                nums: NumList::from_slice(nums),
+                ops: OpList::from_slice(ops),
+            },
+            LineRef::Exploring { op, nums } => Line::Exploring {
+                op: *op,
+                nums: NumList::from_slice(nums),
+            },
+            LineRef::Generated {
+                id,
+                target,
+                nums,
+                op,
+            } => Line::Generated {
+                id: id.clone(),
+                target,
+                nums: NumList::from_slice(nums),
+                op: *op,
+            },
+            LineRef::PathNode { index, nums, op } => Line::PathNode {
+                index,
+                nums: NumList::from_slice(nums),
+                op: *op,
+            },
+            LineRef::MovingTo { id } => Line::MovingTo { id: id.clone() },
+            LineRef::GoalReached { value, target } => Line::GoalReached { value, target },
+            LineRef::Unequal { value, target } => Line::Unequal { value, target },
+            LineRef::NoSolutionFound => Line::NoSolutionFound,
+            LineRef::StartSubSearch { level, id } => Line::StartSubSearch {
+                level,
+                id: id.clone(),
+            },
+            LineRef::ExitSubSearch { level } => Line::ExitSubSearch { level },
+            LineRef::NoSolutionInSubSearch => Line::NoSolutionInSubSearch,
+            LineRef::CallingSubSearches => Line::CallingSubSearches,
+            LineRef::SpawnChild { index, level, id } => Line::SpawnChild {
+                index,
+                level,
+                id: id.clone(),
+            },
+            LineRef::EndCallingSubSearches => Line::EndCallingSubSearches,
+            LineRef::SubSearches => Line::SubSearches,
+            LineRef::JoinGoal { index, level, id } => Line::JoinGoal {
+                index,
+                level,
+                id: id.clone(),
+            },
+            LineRef::JoinNoSolution { index, level, id } => Line::JoinNoSolution {
+                index,
+                level,
+                id: id.clone(),
+            },
+            LineRef::EndSubSearches => Line::EndSubSearches,
+        }
+    }
+}
+
 /// A conditioning prefix, written before the first line of a root prompt
 /// with a trailing space and no newline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,177 +1,242 @@
 //! Rendering typed lines to the reference grammar, byte for byte.
 //!
 //! Rendering is on the hot path of data generation, so it appends to a
-//! `String` directly (no `fmt` machinery) and formats numbers with `itoa`.
+//! [`Sink`] directly (no `fmt` machinery) and formats numbers with `itoa`.
+//! One formatter serves owned lines ([`Line`]) and borrowed ones
+//! ([`LineRef`], what a solver's arena lends), into plain text or straight
+//! into a JSON string ([`JsonEscaped`]).
 
-use crate::line::{Conditioning, Line, Trace};
+use crate::line::{Conditioning, Line, LineRef, Trace};
 use crate::types::{NodeId, Num, Op};
 use std::fmt;
 
-#[inline]
-fn push_num(out: &mut String, n: impl itoa::Integer) {
-    let mut buf = itoa::Buffer::new();
-    out.push_str(buf.format(n));
+/// Where rendered text goes.
+pub trait Sink {
+    /// Appends text that contains no line end.
+    fn put(&mut self, s: &str);
+    /// Appends one ASCII byte.
+    fn put_ascii(&mut self, b: u8);
+    /// Ends a line.
+    fn newline(&mut self);
 }
 
-fn push_op(out: &mut String, op: &Op) {
+impl Sink for String {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    #[inline]
+    fn put_ascii(&mut self, b: u8) {
+        debug_assert!(b.is_ascii());
+        self.push(b as char);
+    }
+    #[inline]
+    fn newline(&mut self) {
+        self.push('\n');
+    }
+}
+
+/// A sink that writes the inside of a JSON string: the renderer writes no
+/// character that JSON escapes except line ends, which become `\n`.
+pub struct JsonEscaped<'a>(pub &'a mut Vec<u8>);
+
+impl Sink for JsonEscaped<'_> {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        debug_assert!(!s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    #[inline]
+    fn put_ascii(&mut self, b: u8) {
+        debug_assert!(b.is_ascii() && b >= 0x20 && b != b'"' && b != b'\\');
+        self.0.push(b);
+    }
+    #[inline]
+    fn newline(&mut self) {
+        self.0.extend_from_slice(b"\\n");
+    }
+}
+
+#[inline]
+fn push_num(out: &mut impl Sink, n: impl Into<u64>) {
+    let n: u64 = n.into();
+    // Most numbers of a trace are below 1000: write their digits one by
+    // one rather than through a variable-length copy.
+    if n < 10 {
+        out.put_ascii(b'0' + n as u8);
+    } else if n < 100 {
+        out.put_ascii(b'0' + (n / 10) as u8);
+        out.put_ascii(b'0' + (n % 10) as u8);
+    } else if n < 1000 {
+        out.put_ascii(b'0' + (n / 100) as u8);
+        out.put_ascii(b'0' + (n / 10 % 10) as u8);
+        out.put_ascii(b'0' + (n % 10) as u8);
+    } else {
+        out.put(itoa::Buffer::new().format(n));
+    }
+}
+
+fn push_op(out: &mut impl Sink, op: &Op) {
     push_num(out, op.lhs);
-    out.push(op.kind.symbol());
+    out.put(op.kind.symbol_str());
     push_num(out, op.rhs);
-    out.push('=');
+    out.put("=");
     push_num(out, op.result);
 }
 
 /// Appends a Python-style list of numbers: `[22, 26, 31]`.
-pub fn push_nums(out: &mut String, nums: &[Num]) {
-    out.push('[');
+pub fn push_nums(out: &mut impl Sink, nums: &[Num]) {
+    out.put("[");
     for (i, n) in nums.iter().enumerate() {
         if i > 0 {
-            out.push_str(", ");
+            out.put(", ");
         }
         push_num(out, *n);
     }
-    out.push(']');
+    out.put("]");
 }
 
 /// Appends a Python-style list of operation strings: `['53-22=31', '26+5=31']`.
-pub fn push_ops(out: &mut String, ops: &[Op]) {
-    out.push('[');
+pub fn push_ops(out: &mut impl Sink, ops: &[Op]) {
+    out.put("[");
     for (i, op) in ops.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push('\'');
+        out.put(if i > 0 { ", '" } else { "'" });
         push_op(out, op);
-        out.push('\'');
+        out.put("'");
     }
-    out.push(']');
+    out.put("]");
 }
 
 /// Appends a node id: `0,2,1`.
-pub fn push_id(out: &mut String, id: &NodeId) {
+pub fn push_id(out: &mut impl Sink, id: &NodeId) {
     for (i, p) in id.0.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.put(",");
         }
         push_num(out, *p);
     }
 }
 
 /// Appends the text of a conditioning prefix, trailing space included.
-pub fn push_conditioning(out: &mut String, c: Conditioning) {
+pub fn push_conditioning(out: &mut impl Sink, c: Conditioning) {
     match c {
         Conditioning::SubCallBudget(n) => {
-            out.push_str("Sub Call Budget: ");
+            out.put("Sub Call Budget: ");
             push_num(out, n);
         }
         Conditioning::TokenBudget(b) => {
-            out.push_str("Token Budget: ");
+            out.put("Token Budget: ");
             push_num(out, b);
         }
     }
-    out.push(' ');
+    out.put(" ");
 }
 
 /// Appends one line's text followed by `\n`.
-pub fn push_line(out: &mut String, line: &Line) {
+pub fn push_line(out: &mut impl Sink, line: &Line) {
+    push_line_ref(out, line.as_ref());
+}
+
+/// Appends one borrowed line's text followed by `\n`.
+pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
     match line {
-        Line::CurrentState { target, nums, ops } => {
-            out.push_str("Current State: ");
-            push_num(out, *target);
-            out.push(':');
+        LineRef::CurrentState { target, nums, ops } => {
+            out.put("Current State: ");
+            push_num(out, target);
+            out.put(":");
             push_nums(out, nums);
-            out.push_str(", Operations: ");
+            out.put(", Operations: ");
             push_ops(out, ops);
         }
-        Line::Exploring { op, nums } => {
-            out.push_str("Exploring Operation: ");
+        LineRef::Exploring { op, nums } => {
+            out.put("Exploring Operation: ");
             push_op(out, op);
-            out.push_str(", Resulting Numbers: ");
+            out.put(", Resulting Numbers: ");
             push_nums(out, nums);
         }
-        Line::Generated {
+        LineRef::Generated {
             id,
             target,
             nums,
             op,
         } => {
-            out.push_str("Generated Node #");
+            out.put("Generated Node #");
             push_id(out, id);
-            out.push_str(": ");
-            push_num(out, *target);
-            out.push(':');
+            out.put(": ");
+            push_num(out, target);
+            out.put(":");
             push_nums(out, nums);
-            out.push_str(" Operation: ");
+            out.put(" Operation: ");
             push_op(out, op);
         }
-        Line::PathNode { index, nums, op } => {
-            out.push_str("Generated Node #");
-            push_num(out, *index);
-            out.push_str(": ");
+        LineRef::PathNode { index, nums, op } => {
+            out.put("Generated Node #");
+            push_num(out, index);
+            out.put(": ");
             push_nums(out, nums);
-            out.push_str(" from Operation: ");
+            out.put(" from Operation: ");
             push_op(out, op);
         }
-        Line::MovingTo { id } => {
-            out.push_str("Moving to Node #");
+        LineRef::MovingTo { id } => {
+            out.put("Moving to Node #");
             push_id(out, id);
         }
-        Line::GoalReached { value, target } => {
-            push_num(out, *value);
-            out.push(',');
-            push_num(out, *target);
-            out.push_str(" equal: Goal Reached");
+        LineRef::GoalReached { value, target } => {
+            push_num(out, value);
+            out.put(",");
+            push_num(out, target);
+            out.put(" equal: Goal Reached");
         }
-        Line::Unequal { value, target } => {
-            push_num(out, *value);
-            out.push(',');
-            push_num(out, *target);
-            out.push_str(" unequal: No Solution");
+        LineRef::Unequal { value, target } => {
+            push_num(out, value);
+            out.put(",");
+            push_num(out, target);
+            out.put(" unequal: No Solution");
         }
-        Line::NoSolutionFound => out.push_str("No solution found."),
-        Line::StartSubSearch { level, id } => {
-            out.push_str("Start Sub Search at level ");
-            push_num(out, *level);
-            out.push_str(": Moving to Node #");
+        LineRef::NoSolutionFound => out.put("No solution found."),
+        LineRef::StartSubSearch { level, id } => {
+            out.put("Start Sub Search at level ");
+            push_num(out, level);
+            out.put(": Moving to Node #");
             push_id(out, id);
         }
-        Line::ExitSubSearch { level } => {
-            out.push_str("Exit Sub Search at level ");
-            push_num(out, *level);
+        LineRef::ExitSubSearch { level } => {
+            out.put("Exit Sub Search at level ");
+            push_num(out, level);
         }
-        Line::NoSolutionInSubSearch => out.push_str("No solution found in sub search"),
-        Line::CallingSubSearches => out.push_str("<Calling Sub Searches>"),
-        Line::SpawnChild { index, level, id } => {
-            out.push_str("<Start Sub Search ");
-            push_num(out, *index);
-            out.push_str(" at level ");
-            push_num(out, *level);
-            out.push_str("> Moving to Node #");
+        LineRef::NoSolutionInSubSearch => out.put("No solution found in sub search"),
+        LineRef::CallingSubSearches => out.put("<Calling Sub Searches>"),
+        LineRef::SpawnChild { index, level, id } => {
+            out.put("<Start Sub Search ");
+            push_num(out, index);
+            out.put(" at level ");
+            push_num(out, level);
+            out.put("> Moving to Node #");
             push_id(out, id);
         }
-        Line::EndCallingSubSearches => out.push_str("<End Calling Sub Searches>"),
-        Line::SubSearches => out.push_str("<Sub Searches>"),
-        Line::JoinGoal { index, level, id } => {
-            out.push_str("<Goal Reached in Sub Search ");
-            push_num(out, *index);
-            out.push_str(" at level ");
-            push_num(out, *level);
-            out.push_str(" at Node #");
+        LineRef::EndCallingSubSearches => out.put("<End Calling Sub Searches>"),
+        LineRef::SubSearches => out.put("<Sub Searches>"),
+        LineRef::JoinGoal { index, level, id } => {
+            out.put("<Goal Reached in Sub Search ");
+            push_num(out, index);
+            out.put(" at level ");
+            push_num(out, level);
+            out.put(" at Node #");
             push_id(out, id);
-            out.push('>');
+            out.put(">");
         }
-        Line::JoinNoSolution { index, level, id } => {
-            out.push_str("<No Solution in Sub Search ");
-            push_num(out, *index);
-            out.push_str(" at level ");
-            push_num(out, *level);
-            out.push_str(" at Node #");
+        LineRef::JoinNoSolution { index, level, id } => {
+            out.put("<No Solution in Sub Search ");
+            push_num(out, index);
+            out.put(" at level ");
+            push_num(out, level);
+            out.put(" at Node #");
             push_id(out, id);
-            out.push('>');
+            out.put(">");
         }
-        Line::EndSubSearches => out.push_str("<End Sub Searches>"),
+        LineRef::EndSubSearches => out.put("<End Sub Searches>"),
     }
-    out.push('\n');
+    out.newline();
 }
 
 /// Appends every line of `lines`.

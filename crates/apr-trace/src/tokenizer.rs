@@ -15,7 +15,7 @@
 //! Tests check that both agree.
 
 use crate::error::{Error, Result};
-use crate::line::{Conditioning, Line, Trace};
+use crate::line::{Conditioning, Line, LineRef, Trace};
 use crate::types::{NodeId, Num, Op};
 
 /// Padding token id.
@@ -99,9 +99,15 @@ impl Default for TraceTokenizer {
     }
 }
 
+#[inline]
 fn num_tokens(n: Num) -> usize {
-    let digits = if n == 0 { 1 } else { n.ilog10() as usize + 1 };
-    digits.div_ceil(3)
+    if n < 1000 {
+        1
+    } else if n < 1_000_000 {
+        2
+    } else {
+        (n.ilog10() as usize + 1).div_ceil(3)
+    }
 }
 
 fn list_tokens(nums: &[Num]) -> usize {
@@ -241,37 +247,45 @@ impl TraceTokenizer {
     /// Number of tokens of one line's text and its `\n`, computed from the
     /// typed line without rendering it (equal to `count(render(line))`).
     pub fn count_line(line: &Line) -> usize {
+        Self::count_line_ref(line.as_ref())
+    }
+
+    /// [`count_line`](Self::count_line) of a borrowed line.
+    pub fn count_line_ref(line: LineRef<'_>) -> usize {
         1 + match line {
-            Line::CurrentState { target, nums, ops } => {
-                3 + num_tokens(*target) + list_tokens(nums) + ops_tokens(ops)
+            LineRef::CurrentState { target, nums, ops } => {
+                3 + num_tokens(target) + list_tokens(nums) + ops_tokens(ops)
             }
-            Line::Exploring { op, nums } => 2 + op_tokens(op) + list_tokens(nums),
-            Line::Generated {
+            LineRef::Exploring { op, nums } => 2 + op_tokens(op) + list_tokens(nums),
+            LineRef::Generated {
                 id,
                 target,
                 nums,
                 op,
-            } => 4 + id_tokens(id) + num_tokens(*target) + list_tokens(nums) + op_tokens(op),
-            Line::PathNode { index, nums, op } => {
-                3 + num_tokens(Num::from(*index)) + list_tokens(nums) + op_tokens(op)
+            } => 4 + id_tokens(id) + num_tokens(target) + list_tokens(nums) + op_tokens(op),
+            LineRef::PathNode { index, nums, op } => {
+                3 + num_tokens(Num::from(index)) + list_tokens(nums) + op_tokens(op)
             }
-            Line::MovingTo { id } => 1 + id_tokens(id),
-            Line::GoalReached { value, target } | Line::Unequal { value, target } => {
-                2 + num_tokens(*value) + num_tokens(*target)
+            LineRef::MovingTo { id } => 1 + id_tokens(id),
+            LineRef::GoalReached { value, target } | LineRef::Unequal { value, target } => {
+                2 + num_tokens(value) + num_tokens(target)
             }
-            Line::NoSolutionFound
-            | Line::NoSolutionInSubSearch
-            | Line::CallingSubSearches
-            | Line::EndCallingSubSearches
-            | Line::SubSearches
-            | Line::EndSubSearches => 1,
-            Line::StartSubSearch { level, id } => 2 + num_tokens(Num::from(*level)) + id_tokens(id),
-            Line::ExitSubSearch { level } => 1 + num_tokens(Num::from(*level)),
-            Line::SpawnChild { index, level, id } => {
-                3 + num_tokens(Num::from(*index)) + num_tokens(Num::from(*level)) + id_tokens(id)
+            LineRef::NoSolutionFound
+            | LineRef::NoSolutionInSubSearch
+            | LineRef::CallingSubSearches
+            | LineRef::EndCallingSubSearches
+            | LineRef::SubSearches
+            | LineRef::EndSubSearches => 1,
+            LineRef::StartSubSearch { level, id } => {
+                2 + num_tokens(Num::from(level)) + id_tokens(id)
             }
-            Line::JoinGoal { index, level, id } | Line::JoinNoSolution { index, level, id } => {
-                4 + num_tokens(Num::from(*index)) + num_tokens(Num::from(*level)) + id_tokens(id)
+            LineRef::ExitSubSearch { level } => 1 + num_tokens(Num::from(level)),
+            LineRef::SpawnChild { index, level, id } => {
+                3 + num_tokens(Num::from(index)) + num_tokens(Num::from(level)) + id_tokens(id)
+            }
+            LineRef::JoinGoal { index, level, id }
+            | LineRef::JoinNoSolution { index, level, id } => {
+                4 + num_tokens(Num::from(index)) + num_tokens(Num::from(level)) + id_tokens(id)
             }
         }
     }

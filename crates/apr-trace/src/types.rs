@@ -39,6 +39,16 @@ impl OpKind {
         }
     }
 
+    /// The operator as a one-character string.
+    pub fn symbol_str(self) -> &'static str {
+        match self {
+            OpKind::Add => "+",
+            OpKind::Sub => "-",
+            OpKind::Mul => "*",
+            OpKind::Div => "/",
+        }
+    }
+
     /// The operator for a character, if it is one.
     pub fn from_symbol(c: u8) -> Option<OpKind> {
         match c {
