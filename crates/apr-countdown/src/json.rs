@@ -152,6 +152,9 @@ impl ProblemRecord {
     }
 }
 
+/// Something that appends a JSON value.
+type Writer<'a> = dyn FnMut(&mut Vec<u8>) + 'a;
+
 impl TraceRecord {
     /// Appends the record as one JSON line (with `\n`), as `serde_json` writes it.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
@@ -162,7 +165,7 @@ impl TraceRecord {
         self.write_json_with(
             out,
             &mut |o| push_str(o, &self.search_path),
-            dict.as_mut().map(|f| f as &mut dyn FnMut(&mut Vec<u8>)),
+            dict.as_mut().map(|f| f as &mut Writer<'_>),
         );
     }
 
@@ -172,8 +175,8 @@ impl TraceRecord {
     pub(crate) fn write_json_with(
         &self,
         out: &mut Vec<u8>,
-        search_path: &mut dyn FnMut(&mut Vec<u8>),
-        trace_dict: Option<&mut dyn FnMut(&mut Vec<u8>)>,
+        search_path: &mut Writer<'_>,
+        trace_dict: Option<&mut Writer<'_>>,
     ) {
         push_problem_fields(
             out,
