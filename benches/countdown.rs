@@ -3,7 +3,10 @@
 //! whole dataset records, the parser and the tokenizer. Each reports
 //! throughput in problems (elements) or bytes per second on one thread.
 
-use apr_countdown::{apr, sosp, AprRecipe, Problem, ProblemRecord, ProblemSpec, Rng, SospRecipe};
+use apr_countdown::{
+    apr, apr_log, sosp, sosp_log, AprRecipe, Problem, ProblemRecord, ProblemSpec, Recipe, Rng,
+    SospRecipe,
+};
 use apr_trace::{parse_trace, TraceTokenizer};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::collections::HashSet;
@@ -57,56 +60,54 @@ fn bench_solvers(c: &mut Criterion) {
     let (sr, ar) = (SospRecipe::default(), AprRecipe::default());
     let mut g = c.benchmark_group("solvers");
     g.throughput(Throughput::Elements(N));
-    g.bench_function("sosp_typed", |b| {
-        b.iter(|| {
-            for (i, p) in ps.iter().enumerate() {
-                let mut rng = Rng::new(i as u64);
-                let params = sr.draw(&mut rng);
-                black_box(sosp(p, &params, &mut rng));
-            }
-        })
+    // A solver run on every problem, its parameters drawn as the recipe does.
+    let mut bench = |name: &str, run: &dyn Fn(&Problem, &mut Rng)| {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for (i, p) in ps.iter().enumerate() {
+                    run(p, &mut Rng::new(i as u64));
+                }
+            })
+        });
+    };
+    // The solver's own output: a log of events over the search arena.
+    bench("sosp_log", &|p, rng| {
+        black_box(sosp_log(p, &sr.draw(rng), rng));
     });
-    g.bench_function("sosp_rendered", |b| {
-        b.iter(|| {
-            for (i, p) in ps.iter().enumerate() {
-                let mut rng = Rng::new(i as u64);
-                let params = sr.draw(&mut rng);
-                black_box(sosp(p, &params, &mut rng).trace.render());
-            }
-        })
+    // ... materialised as typed lines.
+    bench("sosp_typed", &|p, rng| {
+        black_box(sosp(p, &sr.draw(rng), rng));
     });
-    g.bench_function("apr_typed", |b| {
-        b.iter(|| {
-            for (i, p) in ps.iter().enumerate() {
-                let mut rng = Rng::new(i as u64);
-                let params = ar.draw(&mut rng);
-                black_box(apr(p, &params, &mut rng));
-            }
-        })
+    // ... rendered as text.
+    bench("sosp_rendered", &|p, rng| {
+        let log = sosp_log(p, &sr.draw(rng), rng);
+        black_box(log.render(&log.root.calls[0]));
     });
-    g.bench_function("apr_rendered", |b| {
-        b.iter(|| {
-            for (i, p) in ps.iter().enumerate() {
-                let mut rng = Rng::new(i as u64);
-                let params = ar.draw(&mut rng);
-                black_box(apr(p, &params, &mut rng).tree.to_dict());
-            }
-        })
+    bench("apr_log", &|p, rng| {
+        black_box(apr_log(p, &ar.draw(rng), rng));
     });
-    g.bench_function("sosp_record_json", |b| {
-        b.iter(|| {
-            for (i, (p, r)) in ps.iter().zip(&recs).enumerate() {
-                black_box(serde_json::to_string(&sr.record(r, p, 1, i as u64)).unwrap());
-            }
-        })
+    bench("apr_typed", &|p, rng| {
+        black_box(apr(p, &ar.draw(rng), rng));
     });
-    g.bench_function("apr_record_json", |b| {
-        b.iter(|| {
-            for (i, (p, r)) in ps.iter().zip(&recs).enumerate() {
-                black_box(serde_json::to_string(&ar.record(r, p, 1, i as u64)).unwrap());
-            }
-        })
+    bench("apr_rendered", &|p, rng| {
+        black_box(apr_log(p, &ar.draw(rng), rng).dict());
     });
+    // Whole dataset records as gen-data writes them (tokens, rating, JSON).
+    let mut out = Vec::with_capacity(1 << 20);
+    for (name, recipe) in [
+        ("sosp_record_json", Recipe::Sosp(sr)),
+        ("apr_record_json", Recipe::Apr(ar)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for (i, (p, r)) in ps.iter().zip(&recs).enumerate() {
+                    out.clear();
+                    recipe.write_record(r, p, 1, i as u64, &mut out);
+                    black_box(&out);
+                }
+            })
+        });
+    }
     g.finish();
 }
 

@@ -248,29 +248,32 @@ impl Throughput {
 const CHUNK: usize = 256;
 
 /// Maps `0..n` to JSON lines in parallel, chunk by chunk, writing them in
-/// order to `out` atomically, with a progress bar.
+/// order to `out` atomically, with a progress bar. `make(i, buf)` appends
+/// line `i` to an empty buffer; buffers are reused from chunk to chunk.
 fn generate(
     n: usize,
     threads: usize,
     what: &str,
     out: &Path,
-    make: impl Fn(usize) -> Result<Vec<u8>> + Sync,
+    make: impl Fn(usize, &mut Vec<u8>) -> Result<()> + Sync,
 ) -> Result<Throughput> {
     let pool = pool(threads)?;
     let threads = pool.current_num_threads();
     let start = Instant::now();
     let pb = progress(n as u64, what);
     let mut w = AtomicWriter::create(out)?;
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); CHUNK.min(n)];
     let mut begin = 0;
     while begin < n {
         let end = (begin + CHUNK).min(n);
-        let lines: Vec<Vec<u8>> = pool.install(|| {
-            (begin..end)
-                .into_par_iter()
-                .map(&make)
-                .collect::<Result<Vec<_>>>()
+        let lines = &mut bufs[..end - begin];
+        pool.install(|| {
+            lines.par_iter_mut().enumerate().try_for_each(|(k, buf)| {
+                buf.clear();
+                make(begin + k, buf)
+            })
         })?;
-        for l in &lines {
+        for l in lines.iter() {
             w.write_all(l)?;
         }
         pb.inc((end - begin) as u64);
@@ -334,12 +337,17 @@ pub fn problems(a: &ProblemsArgs) -> Result<Throughput> {
             .key()
         }));
     }
-    let t = generate(a.count as usize, a.threads, "problems", &a.out, |i| {
-        let p = spec.problem(a.seed, i as u64, &exclude)?;
-        let mut line = Vec::with_capacity(1024);
-        ProblemRecord::new(&p)?.write_json_line(&mut line);
-        Ok(line)
-    })?;
+    let t = generate(
+        a.count as usize,
+        a.threads,
+        "problems",
+        &a.out,
+        |i, line| {
+            let p = spec.problem(a.seed, i as u64, &exclude)?;
+            ProblemRecord::new(&p)?.write_json_line(line);
+            Ok(())
+        },
+    )?;
     save_config(&a.out, "problems", a, &spec)?;
     eprintln!("{}", t.line("problems", &a.out));
     Ok(t)
@@ -408,11 +416,10 @@ pub fn write_traces(
     out: &Path,
 ) -> Result<Throughput> {
     let what = format!("{} traces", recipe.solver_name());
-    let t = generate(problems.len(), threads, &what, out, |i| {
+    let t = generate(problems.len(), threads, &what, out, |i, line| {
         let (rec, p) = &problems[i];
-        let mut line = Vec::with_capacity(32 << 10);
-        recipe.write_record(rec, p, seed, i as u64, &mut line);
-        Ok(line)
+        recipe.write_record(rec, p, seed, i as u64, line);
+        Ok(())
     })?;
     eprintln!("{}", t.line(&what, out));
     Ok(t)
