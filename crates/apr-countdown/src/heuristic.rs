@@ -113,30 +113,38 @@ impl Scorer {
     /// Equal to `score` of that list (exactly: the sums are of integers).
     #[inline]
     pub fn score_after(&self, parent: &Partial, a: Num, b: Num, result: Num) -> f64 {
+        self.score_with(parent, self.pair_base(parent, a, b), result)
+    }
+
+    /// The part of [`score_after`](Self::score_after) that depends only on
+    /// the pair `a`, `b` (shared by the pair's up to four results).
+    #[inline]
+    pub fn pair_base(&self, parent: &Partial, a: Num, b: Num) -> f64 {
+        parent.sum - self.term(a) - self.term(b)
+    }
+
+    /// [`score_after`](Self::score_after) from a [`pair_base`](Self::pair_base).
+    #[inline]
+    pub fn score_with(&self, parent: &Partial, base: f64, result: Num) -> f64 {
+        let s = base + self.term(result);
         match self.kind {
-            Heuristic::Sum => {
-                let t = self.target;
-                let s = parent.sum - a.abs_diff(t) as f64 - b.abs_diff(t) as f64
-                    + result.abs_diff(t) as f64;
-                if parent.len == 2 {
-                    s
-                } else {
-                    s / (parent.len - 1) as f64
-                }
-            }
-            Heuristic::Mult => {
-                parent.sum - self.mult_distance(a) as f64 - self.mult_distance(b) as f64
-                    + self.mult_distance(result) as f64
-            }
+            Heuristic::Sum if parent.len > 2 => s / (parent.len - 1) as f64,
+            _ => s,
+        }
+    }
+
+    /// One number's term of the undivided sum.
+    #[inline]
+    fn term(&self, n: Num) -> f64 {
+        match self.kind {
+            Heuristic::Sum => n.abs_diff(self.target) as f64,
+            Heuristic::Mult => self.mult_distance(n) as f64,
         }
     }
 
     /// The undivided sum behind `score`, for [`score_after`](Self::score_after).
     pub fn partial(&self, nums: &[Num]) -> Partial {
-        let sum = match self.kind {
-            Heuristic::Sum => nums.iter().map(|&n| n.abs_diff(self.target) as f64).sum(),
-            Heuristic::Mult => nums.iter().map(|&n| self.mult_distance(n) as f64).sum(),
-        };
+        let sum = nums.iter().map(|&n| self.term(n)).sum();
         Partial {
             sum,
             len: nums.len(),

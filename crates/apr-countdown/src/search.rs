@@ -105,13 +105,15 @@ pub(crate) struct Expansion {
 /// A short list of arena indices.
 pub(crate) type Indices = SmallVec<[usize; 16]>;
 
-/// A scored move, before its list is built.
+/// A scored move, before its list is built: positions `i < j` and the
+/// index `k` of the operation in [`combine`]'s output.
 #[derive(Clone, Copy)]
 pub(crate) struct Cand {
-    h: f64,
+    h_bits: u64,
+    pos: u16,
     i: u8,
     j: u8,
-    op: Op,
+    k: u8,
 }
 
 /// Per-problem search state.
@@ -175,39 +177,35 @@ impl<'a> Ctx<'a> {
         // only then build the kept successors.
         let mut cands = std::mem::take(&mut self.scratch);
         cands.clear();
-        // (heuristic bits, position) keys for a stable sort by heuristic.
-        // Heuristics are >= 0, where the bit patterns of f64 order as the
-        // values do.
-        let mut keys: SmallVec<[(u64, u16); 32]> = SmallVec::new();
         {
             let nums = &self.nodes[cur].nums;
             let part = self.scorer.partial(nums);
             for i in 0..nums.len() {
                 for j in i + 1..nums.len() {
-                    for op in combine(nums[i], nums[j]) {
-                        let h = self.scorer.score_after(&part, nums[i], nums[j], op.result);
+                    let base = self.scorer.pair_base(&part, nums[i], nums[j]);
+                    for (k, op) in combine(nums[i], nums[j]).iter().enumerate() {
+                        let h = self.scorer.score_with(&part, base, op.result);
                         debug_assert!(h >= 0.0);
-                        keys.push((h.to_bits(), cands.len() as u16));
                         cands.push(Cand {
-                            h,
+                            h_bits: h.to_bits(),
+                            pos: cands.len() as u16,
                             i: i as u8,
                             j: j as u8,
-                            op,
+                            k: k as u8,
                         });
                     }
                 }
             }
         }
         match self.pruning {
+            // A stable sort by heuristic: heuristics are >= 0, where the bit
+            // patterns of f64 order as the values do; ties keep generation
+            // order through `pos`.
             Pruning::Beam => {
-                keys.sort_unstable();
-                keys.truncate(beam);
-                let kept: SmallVec<[Cand; 16]> =
-                    keys.iter().map(|&(_, k)| cands[k as usize]).collect();
-                cands.clear();
-                cands.extend_from_slice(&kept);
+                cands.sort_unstable_by_key(|c| (c.h_bits, c.pos));
+                cands.truncate(beam);
             }
-            Pruning::Threshold(t) => cands.retain(|c| c.h <= t),
+            Pruning::Threshold(t) => cands.retain(|c| f64::from_bits(c.h_bits) <= t),
         }
         self.rng.shuffle(&mut cands);
         let mut open = Indices::new();
@@ -215,7 +213,9 @@ impl<'a> Ctx<'a> {
         let mut k = 0;
         for c in cands.iter() {
             let parent = &self.nodes[cur];
-            let nums = apply_move(&parent.nums, c.i as usize, c.j as usize, c.op.result);
+            let (i, j) = (c.i as usize, c.j as usize);
+            let op = combine(parent.nums[i], parent.nums[j])[c.k as usize];
+            let nums = apply_move(&parent.nums, i, j, op.result);
             let terminal = nums.len() == 1;
             let reached = terminal && nums[0] == self.target;
             let id = if terminal {
@@ -227,8 +227,8 @@ impl<'a> Ctx<'a> {
             self.nodes.push(Node {
                 id,
                 nums,
-                op: c.op,
-                h: c.h,
+                op,
+                h: f64::from_bits(c.h_bits),
                 parent: cur as u32,
             });
             lines.push(Event::Explore(idx as u32));
