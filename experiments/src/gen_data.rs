@@ -243,9 +243,10 @@ impl Throughput {
     }
 }
 
-/// Records per parallel chunk: large enough to keep the threads busy, small
-/// enough that a chunk of APR records (~26 KB each) stays in cache-sized memory.
-const CHUNK: usize = 256;
+/// Records per thread in a parallel chunk: enough to keep the threads busy,
+/// few enough that a chunk of APR records (~26 KB each) stays in cache
+/// between being written and being copied out.
+const CHUNK_PER_THREAD: usize = 32;
 
 /// Maps `0..n` to JSON lines in parallel, chunk by chunk, writing them in
 /// order to `out` atomically, with a progress bar. `make(i, buf)` appends
@@ -262,10 +263,11 @@ fn generate(
     let start = Instant::now();
     let pb = progress(n as u64, what);
     let mut w = AtomicWriter::create(out)?;
-    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); CHUNK.min(n)];
+    let chunk = CHUNK_PER_THREAD * threads;
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); chunk.min(n)];
     let mut begin = 0;
     while begin < n {
-        let end = (begin + CHUNK).min(n);
+        let end = (begin + chunk).min(n);
         let lines = &mut bufs[..end - begin];
         pool.install(|| {
             lines.par_iter_mut().enumerate().try_for_each(|(k, buf)| {
