@@ -275,9 +275,7 @@ fn generate(
                 make(begin + k, buf)
             })
         })?;
-        for l in lines.iter() {
-            w.write_all(l)?;
-        }
+        w.write_all_bufs(lines)?;
         pb.inc((end - begin) as u64);
         begin = end;
     }

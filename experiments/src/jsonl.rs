@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IoSlice, Write};
 use std::path::{Path, PathBuf};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -95,6 +95,30 @@ impl AtomicWriter {
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let out = self.out.as_mut().expect("writer is open until commit");
         out.write_all(bytes).map_err(io(&self.tmp))
+    }
+
+    /// Appends several buffers with vectored writes, without copying them
+    /// into the write buffer (what a chunk of large records wants).
+    pub fn write_all_bufs(&mut self, bufs: &[Vec<u8>]) -> Result<()> {
+        let out = self.out.as_mut().expect("writer is open until commit");
+        out.flush().map_err(io(&self.tmp))?;
+        let file = out.get_mut();
+        let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match file.write_vectored(rest) {
+                Ok(0) => {
+                    return Err(Error::Io {
+                        path: self.tmp.display().to_string(),
+                        source: std::io::ErrorKind::WriteZero.into(),
+                    })
+                }
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(&self.tmp)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Flushes, syncs and renames the file into place.

@@ -57,7 +57,7 @@ impl Sink for JsonEscaped<'_> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn push_num(out: &mut impl Sink, n: impl Into<u64>) {
     let n: u64 = n.into();
     // Most numbers of a trace are below 1000: write their digits one by
