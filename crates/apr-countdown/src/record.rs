@@ -314,37 +314,6 @@ impl SospRecipe {
         };
         (meta, log)
     }
-
-    /// The SoS+ trace record of problem `index` of a file, under master `seed`.
-    pub fn record(
-        &self,
-        p: &ProblemRecord,
-        problem: &Problem,
-        seed: u64,
-        index: u64,
-    ) -> TraceRecord {
-        let (meta, log) = self.run(problem, seed, index);
-        TraceRecord::from_log(p, &log, meta, true)
-    }
-
-    /// Appends the JSON line of [`record`](Self::record) (the same bytes),
-    /// rendered straight from the solver's log.
-    pub fn write_record(
-        &self,
-        p: &ProblemRecord,
-        problem: &Problem,
-        seed: u64,
-        index: u64,
-        out: &mut Vec<u8>,
-    ) {
-        let (meta, log) = self.run(problem, seed, index);
-        write_log_record(
-            &TraceRecord::from_log(p, &log, meta, false),
-            &log,
-            false,
-            out,
-        );
-    }
 }
 
 impl AprRecipe {
@@ -388,8 +357,35 @@ impl AprRecipe {
         };
         (meta, log)
     }
+}
 
-    /// The APR trace record of problem `index` of a file, under master `seed`.
+/// Either solver's recipe, for code that writes traces of both.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipe {
+    /// APR traces.
+    Apr(AprRecipe),
+    /// SoS+ traces.
+    Sosp(SospRecipe),
+}
+
+impl Recipe {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Recipe::Apr(r) => r.validate(),
+            Recipe::Sosp(r) => r.validate(),
+        }
+    }
+
+    fn run(&self, problem: &Problem, seed: u64, index: u64) -> (RunMeta, SearchLog) {
+        match self {
+            Recipe::Apr(r) => r.run(problem, seed, index),
+            Recipe::Sosp(r) => r.run(problem, seed, index),
+        }
+    }
+
+    /// The trace record of problem `index` of a file, under master `seed`.
     pub fn record(
         &self,
         p: &ProblemRecord,
@@ -412,62 +408,13 @@ impl AprRecipe {
         out: &mut Vec<u8>,
     ) {
         let (meta, log) = self.run(problem, seed, index);
+        let with_dict = matches!(self, Recipe::Apr(_));
         write_log_record(
             &TraceRecord::from_log(p, &log, meta, false),
             &log,
-            true,
+            with_dict,
             out,
         );
-    }
-}
-
-/// Either solver's recipe, for code that writes traces of both.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Recipe {
-    /// APR traces.
-    Apr(AprRecipe),
-    /// SoS+ traces.
-    Sosp(SospRecipe),
-}
-
-impl Recipe {
-    /// Checks the ranges.
-    pub fn validate(&self) -> Result<()> {
-        match self {
-            Recipe::Apr(r) => r.validate(),
-            Recipe::Sosp(r) => r.validate(),
-        }
-    }
-
-    /// The trace record of problem `index` of a file, under master `seed`.
-    pub fn record(
-        &self,
-        p: &ProblemRecord,
-        problem: &Problem,
-        seed: u64,
-        index: u64,
-    ) -> TraceRecord {
-        match self {
-            Recipe::Apr(r) => r.record(p, problem, seed, index),
-            Recipe::Sosp(r) => r.record(p, problem, seed, index),
-        }
-    }
-
-    /// Appends the JSON line of [`record`](Self::record), rendered straight
-    /// from the solver's log.
-    pub fn write_record(
-        &self,
-        p: &ProblemRecord,
-        problem: &Problem,
-        seed: u64,
-        index: u64,
-        out: &mut Vec<u8>,
-    ) {
-        match self {
-            Recipe::Apr(r) => r.write_record(p, problem, seed, index, out),
-            Recipe::Sosp(r) => r.write_record(p, problem, seed, index, out),
-        }
     }
 
     /// `APR` or `SoS+`.

@@ -166,8 +166,16 @@ fn solve_rates_near_reference() {
     for i in 0..n {
         let p = spec.problem(11, i, &none).unwrap();
         let rec = ProblemRecord::new(&p).unwrap();
-        a += usize::from(AprRecipe::default().record(&rec, &p, 12, i).solved());
-        s += usize::from(SospRecipe::default().record(&rec, &p, 12, i).solved());
+        a += usize::from(
+            Recipe::Apr(AprRecipe::default())
+                .record(&rec, &p, 12, i)
+                .solved(),
+        );
+        s += usize::from(
+            Recipe::Sosp(SospRecipe::default())
+                .record(&rec, &p, 12, i)
+                .solved(),
+        );
     }
     let (a, s) = (a as f64 / n as f64, s as f64 / n as f64);
     // Reference: APR about 69%, SoS+ about 53% (one standard error here ~1.5%).
