@@ -4,7 +4,7 @@
 //! anything in between, which keeps data generation fast.
 
 use crate::search::Node;
-use apr_trace::render::{push_line_ref, JsonEscaped};
+use apr_trace::render::LineWriter;
 use apr_trace::{
     stats_of, Line, LineRef, Num, OpList, ThreadTree, TokenStats, Trace, TraceDict, TraceTokenizer,
 };
@@ -207,18 +207,20 @@ impl SearchLog {
         go(self, &self.root)
     }
 
-    /// Appends a call's text.
-    pub fn render_call(&self, call: &[Event], out: &mut String) {
+    /// Appends a call's text to a byte buffer.
+    pub fn render_call(&self, call: &[Event], out: &mut Vec<u8>) {
+        let mut w = LineWriter::<false>::new(out);
         for &e in call {
-            self.with_line(e, |l| push_line_ref(out, l));
+            self.with_line(e, |l| w.line(l));
         }
     }
 
     /// A call's text.
     pub fn render(&self, call: &[Event]) -> String {
-        let mut s = String::with_capacity(call.len() * 56);
-        self.render_call(call, &mut s);
-        s
+        let mut v = Vec::with_capacity(call.len() * 56);
+        self.render_call(call, &mut v);
+        // The renderer writes ASCII only, so this never takes the lossy path.
+        String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// The `trace_dict` text form.
@@ -238,9 +240,9 @@ impl SearchLog {
 
     /// Appends a call's text as the inside of a JSON string.
     pub(crate) fn push_call_json(&self, call: &[Event], out: &mut Vec<u8>) {
-        let mut sink = JsonEscaped(out);
+        let mut w = LineWriter::<true>::new(out);
         for &e in call {
-            self.with_line(e, |l| push_line_ref(&mut sink, l));
+            self.with_line(e, |l| w.line(l));
         }
     }
 

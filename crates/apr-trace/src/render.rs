@@ -18,7 +18,38 @@ pub trait Sink {
     fn put_ascii(&mut self, b: u8);
     /// Ends a line.
     fn newline(&mut self);
+    /// Appends the decimal digits of `n`, which is below 1000.
+    #[inline(always)]
+    fn put_small(&mut self, n: u16) {
+        debug_assert!(n < 1000);
+        if n >= 100 {
+            self.put_ascii(b'0' + (n / 100) as u8);
+        }
+        if n >= 10 {
+            self.put_ascii(b'0' + (n / 10 % 10) as u8);
+        }
+        self.put_ascii(b'0' + (n % 10) as u8);
+    }
 }
+
+/// The digits of every number below 1000, left-aligned in four bytes, and
+/// their count in the last byte.
+static SMALL_DIGITS: [[u8; 4]; 1000] = {
+    let mut t = [[0u8; 4]; 1000];
+    let mut n = 0;
+    while n < 1000 {
+        let (h, d, u) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        t[n] = if n >= 100 {
+            [b'0' + h, b'0' + d, b'0' + u, 3]
+        } else if n >= 10 {
+            [b'0' + d, b'0' + u, 0, 2]
+        } else {
+            [b'0' + u, 0, 0, 1]
+        };
+        n += 1;
+    }
+    t
+};
 
 impl Sink for String {
     #[inline]
@@ -57,25 +88,156 @@ impl Sink for JsonEscaped<'_> {
     }
 }
 
+/// A sink over a slice known to be large enough: each write is one bounds
+/// check and a few moves, with the position kept in a register.
+struct Cursor<'a, const JSON: bool> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<const JSON: bool> Sink for Cursor<'_, JSON> {
+    #[inline(always)]
+    fn put(&mut self, s: &str) {
+        let end = self.pos + s.len();
+        self.buf[self.pos..end].copy_from_slice(s.as_bytes());
+        self.pos = end;
+    }
+    #[inline(always)]
+    fn put_ascii(&mut self, b: u8) {
+        self.buf[self.pos] = b;
+        self.pos += 1;
+    }
+    /// One four-byte copy from the digit table: the bytes past the digits
+    /// land in the bound reserved for the line and are overwritten next.
+    #[inline(always)]
+    fn put_small(&mut self, n: u16) {
+        let d = SMALL_DIGITS[n as usize];
+        self.buf[self.pos..self.pos + 4].copy_from_slice(&d);
+        self.pos += d[3] as usize;
+    }
+    #[inline(always)]
+    fn newline(&mut self) {
+        if JSON {
+            self.put("\\n");
+        } else {
+            self.put_ascii(b'\n');
+        }
+    }
+}
+
+/// An upper bound on the bytes of a line (newline included, JSON-escaped or
+/// not): at most 128 bytes of fixed text, and at most 24 bytes for each
+/// number written with its separators (a `u64` has at most 20 digits; an
+/// operation is three numbers and at most 8 more bytes).
+fn line_bound(line: &LineRef<'_>) -> usize {
+    let numbers = match line {
+        LineRef::CurrentState { nums, ops, .. } => nums.len() + 3 * ops.len(),
+        LineRef::Exploring { nums, .. } | LineRef::PathNode { nums, .. } => nums.len() + 3,
+        LineRef::Generated { id, nums, .. } => id.0.len() + nums.len() + 3,
+        LineRef::MovingTo { id }
+        | LineRef::StartSubSearch { id, .. }
+        | LineRef::SpawnChild { id, .. }
+        | LineRef::JoinGoal { id, .. }
+        | LineRef::JoinNoSolution { id, .. } => id.0.len(),
+        _ => 0,
+    };
+    128 + 24 * (numbers + 3)
+}
+
+/// A sink appending to a byte vector, JSON-escaped or not (the slow path of
+/// [`LineWriter`], for lines longer than its scratch buffer).
+struct Bytes<'a, const JSON: bool>(&'a mut Vec<u8>);
+
+impl<const JSON: bool> Sink for Bytes<'_, JSON> {
+    fn put(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn put_ascii(&mut self, b: u8) {
+        self.0.push(b);
+    }
+    fn newline(&mut self) {
+        self.0
+            .extend_from_slice(if JSON { b"\\n".as_slice() } else { b"\n" });
+    }
+}
+
+/// Bytes of [`LineWriter`]'s scratch buffer.
+const SCRATCH: usize = 4096;
+
+std::thread_local! {
+    /// Each thread's scratch buffer for [`LineWriter`], zeroed once and
+    /// reused, so that making a writer costs no zeroing.
+    static SCRATCH_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Appends lines to a byte buffer, as plain text (`LineWriter::<false>`)
+/// or as the inside of a JSON string (`LineWriter::<true>`, line ends
+/// written `\n`). This is the fast path of rendering: lines are written
+/// into a scratch buffer (one per thread, reused), each after checking once
+/// that an upper bound of its length fits, and the scratch buffer is
+/// appended to the output when full and when the writer is dropped. The
+/// bytes are those of [`push_line_ref`] into a [`String`] or a
+/// [`JsonEscaped`] sink.
+pub struct LineWriter<'a, const JSON: bool> {
+    out: &'a mut Vec<u8>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<'a, const JSON: bool> LineWriter<'a, JSON> {
+    /// A writer appending to `out`.
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        let mut buf = SCRATCH_BUF.take();
+        if buf.len() < SCRATCH {
+            buf = vec![0; SCRATCH];
+        }
+        LineWriter { out, buf, pos: 0 }
+    }
+
+    /// Appends one line and its line end.
+    #[inline]
+    pub fn line(&mut self, line: LineRef<'_>) {
+        let bound = line_bound(&line);
+        if self.pos + bound > SCRATCH {
+            self.flush();
+            if bound > SCRATCH {
+                push_line_ref(&mut Bytes::<JSON>(self.out), line);
+                return;
+            }
+        }
+        let mut c = Cursor::<JSON> {
+            buf: &mut self.buf[..SCRATCH],
+            pos: self.pos,
+        };
+        push_line_ref(&mut c, line);
+        self.pos = c.pos;
+    }
+
+    fn flush(&mut self) {
+        self.out.extend_from_slice(&self.buf[..self.pos]);
+        self.pos = 0;
+    }
+}
+
+impl<const JSON: bool> Drop for LineWriter<'_, JSON> {
+    fn drop(&mut self) {
+        self.flush();
+        SCRATCH_BUF.set(std::mem::take(&mut self.buf));
+    }
+}
+
 #[inline(always)]
 fn push_num(out: &mut impl Sink, n: impl Into<u64>) {
     let n: u64 = n.into();
-    // Most numbers of a trace are below 1000: write their digits one by
-    // one rather than through a variable-length copy.
-    if n < 10 {
-        out.put_ascii(b'0' + n as u8);
-    } else if n < 100 {
-        out.put_ascii(b'0' + (n / 10) as u8);
-        out.put_ascii(b'0' + (n % 10) as u8);
-    } else if n < 1000 {
-        out.put_ascii(b'0' + (n / 100) as u8);
-        out.put_ascii(b'0' + (n / 10 % 10) as u8);
-        out.put_ascii(b'0' + (n % 10) as u8);
+    // Most numbers of a trace are below 1000.
+    if n < 1000 {
+        out.put_small(n as u16);
     } else {
         out.put(itoa::Buffer::new().format(n));
     }
 }
 
+#[inline(always)]
 fn push_op(out: &mut impl Sink, op: &Op) {
     push_num(out, op.lhs);
     out.put(op.kind.symbol_str());
@@ -85,6 +247,7 @@ fn push_op(out: &mut impl Sink, op: &Op) {
 }
 
 /// Appends a Python-style list of numbers: `[22, 26, 31]`.
+#[inline(always)]
 pub fn push_nums(out: &mut impl Sink, nums: &[Num]) {
     out.put("[");
     for (i, n) in nums.iter().enumerate() {
@@ -97,6 +260,7 @@ pub fn push_nums(out: &mut impl Sink, nums: &[Num]) {
 }
 
 /// Appends a Python-style list of operation strings: `['53-22=31', '26+5=31']`.
+#[inline(always)]
 pub fn push_ops(out: &mut impl Sink, ops: &[Op]) {
     out.put("[");
     for (i, op) in ops.iter().enumerate() {
@@ -108,6 +272,7 @@ pub fn push_ops(out: &mut impl Sink, ops: &[Op]) {
 }
 
 /// Appends a node id: `0,2,1`.
+#[inline(always)]
 pub fn push_id(out: &mut impl Sink, id: &NodeId) {
     for (i, p) in id.0.iter().enumerate() {
         if i > 0 {
@@ -386,6 +551,138 @@ mod tests {
         for (line, text) in cases {
             assert_eq!(line.to_string(), text);
         }
+    }
+
+    /// Every line kind, with the largest numbers the types allow.
+    fn extreme_lines() -> Vec<Line> {
+        let big = Op {
+            lhs: u64::MAX,
+            kind: OpKind::Mul,
+            rhs: u64::MAX,
+            result: u64::MAX,
+        };
+        let nums: crate::types::NumList = smallvec![u64::MAX; 6];
+        let ops: crate::types::OpList = smallvec![big; 5];
+        let id = NodeId(smallvec![u32::MAX; 9]);
+        let (index, level) = (u32::MAX, u32::MAX);
+        vec![
+            Line::CurrentState {
+                target: u64::MAX,
+                nums: nums.clone(),
+                ops,
+            },
+            Line::Exploring {
+                op: big,
+                nums: nums.clone(),
+            },
+            Line::Generated {
+                id: id.clone(),
+                target: u64::MAX,
+                nums: nums.clone(),
+                op: big,
+            },
+            Line::PathNode {
+                index,
+                nums,
+                op: big,
+            },
+            Line::MovingTo { id: id.clone() },
+            Line::GoalReached {
+                value: u64::MAX,
+                target: u64::MAX,
+            },
+            Line::Unequal {
+                value: u64::MAX,
+                target: u64::MAX,
+            },
+            Line::NoSolutionFound,
+            Line::StartSubSearch {
+                level,
+                id: id.clone(),
+            },
+            Line::ExitSubSearch { level },
+            Line::NoSolutionInSubSearch,
+            Line::CallingSubSearches,
+            Line::SpawnChild {
+                index,
+                level,
+                id: id.clone(),
+            },
+            Line::EndCallingSubSearches,
+            Line::SubSearches,
+            Line::JoinGoal {
+                index,
+                level,
+                id: id.clone(),
+            },
+            Line::JoinNoSolution { index, level, id },
+            Line::EndSubSearches,
+        ]
+    }
+
+    #[test]
+    fn line_writer_matches_sinks_and_bound_holds() {
+        let lines = extreme_lines();
+        let mut text = String::new();
+        let mut json = Vec::new();
+        // Start from a non-empty buffer: the writer appends.
+        let mut plain = b"head".to_vec();
+        let mut escaped = b"head".to_vec();
+        {
+            let mut p = LineWriter::<false>::new(&mut plain);
+            let mut e = LineWriter::<true>::new(&mut escaped);
+            for l in &lines {
+                let before = text.len();
+                push_line(&mut text, l);
+                assert!(text.len() - before <= line_bound(&l.as_ref()), "{l:?}");
+                push_line(&mut JsonEscaped(&mut json), l);
+                p.line(l.as_ref());
+                e.line(l.as_ref());
+            }
+        }
+        // A line longer than the scratch buffer takes the slow path.
+        let long = Line::CurrentState {
+            target: 1,
+            nums: (0..300).collect(),
+            ops: smallvec![],
+        };
+        assert!(line_bound(&long.as_ref()) > SCRATCH);
+        {
+            let mut p = LineWriter::<false>::new(&mut plain);
+            let mut e = LineWriter::<true>::new(&mut escaped);
+            for l in [&lines[0], &long, &lines[1]] {
+                push_line(&mut text, l);
+                push_line(&mut JsonEscaped(&mut json), l);
+                p.line(l.as_ref());
+                e.line(l.as_ref());
+            }
+        }
+        assert_eq!(&plain[..4], b"head");
+        assert_eq!(std::str::from_utf8(&plain[4..]).unwrap(), text);
+        assert_eq!(&escaped[4..], &json[..]);
+        assert_eq!(json.len(), text.len() + lines.len() + 3);
+    }
+
+    #[test]
+    fn every_small_number_and_the_boundaries_render_as_decimal() {
+        let values: Vec<u64> = (0..1100).chain([9999, 10_000, u64::MAX]).collect();
+        let mut expected = String::new();
+        let mut got = Vec::new();
+        let mut plain = String::new();
+        {
+            let mut w = LineWriter::<false>::new(&mut got);
+            for v in &values {
+                let line = Line::GoalReached {
+                    value: *v,
+                    target: *v,
+                };
+                expected.push_str(&format!("{v},{v} equal: Goal Reached\n"));
+                push_line(&mut plain, &line);
+                w.line(line.as_ref());
+            }
+        }
+        assert_eq!(std::str::from_utf8(&got).unwrap(), expected);
+        assert_eq!(plain, expected);
     }
 
     #[test]
