@@ -36,6 +36,12 @@ pub enum Error {
     /// From the trace crate.
     #[error(transparent)]
     Trace(#[from] apr_trace::Error),
+    /// From the model crate.
+    #[error(transparent)]
+    Model(#[from] apr_model::Error),
+    /// From the trainer.
+    #[error(transparent)]
+    Train(#[from] apr_train::Error),
 }
 
 /// Result with the crate's [`Error`].

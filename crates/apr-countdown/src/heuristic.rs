@@ -59,7 +59,7 @@ impl Scorer {
         let mut below_target = Vec::new();
         let mut factors = Vec::new();
         if kind == Heuristic::Mult {
-            factors = (2..=target).filter(|f| target % f == 0).collect();
+            factors = (2..=target).filter(|f| target.is_multiple_of(*f)).collect();
             if factors.is_empty() {
                 factors.push(target);
             }

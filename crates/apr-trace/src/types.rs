@@ -68,7 +68,7 @@ impl OpKind {
             OpKind::Sub => lhs.checked_sub(rhs),
             OpKind::Mul => lhs.checked_mul(rhs),
             OpKind::Div => {
-                if rhs != 0 && lhs % rhs == 0 {
+                if rhs != 0 && lhs.is_multiple_of(rhs) {
                     Some(lhs / rhs)
                 } else {
                     None

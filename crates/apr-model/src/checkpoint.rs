@@ -1,0 +1,322 @@
+//! Checkpoints in the Hugging Face Llama layout: `model.safetensors` (f32,
+//! `[out, in]` linear weights, Hugging Face tensor names), `config.json`
+//! and the tokenizer's `tokenizer.json`, so that
+//! `transformers.LlamaForCausalLM.from_pretrained(dir)` loads them.
+//!
+//! A checkpoint directory is written under a temporary name and renamed
+//! into place, so a killed run leaves the previous checkpoint whole.
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::model::{Block, Llama};
+use burn::module::Param;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Name of the weights file.
+pub const WEIGHTS: &str = "model.safetensors";
+/// Name of the model config file.
+pub const CONFIG: &str = "config.json";
+/// Name of the tokenizer file.
+pub const TOKENIZER: &str = "tokenizer.json";
+
+/// One named f32 tensor on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> HostTensor {
+    let shape = t.dims().to_vec();
+    let data = t
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default();
+    HostTensor { shape, data }
+}
+
+/// The model's tensors under their Hugging Face names.
+pub fn hf_tensors<B: Backend>(model: &Llama<B>) -> BTreeMap<String, HostTensor> {
+    let mut m = BTreeMap::new();
+    let lin = |p: &Param<Tensor<B, 2>>| host(p.val().transpose());
+    m.insert("model.embed_tokens.weight".into(), host(model.embed.val()));
+    for (i, l) in model.layers.iter().enumerate() {
+        let n = |s: &str| format!("model.layers.{i}.{s}");
+        m.insert(n("input_layernorm.weight"), host(l.attn_norm.val()));
+        m.insert(n("self_attn.q_proj.weight"), lin(&l.wq));
+        m.insert(n("self_attn.k_proj.weight"), lin(&l.wk));
+        m.insert(n("self_attn.v_proj.weight"), lin(&l.wv));
+        m.insert(n("self_attn.o_proj.weight"), lin(&l.wo));
+        m.insert(n("post_attention_layernorm.weight"), host(l.mlp_norm.val()));
+        m.insert(n("mlp.gate_proj.weight"), lin(&l.w_gate));
+        m.insert(n("mlp.up_proj.weight"), lin(&l.w_up));
+        m.insert(n("mlp.down_proj.weight"), lin(&l.w_down));
+    }
+    m.insert("model.norm.weight".into(), host(model.norm.val()));
+    if let Some(w) = &model.lm_head {
+        m.insert("lm_head.weight".into(), lin(w));
+    }
+    m
+}
+
+/// Serialises tensors in the safetensors format (F32, little endian).
+pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::json!({"format": "pt", "writer": "apr-model"}),
+    );
+    let mut offset = 0usize;
+    for (name, t) in tensors {
+        let end = offset + 4 * t.data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut h = serde_json::to_vec(&header).unwrap_or_default();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + offset);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    for t in tensors.values() {
+        for x in &t.data {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Parses a safetensors file (F32, F16 and BF16 tensors are read as f32).
+pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, HostTensor>> {
+    let bad = |m: String| Error::checkpoint(path, m);
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+        .ok_or_else(|| bad("shorter than a safetensors header".into()))?;
+    let header = bytes
+        .get(8..8usize.saturating_add(n))
+        .ok_or_else(|| bad(format!("header of {n} bytes past the end of the file")))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(format!("header: {e}")))?;
+    let data = &bytes[8 + n..];
+    let mut out = BTreeMap::new();
+    for (name, v) in header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = v["dtype"].as_str().unwrap_or("");
+        let shape: Vec<usize> = v["shape"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64())
+                    .map(|x| x as usize)
+                    .collect()
+            })
+            .ok_or_else(|| bad(format!("{name}: no shape")))?;
+        let offs: Vec<usize> = v["data_offsets"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64())
+                    .map(|x| x as usize)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let [start, end] = offs[..] else {
+            return Err(bad(format!("{name}: bad data_offsets")));
+        };
+        let raw = data
+            .get(start..end)
+            .ok_or_else(|| bad(format!("{name}: data past the end of the file")))?;
+        let count: usize = shape.iter().product();
+        let width = match dtype {
+            "F32" => 4,
+            "F16" | "BF16" => 2,
+            other => return Err(bad(format!("{name}: unsupported dtype {other}"))),
+        };
+        if raw.len() != count * width {
+            return Err(bad(format!(
+                "{name}: {} bytes for shape {shape:?}",
+                raw.len()
+            )));
+        }
+        let data: Vec<f32> = match dtype {
+            "F32" => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            "BF16" => raw
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .collect(),
+            _ => raw
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        };
+        out.insert(name, HostTensor { shape, data });
+    }
+    Ok(out)
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // Subnormal: f * 2^-24.
+            let m = f as f32 * 2f32.powi(-24);
+            return if sign != 0 { -m } else { m };
+        }
+        (31, 0) => sign | 0x7f80_0000,
+        (31, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | (((e - 15 + 127) as u32) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Builds a model from Hugging Face named tensors.
+pub fn model_from_hf<B: Backend>(
+    config: &ModelConfig,
+    mut t: BTreeMap<String, HostTensor>,
+    device: &B::Device,
+    path: &Path,
+) -> Result<Llama<B>> {
+    let mut take = |name: &str, shape: &[usize]| -> Result<HostTensor> {
+        let x = t
+            .remove(name)
+            .ok_or_else(|| Error::checkpoint(path, format!("missing tensor {name}")))?;
+        if x.shape != shape {
+            return Err(Error::checkpoint(
+                path,
+                format!("{name}: shape {:?}, expected {shape:?}", x.shape),
+            ));
+        }
+        Ok(x)
+    };
+    fn p1<B: Backend>(x: HostTensor, d: &B::Device) -> Param<Tensor<B, 1>> {
+        Param::from_tensor(Tensor::from_data(TensorData::new(x.data, [x.shape[0]]), d))
+    }
+    // `[out, in]` on file, `[in, out]` in the model.
+    fn lin<B: Backend>(x: HostTensor, d: &B::Device) -> Param<Tensor<B, 2>> {
+        let t = Tensor::<B, 2>::from_data(TensorData::new(x.data, [x.shape[0], x.shape[1]]), d);
+        Param::from_tensor(t.transpose())
+    }
+    let (h, v, i) = (
+        config.hidden_size,
+        config.vocab_size,
+        config.intermediate_size,
+    );
+    let (q, kv) = (
+        config.num_heads * config.head_dim(),
+        config.num_kv_heads * config.head_dim(),
+    );
+    let e = take("model.embed_tokens.weight", &[v, h])?;
+    let embed = Param::from_tensor(Tensor::from_data(TensorData::new(e.data, [v, h]), device));
+    let mut layers = Vec::with_capacity(config.num_layers);
+    for l in 0..config.num_layers {
+        let n = |s: &str| format!("model.layers.{l}.{s}");
+        layers.push(Block {
+            attn_norm: p1(take(&n("input_layernorm.weight"), &[h])?, device),
+            wq: lin(take(&n("self_attn.q_proj.weight"), &[q, h])?, device),
+            wk: lin(take(&n("self_attn.k_proj.weight"), &[kv, h])?, device),
+            wv: lin(take(&n("self_attn.v_proj.weight"), &[kv, h])?, device),
+            wo: lin(take(&n("self_attn.o_proj.weight"), &[h, q])?, device),
+            mlp_norm: p1(take(&n("post_attention_layernorm.weight"), &[h])?, device),
+            w_gate: lin(take(&n("mlp.gate_proj.weight"), &[i, h])?, device),
+            w_up: lin(take(&n("mlp.up_proj.weight"), &[i, h])?, device),
+            w_down: lin(take(&n("mlp.down_proj.weight"), &[h, i])?, device),
+        });
+    }
+    let norm = p1(take("model.norm.weight", &[h])?, device);
+    let lm_head = if config.tie_embeddings {
+        None
+    } else {
+        Some(lin(take("lm_head.weight", &[v, h])?, device))
+    };
+    Ok(Llama {
+        config: config.clone(),
+        embed,
+        layers,
+        norm,
+        lm_head,
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_name(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".tmp-{}", std::process::id()));
+    PathBuf::from(s)
+}
+
+/// Saves a model to `dir` (created or replaced whole): weights, config, and
+/// the tokenizer file when given.
+pub fn save<B: Backend>(model: &Llama<B>, dir: &Path, tokenizer_json: Option<&str>) -> Result<()> {
+    let tmp = tmp_name(dir);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    write_atomic(&tmp.join(WEIGHTS), &safetensors_bytes(&hf_tensors(model)))?;
+    let cfg = model.config.hf_config_json(1, 2, 0);
+    let cfg = serde_json::to_vec_pretty(&cfg).unwrap_or_default();
+    write_atomic(&tmp.join(CONFIG), &cfg)?;
+    if let Some(tok) = tokenizer_json {
+        write_atomic(&tmp.join(TOKENIZER), tok.as_bytes())?;
+    }
+    let old = {
+        let mut s = dir.as_os_str().to_owned();
+        s.push(".old");
+        PathBuf::from(s)
+    };
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// Loads a model saved by [`save`] (or any f32/f16/bf16 Llama checkpoint of
+/// a shape this crate supports).
+pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
+    let cpath = dir.join(CONFIG);
+    let text = std::fs::read(&cpath).map_err(|e| Error::io(&cpath, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Json {
+        path: cpath.clone(),
+        source: e,
+    })?;
+    let config = ModelConfig::from_hf_config_json(&v, &cpath)?;
+    let wpath = dir.join(WEIGHTS);
+    let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
+    let tensors = parse_safetensors(&bytes, &wpath)?;
+    model_from_hf(&config, tensors, device, &wpath)
+}

@@ -1,0 +1,21 @@
+//! A Llama-style decoder in [burn], generic over the backend, with a KV
+//! cache for batches of sequences of different lengths, presets (`tiny`,
+//! `small`, `paper`), and checkpoints in the Hugging Face Llama layout.
+//!
+//! The CPU backend is burn's `flex` ([`Cpu`]); the CUDA backend is behind
+//! the `cuda` feature.
+
+pub mod backend;
+pub mod cache;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod init;
+pub mod model;
+
+pub use backend::{Cpu, CpuTrain};
+pub use cache::{KvCache, Logits};
+pub use config::ModelConfig;
+pub use error::{Error, Result};
+pub use model::Llama;

@@ -1,0 +1,240 @@
+//! The Llama-style decoder: RMSNorm, rotary embeddings (rotate-half),
+//! grouped-query attention, SwiGLU MLP, optionally tied embeddings.
+//!
+//! Linear weights are stored `[in, out]` (so that a layer is `x.matmul(w)`);
+//! checkpoints transpose them to the Hugging Face `[out, in]` layout.
+
+use crate::config::ModelConfig;
+use crate::init::SplitMix;
+use burn::module::{Module, Param};
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+/// Standard deviation of the initial weights (Hugging Face's `initializer_range`).
+pub const INIT_STD: f64 = 0.02;
+
+/// One decoder block.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    /// RMSNorm weight before attention.
+    pub attn_norm: Param<Tensor<B, 1>>,
+    /// Query projection `[hidden, heads * head_dim]`.
+    pub wq: Param<Tensor<B, 2>>,
+    /// Key projection `[hidden, kv_heads * head_dim]`.
+    pub wk: Param<Tensor<B, 2>>,
+    /// Value projection `[hidden, kv_heads * head_dim]`.
+    pub wv: Param<Tensor<B, 2>>,
+    /// Output projection `[heads * head_dim, hidden]`.
+    pub wo: Param<Tensor<B, 2>>,
+    /// RMSNorm weight before the MLP.
+    pub mlp_norm: Param<Tensor<B, 1>>,
+    /// SwiGLU gate `[hidden, intermediate]`.
+    pub w_gate: Param<Tensor<B, 2>>,
+    /// SwiGLU up `[hidden, intermediate]`.
+    pub w_up: Param<Tensor<B, 2>>,
+    /// SwiGLU down `[intermediate, hidden]`.
+    pub w_down: Param<Tensor<B, 2>>,
+}
+
+/// The decoder.
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    /// The shape.
+    #[module(skip)]
+    pub config: ModelConfig,
+    /// Token embedding `[vocab, hidden]`.
+    pub embed: Param<Tensor<B, 2>>,
+    /// Decoder blocks.
+    pub layers: Vec<Block<B>>,
+    /// Final RMSNorm weight.
+    pub norm: Param<Tensor<B, 1>>,
+    /// Output projection `[hidden, vocab]`; `None` when tied to the embedding.
+    pub lm_head: Option<Param<Tensor<B, 2>>>,
+}
+
+/// Keys and values of one layer, `[batch, kv_heads, len, head_dim]`.
+pub(crate) type Kv<B> = (Tensor<B, 4>, Tensor<B, 4>);
+
+fn param<B: Backend, const D: usize>(
+    v: Vec<f32>,
+    shape: [usize; D],
+    dev: &B::Device,
+) -> Param<Tensor<B, D>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), dev))
+}
+
+impl<B: Backend> Llama<B> {
+    /// A model with random weights (normal, std [`INIT_STD`]; norms at 1),
+    /// the same for a seed on every backend.
+    pub fn init(config: &ModelConfig, seed: u64, device: &B::Device) -> Self {
+        let mut rng = SplitMix::new(seed);
+        let h = config.hidden_size;
+        let hd = config.head_dim();
+        let (q, kv, i) = (
+            config.num_heads * hd,
+            config.num_kv_heads * hd,
+            config.intermediate_size,
+        );
+        let mut w =
+            |a: usize, b: usize| param::<B, 2>(rng.normal_vec(a * b, INIT_STD), [a, b], device);
+        let embed = w(config.vocab_size, h);
+        let layers = (0..config.num_layers)
+            .map(|_| Block {
+                attn_norm: param(vec![1.0; h], [h], device),
+                wq: w(h, q),
+                wk: w(h, kv),
+                wv: w(h, kv),
+                wo: w(q, h),
+                mlp_norm: param(vec![1.0; h], [h], device),
+                w_gate: w(h, i),
+                w_up: w(h, i),
+                w_down: w(i, h),
+            })
+            .collect();
+        let lm_head = (!config.tie_embeddings).then(|| w(h, config.vocab_size));
+        Llama {
+            config: config.clone(),
+            embed,
+            layers,
+            norm: param(vec![1.0; h], [h], device),
+            lm_head,
+        }
+    }
+
+    /// The device of the weights.
+    pub fn device(&self) -> B::Device {
+        self.embed.val().device()
+    }
+
+    /// Full-sequence forward for training: `tokens` `[batch, len]` →
+    /// logits `[batch, len, vocab]`, causal. `lengths` (one per row) masks
+    /// the keys of right padding; padded positions' logits are not meaningful.
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>, lengths: Option<&[usize]>) -> Tensor<B, 3> {
+        let [b, t] = tokens.dims();
+        let dev = tokens.device();
+        let positions: Vec<i64> = (0..b).flat_map(|_| 0..t as i64).collect();
+        let positions = Tensor::<B, 2, Int>::from_data(TensorData::new(positions, [b, t]), &dev);
+        let mask = lengths.map(|lens| {
+            let mut m = Vec::with_capacity(b * t * t);
+            for &len in lens {
+                for q in 0..t {
+                    m.extend((0..t).map(|k| k > q || k >= len));
+                }
+            }
+            Tensor::<B, 3, Bool>::from_data(TensorData::new(m, [b, t, t]), &dev)
+        });
+        let mut x = self.embed_tokens(tokens);
+        let (cos, sin) = self.rope(positions);
+        for layer in &self.layers {
+            x = self.block(layer, x, &cos, &sin, mask.clone(), |k, v| (k, v));
+        }
+        self.head(x)
+    }
+
+    /// Embedding lookup.
+    pub(crate) fn embed_tokens(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        burn::tensor::module::embedding(self.embed.val(), tokens)
+    }
+
+    /// Final norm and output projection: `[b, t, hidden]` → `[b, t, vocab]`.
+    pub(crate) fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = rms_norm(x, &self.norm, self.config.rms_norm_eps);
+        match &self.lm_head {
+            Some(w) => x.matmul(w.val().unsqueeze()),
+            None => x.matmul(self.embed.val().transpose().unsqueeze()),
+        }
+    }
+
+    /// Rotary tables for `positions` `[b, t]`: cos and sin `[b, 1, t, head_dim]`.
+    pub(crate) fn rope(&self, positions: Tensor<B, 2, Int>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let hd = self.config.head_dim();
+        let [b, t] = positions.dims();
+        let inv: Vec<f32> = (0..hd / 2)
+            .map(|j| (1.0 / self.config.rope_theta.powf(2.0 * j as f64 / hd as f64)) as f32)
+            .collect();
+        let inv = Tensor::<B, 1>::from_data(TensorData::new(inv, [hd / 2]), &positions.device());
+        let freqs = positions.float().reshape([b, t, 1]) * inv.reshape([1, 1, hd / 2]);
+        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
+        (emb.clone().cos(), emb.sin())
+    }
+
+    /// One block. `kv` receives the block's new keys and values
+    /// (`[b, kv_heads, t, head_dim]`, rotated) and returns the keys and
+    /// values to attend to: the same for a full forward, the cache's for
+    /// cached decoding.
+    pub(crate) fn block(
+        &self,
+        layer: &Block<B>,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: Option<Tensor<B, 3, Bool>>,
+        kv: impl FnOnce(Tensor<B, 4>, Tensor<B, 4>) -> Kv<B>,
+    ) -> Tensor<B, 3> {
+        let c = &self.config;
+        let [b, t, _] = x.dims();
+        let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim());
+        let xn = rms_norm(x.clone(), &layer.attn_norm, c.rms_norm_eps);
+        let q = xn.clone().matmul(layer.wq.val().unsqueeze());
+        let k = xn.clone().matmul(layer.wk.val().unsqueeze());
+        let v = xn.matmul(layer.wv.val().unsqueeze());
+        let q = q.reshape([b, t, nh, hd]).swap_dims(1, 2);
+        let k = k.reshape([b, t, nkv, hd]).swap_dims(1, 2);
+        let v = v.reshape([b, t, nkv, hd]).swap_dims(1, 2);
+        let q = apply_rope(q, cos, sin);
+        let k = apply_rope(k, cos, sin);
+        let (k, v) = kv(k, v);
+        let tk = k.dims()[2];
+        let k = repeat_kv(k, nh / nkv);
+        let v = repeat_kv(v, nh / nkv);
+        let (mask, causal) = match mask {
+            Some(m) => (Some(m.unsqueeze_dim::<4>(1).expand([b, nh, t, tk])), false),
+            None => (None, true),
+        };
+        let opts = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: causal,
+        };
+        let a = attention(q, k, v, mask, None, opts);
+        let a = a.swap_dims(1, 2).reshape([b, t, nh * hd]);
+        let x = x + a.matmul(layer.wo.val().unsqueeze());
+        let xn = rms_norm(x.clone(), &layer.mlp_norm, c.rms_norm_eps);
+        let g = silu(xn.clone().matmul(layer.w_gate.val().unsqueeze()));
+        let u = xn.matmul(layer.w_up.val().unsqueeze());
+        x + (g * u).matmul(layer.w_down.val().unsqueeze())
+    }
+}
+
+/// RMSNorm as Llama computes it: `x / sqrt(mean(x^2) + eps) * w`.
+pub(crate) fn rms_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    w: &Param<Tensor<B, 1>>,
+    eps: f64,
+) -> Tensor<B, 3> {
+    let rms = (x.clone().square().mean_dim(2) + eps).sqrt();
+    x / rms * w.val().unsqueeze()
+}
+
+/// Rotary embedding, rotate-half convention (as Hugging Face Llama).
+fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+    let [b, h, t, d] = x.dims();
+    let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..d / 2]);
+    let x2 = x.clone().slice([0..b, 0..h, 0..t, d / 2..d]);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+/// Repeats each key/value head `n` times (grouped-query attention).
+fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
+    if n == 1 {
+        return x;
+    }
+    let [b, kv, t, d] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .expand([b, kv, n, t, d])
+        .reshape([b, kv * n, t, d])
+}

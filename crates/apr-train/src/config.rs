@@ -1,0 +1,280 @@
+//! The SFT configuration (TOML).
+
+use crate::error::{Error, Result};
+use apr_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which traces, hence which sequences and conditioning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceKind {
+    /// APR: one sequence per parent call (with `Sub Call Budget: n`, n the
+    /// problem's child-thread count) and one per child call.
+    Apr,
+    /// SoS+: one sequence per problem, with `Token Budget: B`.
+    Sosp,
+}
+
+/// Data section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Trace files (JSON Lines, as `gen-data traces` writes).
+    pub train: Vec<PathBuf>,
+    /// Which traces they are.
+    pub kind: TraceKind,
+    /// Share of the problems held out for the validation loss.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// At most this many validation sequences.
+    #[serde(default = "default_val_max")]
+    pub val_max_sequences: usize,
+    /// Use at most this many records (problems) of the files.
+    #[serde(default)]
+    pub max_problems: Option<usize>,
+    /// Keep only solved traces (the paper trains on all; default false).
+    #[serde(default)]
+    pub solved_only: bool,
+    /// SoS+ token-budget bin (512 in the paper).
+    #[serde(default = "default_bin")]
+    pub token_budget_bin: u32,
+}
+
+fn default_val_fraction() -> f64 {
+    0.02
+}
+fn default_val_max() -> usize {
+    256
+}
+fn default_bin() -> u32 {
+    512
+}
+
+/// Optimisation section. Defaults are for the `tiny` preset on a CPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Seed of the weights and the data order.
+    pub seed: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Final learning rate as a fraction of the peak (cosine decay).
+    #[serde(default = "default_min_lr")]
+    pub min_lr_ratio: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// Optimiser steps in all.
+    pub max_steps: usize,
+    /// Padded tokens per micro-batch (rows x longest row).
+    pub batch_tokens: usize,
+    /// Micro-batches per optimiser step.
+    #[serde(default = "one")]
+    pub accum_steps: usize,
+    /// AdamW weight decay.
+    #[serde(default = "default_wd")]
+    pub weight_decay: f64,
+    /// AdamW beta 1.
+    #[serde(default = "default_b1")]
+    pub beta1: f64,
+    /// AdamW beta 2.
+    #[serde(default = "default_b2")]
+    pub beta2: f64,
+    /// AdamW epsilon.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Global gradient-norm clip (0: none).
+    #[serde(default = "one_f")]
+    pub grad_clip: f64,
+    /// Validation every this many steps (0: only at the end).
+    #[serde(default)]
+    pub eval_every: usize,
+    /// Checkpoint every this many steps (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Stop (with a checkpoint) after this many minutes of training.
+    #[serde(default)]
+    pub time_limit_minutes: Option<f64>,
+}
+
+fn default_min_lr() -> f64 {
+    0.1
+}
+fn one() -> usize {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn default_wd() -> f64 {
+    0.01
+}
+fn default_b1() -> f64 {
+    0.9
+}
+fn default_b2() -> f64 {
+    0.95
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+
+/// Model section: a preset, optionally with fields replaced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `tiny`, `small` or `paper`.
+    pub preset: String,
+    /// Context window override.
+    #[serde(default)]
+    pub max_seq_len: Option<usize>,
+    /// Width override (small models for tests and sweeps).
+    #[serde(default)]
+    pub hidden_size: Option<usize>,
+    /// MLP width override.
+    #[serde(default)]
+    pub intermediate_size: Option<usize>,
+    /// Depth override.
+    #[serde(default)]
+    pub num_layers: Option<usize>,
+    /// Query heads override.
+    #[serde(default)]
+    pub num_heads: Option<usize>,
+    /// Key/value heads override.
+    #[serde(default)]
+    pub num_kv_heads: Option<usize>,
+}
+
+/// A whole SFT run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftConfig {
+    /// Output directory (metrics, checkpoints, plots, the config).
+    pub out: PathBuf,
+    /// The model.
+    pub model: ModelSection,
+    /// The data.
+    pub data: DataConfig,
+    /// The optimisation.
+    pub optim: OptimConfig,
+}
+
+impl SftConfig {
+    /// Parses a TOML config.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let c: SftConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The model shape.
+    pub fn model_config(&self) -> Result<ModelConfig> {
+        let mut m = ModelConfig::preset(&self.model.preset)?;
+        let s = &self.model;
+        for (field, v) in [
+            (&mut m.max_seq_len, s.max_seq_len),
+            (&mut m.hidden_size, s.hidden_size),
+            (&mut m.intermediate_size, s.intermediate_size),
+            (&mut m.num_layers, s.num_layers),
+            (&mut m.num_heads, s.num_heads),
+            (&mut m.num_kv_heads, s.num_kv_heads),
+        ] {
+            if let Some(v) = v {
+                *field = v;
+            }
+        }
+        m.vocab_size = apr_trace::TraceTokenizer::new().vocab_size();
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Checks the numbers.
+    pub fn validate(&self) -> Result<()> {
+        let o = &self.optim;
+        let bad = |m: &str| Err(Error::Config(m.into()));
+        if self.data.train.is_empty() {
+            return bad("data.train lists no file");
+        }
+        if !(0.0..1.0).contains(&self.data.val_fraction) {
+            return bad("data.val_fraction must be in [0, 1)");
+        }
+        if o.max_steps == 0 || o.batch_tokens == 0 || o.accum_steps == 0 {
+            return bad("max_steps, batch_tokens and accum_steps must be positive");
+        }
+        if o.lr.is_nan() || o.lr <= 0.0 || !(0.0..=1.0).contains(&o.min_lr_ratio) {
+            return bad("lr must be positive and min_lr_ratio in [0, 1]");
+        }
+        if o.grad_clip < 0.0 {
+            return bad("grad_clip must not be negative");
+        }
+        Ok(())
+    }
+
+    /// Learning rate at optimiser step `step` (0-based): linear warm-up to
+    /// `lr`, then cosine decay to `lr * min_lr_ratio` at `max_steps`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let o = &self.optim;
+        if step < o.warmup_steps {
+            return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
+        }
+        let span = (o.max_steps - o.warmup_steps).max(1) as f64;
+        let p = ((step - o.warmup_steps) as f64 / span).min(1.0);
+        let min = o.lr * o.min_lr_ratio;
+        min + 0.5 * (o.lr - min) * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> SftConfig {
+        SftConfig::from_toml(
+            r#"
+out = "runs/x"
+[model]
+preset = "tiny"
+[data]
+train = ["a.jsonl"]
+kind = "apr"
+[optim]
+seed = 1
+lr = 1e-3
+warmup_steps = 10
+max_steps = 110
+batch_tokens = 4096
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn schedule_warms_up_then_decays_to_the_floor() {
+        let c = cfg();
+        assert!((c.lr_at(0) - 1e-4).abs() < 1e-12);
+        assert!((c.lr_at(9) - 1e-3).abs() < 1e-12);
+        assert!((c.lr_at(10) - 1e-3).abs() < 1e-12);
+        // Halfway through the decay: the mean of peak and floor.
+        assert!((c.lr_at(60) - 0.55e-3).abs() < 1e-12);
+        assert!((c.lr_at(110) - 1e-4).abs() < 1e-12);
+        assert!((c.lr_at(500) - 1e-4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        assert!(SftConfig::from_toml("out = 1").is_err());
+        let mut c = cfg();
+        c.optim.max_steps = 0;
+        assert!(c.validate().is_err());
+        let mut c = cfg();
+        c.data.train.clear();
+        assert!(c.validate().is_err());
+        assert_eq!(cfg().model_config().unwrap().vocab_size, 1233);
+    }
+}

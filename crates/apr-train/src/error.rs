@@ -1,0 +1,52 @@
+//! The trainer's error type.
+
+use std::path::PathBuf;
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad training config.
+    #[error("invalid training config: {0}")]
+    Config(String),
+    /// A trace file that cannot be read.
+    #[error("{path}: record {record}: {reason}")]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// 1-based record number (0 for the whole file).
+        record: usize,
+        /// Why.
+        reason: String,
+    },
+    /// An I/O error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A model or checkpoint error.
+    #[error(transparent)]
+    Model(#[from] apr_model::Error),
+    /// A training-state file that does not load.
+    #[error("training state {path}: {reason}")]
+    State {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
