@@ -35,3 +35,24 @@ data-report n="5000" seed="1":
     cargo run --release -p apr-experiments --bin gen-data -- traces --solver sosp --problems runs/data/problems.jsonl --seed {{seed}} --out runs/data/sosp.jsonl
     cargo run --release -p apr-experiments --bin gen-data -- stats runs/data/apr.jsonl
     cargo run --release -p apr-experiments --bin gen-data -- stats runs/data/sosp.jsonl
+
+# SFT passthrough: `just train-sft --config experiments/configs/sft-tiny-apr.toml`.
+train-sft *ARGS:
+    cargo run --release -p apr-experiments --bin train-sft -- {{ARGS}}
+
+# Sample a trained model: `just sample --model runs/sft-tiny-apr/model --nums 5,39,9,87 --target 62`.
+sample *ARGS:
+    cargo run --release -p apr-experiments --bin sample -- {{ARGS}}
+
+# The tiny SFT run of docs/model.md: data, 30 minutes of training, validation sampling.
+sft-tiny:
+    mkdir -p runs/data
+    cargo run --release -p apr-experiments --bin gen-data -- problems --count 20000 --seed 1 --exclude datasets/countdown-val/val.jsonl --out runs/data/problems.jsonl
+    cargo run --release -p apr-experiments --bin gen-data -- traces --solver apr --problems runs/data/problems.jsonl --seed 1 --out runs/data/apr.jsonl
+    cargo run --release -p apr-experiments --bin train-sft -- --config experiments/configs/sft-tiny-apr.toml
+    cargo run --release -p apr-experiments --bin sample -- --model runs/sft-tiny-apr/model --problems datasets/countdown-val/val.jsonl --limit 100 --out runs/sft-tiny-apr/val-samples.jsonl
+
+# Training throughput next to the PyTorch baseline (needs python3 with torch).
+sft-baseline config="experiments/configs/sft-tiny-apr.toml" steps="12":
+    cargo build --release -p apr-experiments
+    benches/baselines/sft_cpu.sh {{config}} {{steps}}

@@ -228,6 +228,9 @@ pub fn train<B: AutodiffBackend>(
         .open(&metrics_path)
         .map_err(|e| Error::io(&metrics_path, e))?;
 
+    let tok_json = apr_trace::TraceTokenizer::new()
+        .to_hf_json()
+        .map_err(|e| Error::Config(e.to_string()))?;
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new(o.max_steps as u64);
         b.set_style(
@@ -341,6 +344,7 @@ pub fn train<B: AutodiffBackend>(
             || stop_here
         {
             save(&model, optim.to_record(), &st)?;
+            checkpoint::save(&model.valid(), &model_dir(out), Some(&tok_json))?;
             write_plot(out, &metrics)?;
         }
         if time_up && !last {
@@ -356,10 +360,7 @@ pub fn train<B: AutodiffBackend>(
     }
     bar.finish_and_clear();
     let mdir = model_dir(out);
-    let tok = apr_trace::TraceTokenizer::new()
-        .to_hf_json()
-        .map_err(|e| Error::Config(e.to_string()))?;
-    checkpoint::save(&model.valid(), &mdir, Some(&tok))?;
+    checkpoint::save(&model.valid(), &mdir, Some(&tok_json))?;
     write_plot(out, &metrics)?;
     let summary = SftSummary {
         steps: st.step,
