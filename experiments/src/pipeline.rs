@@ -144,13 +144,13 @@ pub fn run(cli: Cli) -> Result<()> {
     for r in &reports {
         md.push_str(&r.report());
     }
-    md.push_str("```\n\n## Model stages\n\nSFT, GRPO and evaluation are not implemented yet (model crates pending); this run stops after the data stages.\n");
+    md.push_str("```\n\n## Model stages\n\nThis run stops after the data stages. SFT exists as its own binary (`train-sft`, see docs/model.md) but is not a stage of this experiment yet; the rollout engine, GRPO and the evaluation are not implemented yet.\n");
     write_atomic(&dir.join("report.md"), md.as_bytes())?;
     for r in &reports {
         eprint!("{}", r.report());
     }
     eprintln!(
-        "report: {} (model stages SFT/GRPO/eval are not implemented yet)",
+        "report: {} (model stages are not run yet: SFT is the separate `train-sft`; GRPO and evaluation are not implemented)",
         dir.join("report.md").display()
     );
     Ok(())
