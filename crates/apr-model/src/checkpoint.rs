@@ -116,24 +116,8 @@ pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, H
             continue;
         }
         let dtype = v["dtype"].as_str().unwrap_or("");
-        let shape: Vec<usize> = v["shape"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_u64())
-                    .map(|x| x as usize)
-                    .collect()
-            })
-            .ok_or_else(|| bad(format!("{name}: no shape")))?;
-        let offs: Vec<usize> = v["data_offsets"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_u64())
-                    .map(|x| x as usize)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let shape = usize_list(&v["shape"]).ok_or_else(|| bad(format!("{name}: no shape")))?;
+        let offs = usize_list(&v["data_offsets"]).unwrap_or_default();
         let [start, end] = offs[..] else {
             return Err(bad(format!("{name}: bad data_offsets")));
         };
@@ -169,6 +153,16 @@ pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, H
         out.insert(name, HostTensor { shape, data });
     }
     Ok(out)
+}
+
+/// A JSON array of unsigned integers (other entries skipped).
+fn usize_list(v: &serde_json::Value) -> Option<Vec<usize>> {
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(|x| x.as_u64())
+            .map(|x| x as usize)
+            .collect()
+    })
 }
 
 fn f16_to_f32(h: u16) -> f32 {
@@ -267,19 +261,49 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn tmp_name(path: &Path) -> PathBuf {
+    sibling(path, &format!(".tmp-{}", std::process::id()))
+}
+
+/// `path` with `suffix` appended to its last component.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(format!(".tmp-{}", std::process::id()));
+    s.push(suffix);
     PathBuf::from(s)
+}
+
+/// An empty directory beside `dir` (`dir.tmp`) to build the next version of
+/// `dir` in; one left by a killed run is cleared first.
+pub fn staging_dir(dir: &Path) -> Result<PathBuf> {
+    let tmp = sibling(dir, ".tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    Ok(tmp)
+}
+
+/// Puts the directory `staged` in the place of `dir` by renames (the old
+/// `dir` is moved aside first and removed last), so that a whole `dir`
+/// exists at every moment but between two renames.
+pub fn replace_dir(staged: &Path, dir: &Path) -> Result<()> {
+    let old = sibling(dir, ".old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::rename(staged, dir).map_err(|e| Error::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
 }
 
 /// Saves a model to `dir` (created or replaced whole): weights, config, and
 /// the tokenizer file when given.
 pub fn save<B: Backend>(model: &Llama<B>, dir: &Path, tokenizer_json: Option<&str>) -> Result<()> {
-    let tmp = tmp_name(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let tmp = staging_dir(dir)?;
     write_atomic(&tmp.join(WEIGHTS), &safetensors_bytes(&hf_tensors(model)))?;
     let cfg = model.config.hf_config_json(1, 2, 0);
     let cfg = serde_json::to_vec_pretty(&cfg).unwrap_or_default();
@@ -287,22 +311,7 @@ pub fn save<B: Backend>(model: &Llama<B>, dir: &Path, tokenizer_json: Option<&st
     if let Some(tok) = tokenizer_json {
         write_atomic(&tmp.join(TOKENIZER), tok.as_bytes())?;
     }
-    let old = {
-        let mut s = dir.as_os_str().to_owned();
-        s.push(".old");
-        PathBuf::from(s)
-    };
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-    }
-    Ok(())
+    replace_dir(&tmp, dir)
 }
 
 /// Loads a model saved by [`save`] (or any f32/f16/bf16 Llama checkpoint of

@@ -45,12 +45,9 @@ pub fn read_traces(path: &Path, limit: Option<usize>) -> Result<Vec<TraceRecord>
     Ok(out)
 }
 
-fn tokens(
-    tok: &TraceTokenizer,
-    prefix: Option<Conditioning>,
-    text: &str,
-    max_len: usize,
-) -> Vec<u32> {
+/// `<s>` and the tokens of a call's text with its conditioning prefix: the
+/// start of a training sequence, and the prompt of a sampled call.
+pub fn call_ids(tok: &TraceTokenizer, prefix: Option<Conditioning>, text: &str) -> Vec<u32> {
     let mut s = String::new();
     if let Some(c) = prefix {
         apr_trace::render::push_conditioning(&mut s, c);
@@ -59,6 +56,17 @@ fn tokens(
     let mut ids = Vec::with_capacity(s.len() / 3 + 2);
     ids.push(BOS_ID);
     ids.extend(tok.encode(&s));
+    ids
+}
+
+/// A training sequence: [`call_ids`], `</s>`, cut to `max_len`.
+fn tokens(
+    tok: &TraceTokenizer,
+    prefix: Option<Conditioning>,
+    text: &str,
+    max_len: usize,
+) -> Vec<u32> {
+    let mut ids = call_ids(tok, prefix, text);
     ids.push(EOS_ID);
     ids.truncate(max_len);
     ids

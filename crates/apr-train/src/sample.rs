@@ -5,12 +5,13 @@
 //! serves the `sample` command and checks of SFT models.
 
 use crate::config::TraceKind;
+use crate::data::call_ids;
 use crate::error::Result;
 use apr_countdown::{verify_text, Problem};
 use apr_model::generate::SampleConfig;
 use apr_model::Llama;
 use apr_trace::protocol::{continuation_for, ends_with_spawn, parse_spawn};
-use apr_trace::tokenizer::{BOS_ID, EOS_ID};
+use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{parse_trace, Conditioning, Line, NodeId, Trace, TraceDict, TraceTokenizer};
 use burn::tensor::backend::Backend;
 use serde::Serialize;
@@ -164,13 +165,7 @@ impl<B: Backend> Sampler<'_, B> {
         self.threads += 1;
         let mut text = prompt;
         loop {
-            let mut full = String::new();
-            if let Some(c) = prefix {
-                apr_trace::render::push_conditioning(&mut full, c);
-            }
-            full.push_str(&text);
-            let mut ids = vec![BOS_ID];
-            ids.extend(self.tok.encode(&full));
+            let ids = call_ids(&self.tok, prefix, &text);
             let ctx = self.model.config.max_seq_len;
             if ids.len() >= ctx {
                 t.calls.push(text);

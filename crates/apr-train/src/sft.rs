@@ -253,11 +253,7 @@ pub fn train<B: AutodiffBackend>(
     let mut steps_here = 0;
     let mut stopped_on_time = false;
     let save = |model: &Llama<B>, optim_rec, st: &TrainState| -> Result<()> {
-        let tmp = out.join("state.tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let tmp = checkpoint::staging_dir(&sdir)?;
         let bad = |r: String| Error::State {
             path: tmp.clone(),
             reason: r,
@@ -269,18 +265,7 @@ pub fn train<B: AutodiffBackend>(
             .record(optim_rec, tmp.join("optim"))
             .map_err(|e| bad(e.to_string()))?;
         write_json(&tmp.join("state.json"), st)?;
-        let old = out.join("state.old");
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        if sdir.exists() {
-            std::fs::rename(&sdir, &old).map_err(|e| Error::io(&sdir, e))?;
-        }
-        std::fs::rename(&tmp, &sdir).map_err(|e| Error::io(&sdir, e))?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        Ok(())
+        checkpoint::replace_dir(&tmp, &sdir).map_err(Error::from)
     };
 
     while st.step < o.max_steps {
@@ -347,9 +332,6 @@ pub fn train<B: AutodiffBackend>(
             checkpoint::save(&model.valid(), &model_dir(out), Some(&tok_json))?;
             write_plot(out, &metrics)?;
         }
-        if time_up && !last {
-            stopped_on_time = true;
-        }
         if time_up {
             stopped_on_time = st.step < o.max_steps;
             break;
@@ -360,8 +342,12 @@ pub fn train<B: AutodiffBackend>(
     }
     bar.finish_and_clear();
     let mdir = model_dir(out);
-    checkpoint::save(&model.valid(), &mdir, Some(&tok_json))?;
-    write_plot(out, &metrics)?;
+    // Every step loop ends with a checkpoint, which exports the model; a
+    // run resumed at its last step exports only when the export is missing.
+    if steps_here == 0 && !mdir.exists() {
+        checkpoint::save(&model.valid(), &mdir, Some(&tok_json))?;
+        write_plot(out, &metrics)?;
+    }
     let summary = SftSummary {
         steps: st.step,
         final_train_loss: last_loss,
