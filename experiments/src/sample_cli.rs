@@ -3,10 +3,9 @@
 
 use crate::{Error, Result};
 use apr_countdown::Problem;
-use apr_model::{checkpoint, Llama};
+use apr_model::{checkpoint, AprBackend, Llama};
 use apr_train::sample::{sample, SampleLimits, SampleResult};
 use apr_train::TraceKind;
-use burn::tensor::backend::Backend;
 use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
@@ -87,7 +86,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn go<B: Backend>(cli: &Cli, device: &B::Device) -> Result<()> {
+fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
     let model: Llama<B> = checkpoint::load(&cli.model, device)?;
     let kind = match cli.kind {
         Kind::Apr => TraceKind::Apr,

@@ -7,6 +7,7 @@
 //! are added into slots that are kept at zero until written, so one
 //! scatter writes every row at its own offset.
 
+use crate::attention::AprBackend;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::model::{Kv, Llama};
@@ -92,7 +93,7 @@ pub enum Logits<B: Backend> {
     All(Tensor<B, 3>),
 }
 
-impl<B: Backend> Llama<B> {
+impl<B: AprBackend> Llama<B> {
     /// Runs `new_tokens[r]` through the model at row `r`'s next positions,
     /// appending their keys and values to the cache. An empty row is idle.
     /// With `all` the logits of every new position come back, otherwise
@@ -154,7 +155,6 @@ impl<B: Backend> Llama<B> {
             }
         }
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), &dev);
-        let positions = Tensor::<B, 2, Int>::from_data(TensorData::new(pos.clone(), [b, t]), &dev);
         let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [b, t, kmax]), &dev);
         let invalid = Tensor::<B, 2, Bool>::from_data(TensorData::new(invalid, [b, t]), &dev)
             .reshape([b, 1, t, 1])
@@ -165,10 +165,10 @@ impl<B: Backend> Llama<B> {
             .reshape([b, 1, t, 1])
             .expand([b, kvh, t, hd]);
 
-        let (cos, sin) = self.rope(positions);
+        let rope = self.rope(&pos, b, t, &dev);
         let mut x = self.embed_tokens(ids);
         for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = self.block(layer, x, &cos, &sin, Some(mask.clone()), |k, v| {
+            x = self.block(layer, x, &rope, Some(mask.clone()), |k, v| {
                 let k = k.mask_fill(invalid.clone(), 0.0);
                 let v = v.mask_fill(invalid.clone(), 0.0);
                 kv.0 =

@@ -1,11 +1,11 @@
 //! Plain generation for one prompt: greedy or temperature sampling with a
 //! KV cache. (The batched engine with spawn/join is `apr-rollout`.)
 
+use crate::attention::AprBackend;
 use crate::cache::{KvCache, Logits};
 use crate::error::{Error, Result};
 use crate::init::SplitMix;
 use crate::model::Llama;
-use burn::tensor::backend::Backend;
 
 /// How to pick each next token.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,7 +65,7 @@ pub fn pick(logits: &[f32], temperature: f64, rng: &mut SplitMix) -> (u32, f32) 
     (id as u32, logits[id] - lse)
 }
 
-impl<B: Backend> Llama<B> {
+impl<B: AprBackend> Llama<B> {
     /// Continues `prompt` until the end token or `max_new_tokens`, or until
     /// the context window is full.
     pub fn generate(&self, prompt: &[u32], cfg: &SampleConfig) -> Result<Generation> {

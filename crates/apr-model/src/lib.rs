@@ -5,6 +5,7 @@
 //! The CPU backend is burn's `flex` ([`Cpu`]); the CUDA backend is behind
 //! the `cuda` feature.
 
+pub mod attention;
 pub mod backend;
 pub mod cache;
 pub mod checkpoint;
@@ -14,6 +15,7 @@ pub mod generate;
 pub mod init;
 pub mod model;
 
+pub use attention::AprBackend;
 pub use backend::{Cpu, CpuTrain};
 pub use cache::{KvCache, Logits};
 pub use config::ModelConfig;

@@ -4,6 +4,7 @@
 //! Linear weights are stored `[in, out]` (so that a layer is `x.matmul(w)`);
 //! checkpoints transpose them to the Hugging Face `[out, in]` layout.
 
+use crate::attention::AprBackend;
 use crate::config::ModelConfig;
 use crate::init::SplitMix;
 use burn::module::{Module, Param};
@@ -11,7 +12,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData, TensorPrimitive};
 
 /// Standard deviation of the initial weights (Hugging Face's `initializer_range`).
 pub const INIT_STD: f64 = 0.02;
@@ -108,7 +109,9 @@ impl<B: Backend> Llama<B> {
     pub fn device(&self) -> B::Device {
         self.embed.val().device()
     }
+}
 
+impl<B: AprBackend> Llama<B> {
     /// Full-sequence forward for training: `tokens` `[batch, len]` →
     /// logits `[batch, len, vocab]`, causal. `lengths` (one per row) masks
     /// the keys of right padding; padded positions' logits are not meaningful.
@@ -116,7 +119,6 @@ impl<B: Backend> Llama<B> {
         let [b, t] = tokens.dims();
         let dev = tokens.device();
         let positions: Vec<i64> = (0..b).flat_map(|_| 0..t as i64).collect();
-        let positions = Tensor::<B, 2, Int>::from_data(TensorData::new(positions, [b, t]), &dev);
         let mask = lengths.map(|lens| {
             let mut m = Vec::with_capacity(b * t * t);
             for &len in lens {
@@ -127,9 +129,9 @@ impl<B: Backend> Llama<B> {
             Tensor::<B, 3, Bool>::from_data(TensorData::new(m, [b, t, t]), &dev)
         });
         let mut x = self.embed_tokens(tokens);
-        let (cos, sin) = self.rope(positions);
+        let rope = self.rope(&positions, b, t, &dev);
         for layer in &self.layers {
-            x = self.block(layer, x, &cos, &sin, mask.clone(), |k, v| (k, v));
+            x = self.block(layer, x, &rope, mask.clone(), |k, v| (k, v));
         }
         self.head(x)
     }
@@ -148,17 +150,58 @@ impl<B: Backend> Llama<B> {
         }
     }
 
-    /// Rotary tables for `positions` `[b, t]`: cos and sin `[b, 1, t, head_dim]`.
-    pub(crate) fn rope(&self, positions: Tensor<B, 2, Int>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let hd = self.config.head_dim();
-        let [b, t] = positions.dims();
-        let inv: Vec<f32> = (0..hd / 2)
-            .map(|j| (1.0 / self.config.rope_theta.powf(2.0 * j as f64 / hd as f64)) as f32)
+    /// Rotary tables for `positions` (row-major `[b, t]`), laid out as the
+    /// block applies them: `[b, t, heads, head_dim]`, contiguous, for the
+    /// query heads and for the key/value heads, so that every product
+    /// with them runs on flex's contiguous fast path (a broadcast over the
+    /// head axis would walk element by element), and the rotate-half
+    /// permutation as a `[head_dim, head_dim]` matrix (a matmul instead of
+    /// two strided slices and a concatenation).
+    pub(crate) fn rope(&self, positions: &[i64], b: usize, t: usize, dev: &B::Device) -> Rope<B> {
+        let c = &self.config;
+        let hd = c.head_dim();
+        let half = hd / 2;
+        let inv: Vec<f64> = (0..half)
+            .map(|j| 1.0 / c.rope_theta.powf(2.0 * j as f64 / hd as f64))
             .collect();
-        let inv = Tensor::<B, 1>::from_data(TensorData::new(inv, [hd / 2]), &positions.device());
-        let freqs = positions.float().reshape([b, t, 1]) * inv.reshape([1, 1, hd / 2]);
-        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
-        (emb.clone().cos(), emb.sin())
+        let table = |heads: usize| {
+            let (mut cos, mut sin) = (
+                Vec::with_capacity(b * t * heads * hd),
+                Vec::with_capacity(b * t * heads * hd),
+            );
+            let (mut rc, mut rs) = (vec![0f32; hd], vec![0f32; hd]);
+            for &p in positions {
+                for (j, f) in inv.iter().enumerate() {
+                    // As Hugging Face: the angle in f32.
+                    let a = (p as f32) * (*f as f32);
+                    (rc[j], rs[j]) = (a.cos(), a.sin());
+                    (rc[j + half], rs[j + half]) = (rc[j], rs[j]);
+                }
+                for _ in 0..heads {
+                    cos.extend_from_slice(&rc);
+                    sin.extend_from_slice(&rs);
+                }
+            }
+            let shape = [b, t, heads, hd];
+            (
+                Tensor::<B, 4>::from_data(TensorData::new(cos, shape), dev),
+                Tensor::<B, 4>::from_data(TensorData::new(sin, shape), dev),
+            )
+        };
+        let q = table(c.num_heads);
+        let kv = if c.num_kv_heads == c.num_heads {
+            q.clone()
+        } else {
+            table(c.num_kv_heads)
+        };
+        // rotated = x R: rotated[j] = -x[j + half] (j < half), x[j - half] (j >= half).
+        let mut r = vec![0f32; hd * hd];
+        for j in 0..half {
+            r[(j + half) * hd + j] = -1.0;
+            r[j * hd + j + half] = 1.0;
+        }
+        let rotate = Tensor::<B, 2>::from_data(TensorData::new(r, [hd, hd]), dev).unsqueeze();
+        Rope { q, kv, rotate }
     }
 
     /// One block. `kv` receives the block's new keys and values
@@ -169,8 +212,7 @@ impl<B: Backend> Llama<B> {
         &self,
         layer: &Block<B>,
         x: Tensor<B, 3>,
-        cos: &Tensor<B, 4>,
-        sin: &Tensor<B, 4>,
+        rope: &Rope<B>,
         mask: Option<Tensor<B, 3, Bool>>,
         kv: impl FnOnce(Tensor<B, 4>, Tensor<B, 4>) -> Kv<B>,
     ) -> Tensor<B, 3> {
@@ -181,25 +223,29 @@ impl<B: Backend> Llama<B> {
         let q = xn.clone().matmul(layer.wq.val().unsqueeze());
         let k = xn.clone().matmul(layer.wk.val().unsqueeze());
         let v = xn.matmul(layer.wv.val().unsqueeze());
-        let q = q.reshape([b, t, nh, hd]).swap_dims(1, 2);
-        let k = k.reshape([b, t, nkv, hd]).swap_dims(1, 2);
+        let q = apply_rope(q.reshape([b, t, nh, hd]), &rope.q, &rope.rotate).swap_dims(1, 2);
+        let k = apply_rope(k.reshape([b, t, nkv, hd]), &rope.kv, &rope.rotate).swap_dims(1, 2);
         let v = v.reshape([b, t, nkv, hd]).swap_dims(1, 2);
-        let q = apply_rope(q, cos, sin);
-        let k = apply_rope(k, cos, sin);
         let (k, v) = kv(k, v);
         let tk = k.dims()[2];
         let k = repeat_kv(k, nh / nkv);
         let v = repeat_kv(v, nh / nkv);
-        let (mask, causal) = match mask {
-            Some(m) => (Some(m.unsqueeze_dim::<4>(1).expand([b, nh, t, tk])), false),
-            None => (None, true),
+        let a = match mask {
+            Some(m) => {
+                let m = m.unsqueeze_dim::<4>(1).expand([b, nh, t, tk]);
+                let opts = AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: false,
+                };
+                attention(q, k, v, Some(m), None, opts)
+            }
+            None => Tensor::from_primitive(TensorPrimitive::Float(B::causal_attention(
+                q.into_primitive().tensor(),
+                k.into_primitive().tensor(),
+                v.into_primitive().tensor(),
+            ))),
         };
-        let opts = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: causal,
-        };
-        let a = attention(q, k, v, mask, None, opts);
         let a = a.swap_dims(1, 2).reshape([b, t, nh * hd]);
         let x = x + a.matmul(layer.wo.val().unsqueeze());
         let xn = rms_norm(x.clone(), &layer.mlp_norm, c.rms_norm_eps);
@@ -219,12 +265,24 @@ pub(crate) fn rms_norm<B: Backend>(
     x / rms * w.val().unsqueeze()
 }
 
-/// Rotary embedding, rotate-half convention (as Hugging Face Llama).
-fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
-    let [b, h, t, d] = x.dims();
-    let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..d / 2]);
-    let x2 = x.clone().slice([0..b, 0..h, 0..t, d / 2..d]);
-    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+/// Rotary tables of one forward pass (see [`Llama::rope`]).
+pub(crate) struct Rope<B: Backend> {
+    /// cos and sin `[b, t, num_heads, head_dim]`.
+    q: (Tensor<B, 4>, Tensor<B, 4>),
+    /// cos and sin `[b, t, num_kv_heads, head_dim]`.
+    kv: (Tensor<B, 4>, Tensor<B, 4>),
+    /// The rotate-half permutation `[1, 1, head_dim, head_dim]`.
+    rotate: Tensor<B, 4>,
+}
+
+/// Rotary embedding, rotate-half convention (as Hugging Face Llama), on
+/// `x` `[b, t, heads, head_dim]`.
+fn apply_rope<B: Backend>(
+    x: Tensor<B, 4>,
+    (cos, sin): &(Tensor<B, 4>, Tensor<B, 4>),
+    rotate: &Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let rotated = x.clone().matmul(rotate.clone());
     x * cos.clone() + rotated * sin.clone()
 }
 
@@ -237,4 +295,44 @@ fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
     x.unsqueeze_dim::<5>(2)
         .expand([b, kv, n, t, d])
         .reshape([b, kv * n, t, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+
+    /// Rotate-half by hand for head_dim 4, position 1, theta 100:
+    /// frequencies 1 and 0.1; x = [1, 2, 3, 4] rotates to [-3, -4, 1, 2].
+    #[test]
+    fn rope_rotates_half_as_hugging_face() {
+        let mut cfg = ModelConfig::preset("tiny").unwrap();
+        (
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.rope_theta,
+        ) = (4, 1, 1, 100.0);
+        let dev = Default::default();
+        let model = Llama::<Cpu>::init(&cfg, 1, &dev);
+        let rope = model.rope(&[1], 1, 1, &dev);
+        let x = Tensor::<Cpu, 4>::from_data(
+            TensorData::new(vec![1f32, 2., 3., 4.], [1, 1, 1, 4]),
+            &dev,
+        );
+        let y: Vec<f32> = apply_rope(x, &rope.q, &rope.rotate)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let (c0, s0, c1, s1) = (1f32.cos(), 1f32.sin(), 0.1f32.cos(), 0.1f32.sin());
+        let want = [
+            1. * c0 - 3. * s0,
+            2. * c1 - 4. * s1,
+            3. * c0 + s0,
+            4. * c1 + 2. * s1,
+        ];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{y:?} vs {want:?}");
+        }
+    }
 }

@@ -9,11 +9,10 @@ use crate::data::call_ids;
 use crate::error::Result;
 use apr_countdown::{verify_text, Problem};
 use apr_model::generate::SampleConfig;
-use apr_model::Llama;
+use apr_model::{AprBackend, Llama};
 use apr_trace::protocol::{continuation_for, ends_with_spawn, parse_spawn};
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{parse_trace, Conditioning, Line, NodeId, Trace, TraceDict, TraceTokenizer};
-use burn::tensor::backend::Backend;
 use serde::Serialize;
 
 /// Limits and sampling of a sampled tree.
@@ -137,14 +136,14 @@ pub fn root_prompt(p: &Problem) -> String {
     t.render()
 }
 
-struct Sampler<'a, B: Backend> {
+struct Sampler<'a, B: AprBackend> {
     model: &'a Llama<B>,
     tok: TraceTokenizer,
     limits: &'a SampleLimits,
     threads: u64,
 }
 
-impl<B: Backend> Sampler<'_, B> {
+impl<B: AprBackend> Sampler<'_, B> {
     fn thread(
         &mut self,
         prefix: Option<Conditioning>,
@@ -228,7 +227,7 @@ impl<B: Backend> Sampler<'_, B> {
 
 /// Samples a model's trace tree for a problem. APR models get
 /// `Sub Call Budget: budget`; SoS+ models `Token Budget: budget`.
-pub fn sample<B: Backend>(
+pub fn sample<B: AprBackend>(
     model: &Llama<B>,
     problem: &Problem,
     kind: TraceKind,

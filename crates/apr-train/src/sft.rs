@@ -5,7 +5,7 @@ use crate::data::{epoch_batches, load_corpus, Batch, Corpus};
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
 use crate::plot::{line_plot, Series};
-use apr_model::{checkpoint, Llama};
+use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
@@ -93,7 +93,7 @@ pub fn batch_tensors<B: Backend>(
 }
 
 /// Summed next-token negative log-likelihood of a batch and its target count.
-pub fn batch_nll<B: Backend>(
+pub fn batch_nll<B: AprBackend>(
     model: &Llama<B>,
     seqs: &[Vec<u32>],
     batch: &Batch,
@@ -106,7 +106,7 @@ pub fn batch_nll<B: Backend>(
     ((logp * mask).sum().neg(), count)
 }
 
-fn validation_loss<B: Backend>(
+fn validation_loss<B: AprBackend>(
     model: &Llama<B>,
     corpus: &Corpus,
     batch_tokens: usize,
@@ -160,11 +160,11 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
 }
 
 /// Trains per `cfg`, resuming from `cfg.out/state` when it exists.
-pub fn train<B: AutodiffBackend>(
-    cfg: &SftConfig,
-    device: &B::Device,
-    opts: &RunOptions,
-) -> Result<SftSummary> {
+pub fn train<B>(cfg: &SftConfig, device: &B::Device, opts: &RunOptions) -> Result<SftSummary>
+where
+    B: AutodiffBackend + AprBackend,
+    B::InnerBackend: AprBackend,
+{
     let out = &cfg.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mc = cfg.model_config()?;
