@@ -73,6 +73,20 @@ impl SpawnBlock {
     }
 }
 
+/// The first two lines of a problem's top thread: `Moving to Node #0` and
+/// its `Current State` with no operations. Every sampled trace starts here.
+pub fn root_prompt(target: Num, nums: &[Num]) -> String {
+    let t = crate::line::Trace::from_lines(vec![
+        Line::MovingTo { id: NodeId::root() },
+        Line::CurrentState {
+            target,
+            nums: nums.iter().copied().collect(),
+            ops: Default::default(),
+        },
+    ]);
+    t.render()
+}
+
 /// Whether a text (possibly a partial generation) ends in a complete spawn block.
 pub fn ends_with_spawn(text: &str) -> bool {
     text.ends_with(SPAWN_CLOSE)

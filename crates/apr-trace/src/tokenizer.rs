@@ -224,6 +224,20 @@ impl TraceTokenizer {
         v
     }
 
+    /// The ids a model is fed for one call: `<s>`, the conditioning
+    /// prefix when given, then `text` (no `</s>`).
+    pub fn call_ids(&self, prefix: Option<Conditioning>, text: &str) -> Vec<u32> {
+        let mut s = String::new();
+        if let Some(c) = prefix {
+            crate::render::push_conditioning(&mut s, c);
+        }
+        s.push_str(text);
+        let mut ids = Vec::with_capacity(s.len() / 3 + 2);
+        ids.push(BOS_ID);
+        self.lex(&s, |id| ids.push(id));
+        ids
+    }
+
     /// Number of tokens of `text` (no BOS/EOS).
     pub fn count(&self, text: &str) -> usize {
         let mut n = 0;

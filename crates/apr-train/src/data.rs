@@ -11,7 +11,7 @@ use crate::config::{DataConfig, TraceKind};
 use crate::error::{Error, Result};
 use apr_countdown::TraceRecord;
 use apr_model::init::SplitMix;
-use apr_trace::tokenizer::{BOS_ID, EOS_ID};
+use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{Conditioning, TraceDict, TraceTokenizer};
 use std::io::BufRead;
 use std::path::Path;
@@ -48,15 +48,7 @@ pub fn read_traces(path: &Path, limit: Option<usize>) -> Result<Vec<TraceRecord>
 /// `<s>` and the tokens of a call's text with its conditioning prefix: the
 /// start of a training sequence, and the prompt of a sampled call.
 pub fn call_ids(tok: &TraceTokenizer, prefix: Option<Conditioning>, text: &str) -> Vec<u32> {
-    let mut s = String::new();
-    if let Some(c) = prefix {
-        apr_trace::render::push_conditioning(&mut s, c);
-    }
-    s.push_str(text);
-    let mut ids = Vec::with_capacity(s.len() / 3 + 2);
-    ids.push(BOS_ID);
-    ids.extend(tok.encode(&s));
-    ids
+    tok.call_ids(prefix, text)
 }
 
 /// A training sequence: [`call_ids`], `</s>`, cut to `max_len`.

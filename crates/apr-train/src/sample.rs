@@ -12,7 +12,7 @@ use apr_model::generate::SampleConfig;
 use apr_model::{AprBackend, Llama};
 use apr_trace::protocol::{continuation_for, ends_with_spawn, parse_spawn};
 use apr_trace::tokenizer::EOS_ID;
-use apr_trace::{parse_trace, Conditioning, Line, NodeId, Trace, TraceDict, TraceTokenizer};
+use apr_trace::{parse_trace, Conditioning, TraceDict, TraceTokenizer};
 use serde::Serialize;
 
 /// Limits and sampling of a sampled tree.
@@ -125,15 +125,7 @@ pub struct SampleResult {
 
 /// The first lines of a problem's top thread.
 pub fn root_prompt(p: &Problem) -> String {
-    let t = Trace::from_lines(vec![
-        Line::MovingTo { id: NodeId::root() },
-        Line::CurrentState {
-            target: p.target,
-            nums: p.nums.iter().copied().collect(),
-            ops: Default::default(),
-        },
-    ]);
-    t.render()
+    apr_trace::protocol::root_prompt(p.target, &p.nums)
 }
 
 struct Sampler<'a, B: AprBackend> {

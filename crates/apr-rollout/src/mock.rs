@@ -1,0 +1,129 @@
+//! A scripted [`StepModel`] for tests and benches of the scheduler: each
+//! slot remembers the tokens fed to it, and the next token is read from the
+//! script entry whose prompt starts the slot's history.
+
+use crate::error::{Error, Result};
+use crate::stepper::StepModel;
+use apr_trace::tokenizer::EOS_ID;
+use apr_trace::{Conditioning, TraceTokenizer};
+
+/// One scripted call: when a slot's history starts with `prompt`, the
+/// model writes `completion` then `</s>`.
+#[derive(Clone, Debug)]
+struct Entry {
+    prompt: Vec<u32>,
+    completion: Vec<u32>,
+}
+
+/// A model that replays scripted completions. A history no entry matches
+/// gets `fallback` forever (a runaway thread).
+#[derive(Clone, Debug)]
+pub struct ScriptedModel {
+    entries: Vec<Entry>,
+    history: Vec<Vec<u32>>,
+    capacity: usize,
+    vocab: usize,
+    fallback: u32,
+    /// Most slots fed in one step so far.
+    pub max_batch: usize,
+    /// Most slots holding tokens at once so far.
+    pub max_occupied: usize,
+    /// Steps run.
+    pub steps: usize,
+    /// Tokens fed in all.
+    pub fed: usize,
+}
+
+impl ScriptedModel {
+    /// `slots` slots of `capacity` tokens, no script yet.
+    pub fn new(slots: usize, capacity: usize) -> Self {
+        let tok = TraceTokenizer::new();
+        ScriptedModel {
+            entries: Vec::new(),
+            history: vec![Vec::new(); slots],
+            capacity,
+            vocab: tok.vocab_size(),
+            fallback: tok.encode("\n")[0],
+            max_batch: 0,
+            max_occupied: 0,
+            steps: 0,
+            fed: 0,
+        }
+    }
+
+    /// Adds an entry: the call with `prefix` and prompt text `prompt` is
+    /// answered with `completion`.
+    pub fn with(mut self, prefix: Option<Conditioning>, prompt: &str, completion: &str) -> Self {
+        let tok = TraceTokenizer::new();
+        self.entries.push(Entry {
+            prompt: tok.call_ids(prefix, prompt),
+            completion: tok.encode(completion),
+        });
+        self
+    }
+
+    fn next(&self, h: &[u32]) -> u32 {
+        let mut best: Option<(&Entry, usize)> = None;
+        for e in &self.entries {
+            if h.len() >= e.prompt.len() && h.starts_with(&e.prompt) {
+                let gen = &h[e.prompt.len()..];
+                if e.completion.starts_with(gen) && best.is_none_or(|b| e.prompt.len() > b.1) {
+                    best = Some((e, e.prompt.len()));
+                }
+            }
+        }
+        match best {
+            Some((e, n)) => e.completion.get(h.len() - n).copied().unwrap_or(EOS_ID),
+            None => self.fallback,
+        }
+    }
+}
+
+impl StepModel for ScriptedModel {
+    fn slots(&self) -> usize {
+        self.history.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+
+    fn step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        let mut seen = vec![false; self.history.len()];
+        let mut out = Vec::with_capacity(feed.len());
+        for &(slot, toks) in feed {
+            if slot >= self.history.len() || toks.is_empty() || seen[slot] {
+                return Err(Error::Step(format!("bad feed to slot {slot}")));
+            }
+            seen[slot] = true;
+            let h = &mut self.history[slot];
+            if h.len() + toks.len() > self.capacity {
+                return Err(Error::Step(format!("slot {slot} overflows")));
+            }
+            h.extend_from_slice(toks);
+            self.fed += toks.len();
+            let next = self.next(&self.history[slot]);
+            let mut l = vec![-10.0f32; self.vocab];
+            l[next as usize] = 10.0;
+            out.push(l);
+        }
+        self.steps += 1;
+        self.max_batch = self.max_batch.max(feed.len());
+        let occupied = self.history.iter().filter(|h| !h.is_empty()).count();
+        self.max_occupied = self.max_occupied.max(occupied);
+        Ok(out)
+    }
+
+    fn truncate(&mut self, slot: usize, len: usize) -> Result<()> {
+        let h = self
+            .history
+            .get_mut(slot)
+            .ok_or_else(|| Error::Step(format!("slot {slot}")))?;
+        h.truncate(len);
+        Ok(())
+    }
+}

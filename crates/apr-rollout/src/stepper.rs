@@ -1,0 +1,102 @@
+//! What the engine needs of a model, and its implementation on a burn
+//! [`Llama`] with a [`KvCache`].
+
+use crate::error::{Error, Result};
+use apr_model::{AprBackend, KvCache, Llama, Logits};
+
+/// A model with a fixed number of KV slots, one per running thread.
+///
+/// A slot holds the keys and values of the tokens fed to it so far.
+/// [`StepModel::step`] feeds new tokens to some slots at once and returns,
+/// for each, the next-token logits after its last new token.
+pub trait StepModel {
+    /// Number of slots (the KV memory budget, in threads).
+    fn slots(&self) -> usize;
+    /// Most tokens one slot can hold.
+    fn capacity(&self) -> usize;
+    /// Vocabulary size (length of every logits vector).
+    fn vocab_size(&self) -> usize;
+    /// Feeds `tokens` to `slot` for each entry (slots distinct, tokens not
+    /// empty) and returns one logits vector per entry, in order.
+    fn step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>>;
+    /// Keeps the first `len` tokens of `slot` (0 frees it).
+    fn truncate(&mut self, slot: usize, len: usize) -> Result<()>;
+}
+
+/// A [`Llama`] and a [`KvCache`] of `slots` rows.
+///
+/// Every step runs all rows of the cache (rows not fed are idle and their
+/// output is dropped), so size `slots` to the concurrency you want.
+#[derive(Debug)]
+pub struct LlamaStepper<B: AprBackend> {
+    model: Llama<B>,
+    cache: KvCache<B>,
+}
+
+impl<B: AprBackend> LlamaStepper<B> {
+    /// `slots` threads of up to `capacity` tokens each (at most the model's
+    /// context window).
+    pub fn new(model: Llama<B>, slots: usize, capacity: usize) -> Result<Self> {
+        if slots == 0 {
+            return Err(Error::Config("slots must be at least 1".into()));
+        }
+        let capacity = capacity.min(model.config.max_seq_len);
+        let cache = KvCache::new(&model.config, slots, capacity, &model.device());
+        Ok(LlamaStepper { model, cache })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Llama<B> {
+        &self.model
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+}
+
+impl<B: AprBackend> StepModel for LlamaStepper<B> {
+    fn slots(&self) -> usize {
+        self.cache.rows()
+    }
+
+    fn capacity(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.model.config.vocab_size
+    }
+
+    fn step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        let rows = self.cache.rows();
+        let mut new: Vec<&[u32]> = vec![&[]; rows];
+        for &(slot, toks) in feed {
+            if slot >= rows || toks.is_empty() || !new[slot].is_empty() {
+                return Err(Error::Step(format!(
+                    "bad feed: slot {slot} of {rows}, {} tokens",
+                    toks.len()
+                )));
+            }
+            new[slot] = toks;
+        }
+        let Logits::Last(l) = self.model.forward_cached(&mut self.cache, &new, false)? else {
+            return Err(Error::Step("cached forward gave all logits".into()));
+        };
+        let v = self.model.config.vocab_size;
+        let data: Vec<f32> = l
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| Error::Step(format!("{e:?}")))?;
+        Ok(feed
+            .iter()
+            .map(|&(slot, _)| data[slot * v..(slot + 1) * v].to_vec())
+            .collect())
+    }
+
+    fn truncate(&mut self, slot: usize, len: usize) -> Result<()> {
+        Ok(self.cache.truncate_row(slot, len)?)
+    }
+}

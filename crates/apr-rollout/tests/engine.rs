@@ -1,0 +1,320 @@
+//! The scheduler with a scripted model: spawn, join, nested spawn, limits,
+//! protocol violations, waiting for memory, independence of batching.
+
+use apr_countdown::{apr, AprParams, Heuristic, Problem, ProblemSpec, Pruning, Rng};
+use apr_rollout::mock::ScriptedModel;
+use apr_rollout::{Engine, FinishReason, Limits, Mode, ProblemResult, RolloutConfig};
+use apr_trace::protocol::{continuation_for, parse_spawn, root_prompt};
+use apr_trace::{Conditioning, TraceDict};
+use std::collections::HashSet;
+
+/// Scripts every call of a solver's thread tree: the model then answers
+/// each prompt the engine builds with the solver's text.
+fn script(
+    mut m: ScriptedModel,
+    d: &TraceDict,
+    prompt: String,
+    prefix: Option<Conditioning>,
+) -> ScriptedModel {
+    for (k, call) in d.main_calls.iter().enumerate() {
+        let p = if k == 0 {
+            prompt.clone()
+        } else {
+            let kids: Vec<&str> = d.sub_calls[k - 1]
+                .iter()
+                .map(|c| c.main_calls.last().unwrap().as_str())
+                .collect();
+            continuation_for(&d.main_calls[k - 1], &kids).unwrap()
+        };
+        assert!(call.starts_with(&p), "call {k} does not start with its prompt");
+        m = m.with(prefix, &p, &call[p.len()..]);
+        if let Some(round) = d.sub_calls.get(k) {
+            let block = parse_spawn(call).unwrap();
+            for (c, sub) in block.children.iter().zip(round) {
+                m = script(m, sub, c.render(), None);
+            }
+        }
+    }
+    m
+}
+
+fn problems(n: u64, seed: u64) -> Vec<Problem> {
+    let spec = ProblemSpec {
+        min_numbers: 4,
+        max_numbers: 5,
+        ..ProblemSpec::default()
+    };
+    let none = HashSet::new();
+    (0..n).map(|i| spec.problem(seed, i, &none).unwrap()).collect()
+}
+
+fn solver_dicts(ps: &[Problem], depth: u32) -> Vec<(TraceDict, bool)> {
+    ps.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let params = AprParams {
+                beam: 3,
+                sub_beam: 4,
+                promising: 1.0,
+                heuristic: Heuristic::Mult,
+                pruning: Pruning::Beam,
+                max_spawn_depth: depth,
+            };
+            let out = apr(p, &params, &mut Rng::new(i as u64));
+            (out.tree.to_dict(), out.solution.is_some())
+        })
+        .collect()
+}
+
+fn scripted(ps: &[Problem], dicts: &[(TraceDict, bool)], slots: usize) -> ScriptedModel {
+    let mut m = ScriptedModel::new(slots, 8192);
+    for (p, (d, _)) in ps.iter().zip(dicts) {
+        m = script(m, d, root_prompt(p.target, &p.nums), None);
+    }
+    m
+}
+
+fn run(m: &mut ScriptedModel, ps: &[Problem], cfg: RolloutConfig) -> Vec<ProblemResult> {
+    Engine::new(m, cfg).unwrap().run(ps, |_| {}).unwrap()
+}
+
+fn apr_cfg() -> RolloutConfig {
+    RolloutConfig {
+        limits: Limits {
+            max_depth: 3,
+            ..Limits::default()
+        },
+        ..RolloutConfig::default()
+    }
+}
+
+#[test]
+fn replays_solver_trees_with_nested_spawns_exactly() {
+    let ps = problems(12, 3);
+    let dicts = solver_dicts(&ps, 2);
+    let nested = dicts
+        .iter()
+        .filter(|(d, _)| d.sub_calls.iter().flatten().any(|c| !c.sub_calls.is_empty()))
+        .count();
+    assert!(nested >= 2, "want nested trees in the test set, got {nested}");
+    let mut m = scripted(&ps, &dicts, 64);
+    let rs = run(&mut m, &ps, apr_cfg());
+    assert_eq!(rs.len(), ps.len());
+    for (r, (d, solved)) in rs.iter().zip(&dicts) {
+        assert_eq!(&r.trace_dict, d, "problem {}", r.problem);
+        assert_eq!(r.solved, *solved);
+        assert!(r.parses);
+        assert_eq!(r.finish_reasons.get("eos"), Some(&(r.child_threads + 1)));
+        // Generated tokens are exactly the scripted completions plus one
+        // `</s>` per call; the log-probabilities are the model's.
+        for t in r.root.threads() {
+            for c in &t.calls {
+                assert_eq!(c.generated_ids.len(), c.logprobs.len());
+                assert_eq!(c.generated_ids.last(), Some(&apr_trace::tokenizer::EOS_ID));
+            }
+        }
+    }
+    assert!(m.max_batch > 1, "threads of different problems share steps");
+}
+
+#[test]
+fn prefix_reuse_keeps_the_parents_cache_and_changes_nothing_else() {
+    let ps = problems(6, 4);
+    let dicts = solver_dicts(&ps, 1);
+    let mut a = scripted(&ps, &dicts, 64);
+    let with = run(&mut a, &ps, apr_cfg());
+    let mut b = scripted(&ps, &dicts, 64);
+    let without = run(
+        &mut b,
+        &ps,
+        RolloutConfig {
+            prefix_reuse: false,
+            ..apr_cfg()
+        },
+    );
+    let reused: usize = with.iter().map(|r| r.reused_tokens).sum();
+    assert!(reused > 0);
+    assert_eq!(without.iter().map(|r| r.reused_tokens).sum::<usize>(), 0);
+    for (x, y) in with.iter().zip(&without) {
+        assert_eq!(x.trace_dict, y.trace_dict);
+        assert_eq!(x.prefilled_tokens + x.reused_tokens, y.prefilled_tokens);
+    }
+    assert_eq!(a.fed + reused, b.fed);
+    // Every continuation call after a spawn reuses at least the pre-spawn text.
+    let spawned = with.iter().find(|r| r.child_threads > 0).unwrap();
+    assert!(spawned.root.calls[1].reused_tokens > spawned.root.calls[0].prompt_ids.len());
+}
+
+#[test]
+fn threads_wait_for_memory_and_results_do_not_depend_on_the_batch() {
+    let ps = problems(8, 5);
+    let dicts = solver_dicts(&ps, 2);
+    let mut big = scripted(&ps, &dicts, 64);
+    let reference = run(&mut big, &ps, apr_cfg());
+    for slots in [1, 2, 5] {
+        let mut m = scripted(&ps, &dicts, slots);
+        let mut engine = Engine::new(&mut m, apr_cfg()).unwrap();
+        let rs = engine.run(&ps, |_| {}).unwrap();
+        let evictions = engine.stats().evictions;
+        for (x, y) in rs.iter().zip(&reference) {
+            assert_eq!(x.trace_dict, y.trace_dict, "slots {slots}");
+        }
+        assert!(m.max_occupied <= slots && m.max_batch <= slots);
+        if slots == 1 {
+            assert!(evictions > 0, "one slot: parents must give it up");
+        }
+    }
+}
+
+#[test]
+fn sampled_rollouts_repeat_for_a_seed_whatever_the_slots() {
+    let ps = problems(4, 6);
+    let dicts = solver_dicts(&ps, 1);
+    let cfg = RolloutConfig {
+        sampling: apr_rollout::SamplingParams::temperature(1.0),
+        samples: 3,
+        seed: 9,
+        limits: Limits {
+            max_new_tokens: 40,
+            ..Limits::default()
+        },
+        ..RolloutConfig::default()
+    };
+    let mut a = scripted(&ps, &dicts, 16);
+    let mut b = scripted(&ps, &dicts, 3);
+    let ra = run(&mut a, &ps, cfg.clone());
+    let rb = run(&mut b, &ps, cfg);
+    assert_eq!(ra.len(), 12);
+    assert_eq!(
+        ra.iter().map(|r| (r.problem, r.sample)).collect::<Vec<_>>(),
+        (0..4).flat_map(|p| (0..3).map(move |s| (p, s))).collect::<Vec<_>>()
+    );
+    for (x, y) in ra.iter().zip(&rb) {
+        assert_eq!(x.root, y.root);
+    }
+}
+
+fn one(prompt_problem: &Problem, completion: &str, cfg: RolloutConfig) -> ProblemResult {
+    let p = prompt_problem;
+    let mut m = ScriptedModel::new(4, 4096).with(None, &root_prompt(p.target, &p.nums), completion);
+    let mut rs = run(&mut m, std::slice::from_ref(p), cfg);
+    rs.remove(0)
+}
+
+fn toy() -> Problem {
+    Problem {
+        nums: vec![5, 39, 9, 87],
+        target: 62,
+    }
+}
+
+const SPAWN_TWO: &str = "Exploring Operation: 39-5=34, Resulting Numbers: [9, 87, 34]\n\
+Generated Node #0,0: 62:[9, 87, 34] Operation: 39-5=34\n\
+Exploring Operation: 87-5=82, Resulting Numbers: [39, 9, 82]\n\
+Generated Node #0,1: 62:[39, 9, 82] Operation: 87-5=82\n\
+<Calling Sub Searches>\n\
+<Start Sub Search 0 at level 1> Moving to Node #0,0\n\
+<Start Sub Search 1 at level 1> Moving to Node #0,1\n\
+<End Calling Sub Searches>\n";
+
+#[test]
+fn protocol_violations_end_the_thread_with_a_reason() {
+    let unknown = SPAWN_TWO.replace("Moving to Node #0,1\n<End", "Moving to Node #0,7\n<End");
+    let r = one(&toy(), &unknown, apr_cfg());
+    assert!(matches!(&r.root.finish, FinishReason::Protocol(m) if m.contains("0,7")), "{:?}", r.root.finish);
+    assert_eq!(r.child_threads, 0);
+    assert!(!r.solved);
+
+    let unterminated = SPAWN_TWO.replace("<End Calling Sub Searches>\n", "");
+    let r = one(&toy(), &unterminated, apr_cfg());
+    assert!(matches!(&r.root.finish, FinishReason::Protocol(m) if m.contains("unterminated")));
+
+    let empty = "<Calling Sub Searches>\n<End Calling Sub Searches>\n";
+    let r = one(&toy(), empty, apr_cfg());
+    assert!(matches!(r.root.finish, FinishReason::Protocol(_)));
+}
+
+#[test]
+fn limits_end_threads_and_problems_still_get_results() {
+    // Children: no script matches their prompts, so they run away until
+    // max_new_tokens; the parent then resumes and runs away too.
+    let cfg = RolloutConfig {
+        limits: Limits {
+            max_new_tokens: 100,
+            ..Limits::default()
+        },
+        ..apr_cfg()
+    };
+    let r = one(&toy(), SPAWN_TWO, cfg.clone());
+    assert_eq!(r.child_threads, 2);
+    assert_eq!(r.finish_reasons.get("max_new_tokens"), Some(&3));
+    assert_eq!(r.root.calls.len(), 2);
+    assert!(r.root.calls[1].text.contains("<No Solution in Sub Search 1 at level 1 at Node #0,1>"));
+
+    let few = RolloutConfig {
+        limits: Limits {
+            max_children: 1,
+            ..cfg.limits.clone()
+        },
+        ..cfg.clone()
+    };
+    let r = one(&toy(), SPAWN_TWO, few);
+    assert!(matches!(&r.root.finish, FinishReason::SpawnLimit(m) if m.contains("2 children")));
+
+    let flat = RolloutConfig {
+        limits: Limits {
+            max_depth: 0,
+            ..cfg.limits.clone()
+        },
+        ..cfg.clone()
+    };
+    assert!(matches!(one(&toy(), SPAWN_TWO, flat).root.finish, FinishReason::SpawnLimit(_)));
+
+    let short = RolloutConfig {
+        limits: Limits {
+            context: 40,
+            ..cfg.limits.clone()
+        },
+        ..cfg.clone()
+    };
+    let r = one(&toy(), SPAWN_TWO, short);
+    assert_eq!(r.root.finish, FinishReason::Context);
+    assert_eq!(r.root.calls[0].prompt_ids.len() + r.root.calls[0].generated_ids.len(), 40);
+
+    let budget = RolloutConfig {
+        limits: Limits {
+            max_problem_tokens: 100,
+            ..cfg.limits.clone()
+        },
+        ..cfg
+    };
+    let r = one(&toy(), SPAWN_TWO, budget);
+    assert!(r.finish_reasons.contains_key("problem_tokens"), "{:?}", r.finish_reasons);
+}
+
+#[test]
+fn single_mode_does_not_spawn() {
+    let cfg = RolloutConfig {
+        mode: Mode::Single,
+        ..apr_cfg()
+    };
+    let r = one(&toy(), SPAWN_TWO, cfg);
+    assert_eq!(r.root.finish, FinishReason::Eos);
+    assert_eq!(r.child_threads, 0);
+    assert_eq!(r.root.calls.len(), 1);
+}
+
+#[test]
+fn the_budget_prefix_is_fed_to_every_root_call() {
+    let p = toy();
+    let cond = Some(Conditioning::SubCallBudget(2));
+    let mut m = ScriptedModel::new(2, 4096).with(cond, &root_prompt(p.target, &p.nums), "Goal\n");
+    let cfg = RolloutConfig {
+        budget: Some(2),
+        ..apr_cfg()
+    };
+    let r = run(&mut m, std::slice::from_ref(&p), cfg).remove(0);
+    let tok = apr_trace::TraceTokenizer::new();
+    assert_eq!(r.root.calls[0].prompt_ids, tok.call_ids(cond, &root_prompt(p.target, &p.nums)));
+    assert_eq!(r.root.calls[0].text, root_prompt(p.target, &p.nums) + "Goal\n");
+}
