@@ -1,3 +1,3 @@
-//! Criterion benches of apr-rs live beside this file (`countdown.rs`); run
+//! Criterion benches of apr-rs live beside this file (`countdown.rs`, `rollout.rs`); run
 //! them with `cargo bench -p apr-benches`. Results and machines are in
 //! `docs/performance.md`.

@@ -42,6 +42,9 @@ pub enum Error {
     /// From the trainer.
     #[error(transparent)]
     Train(#[from] apr_train::Error),
+    /// A rollout failure.
+    #[error(transparent)]
+    Rollout(#[from] apr_rollout::Error),
 }
 
 /// Result with the crate's [`Error`].

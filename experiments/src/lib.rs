@@ -3,11 +3,13 @@
 //! The library behind the experiment binaries in `experiments/src/bin/`:
 //! each binary parses its arguments and calls one function here.
 
+pub mod decode_bench;
 pub mod device;
 pub mod error;
 pub mod gen_data;
 pub mod jsonl;
 pub mod pipeline;
+pub mod rollout_cli;
 pub mod sample_cli;
 pub mod sft_cli;
 pub mod stats;

@@ -74,6 +74,10 @@ pub struct RolloutConfig {
     /// Keep a blocked parent's KV slot and prefill only the new part of its
     /// continuation (`false`: prefill the whole continuation again).
     pub prefix_reuse: bool,
+    /// Treat `</s>` as an ordinary token, so every call runs to
+    /// `limits.max_new_tokens` (for throughput benchmarks, as vLLM's
+    /// `ignore_eos`).
+    pub ignore_eos: bool,
 }
 
 impl Default for RolloutConfig {
@@ -87,6 +91,7 @@ impl Default for RolloutConfig {
             limits: Limits::default(),
             step_tokens: 2048,
             prefix_reuse: true,
+            ignore_eos: false,
         }
     }
 }

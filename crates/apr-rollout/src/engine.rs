@@ -300,9 +300,10 @@ impl<'m, M: StepModel> Engine<'m, M> {
                 th.kv_len = 0;
                 th.state = ThreadState::Prefilling;
             }
-            let running = self.threads.iter().any(|t| {
-                matches!(t.state, ThreadState::Prefilling | ThreadState::Decoding)
-            });
+            let running = self
+                .threads
+                .iter()
+                .any(|t| matches!(t.state, ThreadState::Prefilling | ThreadState::Decoding));
             if running || self.waiting.is_empty() {
                 return Ok(());
             }
@@ -411,7 +412,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             tk.generated += 1;
             self.stats.generated_tokens += 1;
             let limits = &self.cfg.limits;
-            let end = if tok == EOS_ID {
+            let end = if tok == EOS_ID && !self.cfg.ignore_eos {
                 Some(FinishReason::Eos)
             } else if generated >= limits.max_new_tokens {
                 Some(FinishReason::MaxNewTokens)
@@ -478,7 +479,11 @@ impl<'m, M: StepModel> Engine<'m, M> {
         let l = &self.cfg.limits;
         let th = &self.threads[t];
         let over = if block.children.len() > l.max_children {
-            Some(format!("{} children > {}", block.children.len(), l.max_children))
+            Some(format!(
+                "{} children > {}",
+                block.children.len(),
+                l.max_children
+            ))
         } else if th.rounds.len() >= l.max_rounds {
             Some(format!("round {} > {}", th.rounds.len() + 1, l.max_rounds))
         } else if th.depth >= l.max_depth {
@@ -546,12 +551,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             .unwrap_or_default();
         let texts: Vec<&str> = kids
             .iter()
-            .map(|&k| {
-                self.threads[k]
-                    .calls
-                    .last()
-                    .map_or("", |c| c.text.as_str())
-            })
+            .map(|&k| self.threads[k].calls.last().map_or("", |c| c.text.as_str()))
             .collect();
         match continuation_for(&parent_text, &texts) {
             Ok(next) => self.start_call(p, next),

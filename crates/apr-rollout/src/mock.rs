@@ -4,8 +4,9 @@
 
 use crate::error::{Error, Result};
 use crate::stepper::StepModel;
+use apr_trace::protocol::{continuation_for, parse_spawn};
 use apr_trace::tokenizer::EOS_ID;
-use apr_trace::{Conditioning, TraceTokenizer};
+use apr_trace::{Conditioning, TraceDict, TraceTokenizer};
 
 /// One scripted call: when a slot's history starts with `prompt`, the
 /// model writes `completion` then `</s>`.
@@ -60,6 +61,42 @@ impl ScriptedModel {
             completion: tok.encode(completion),
         });
         self
+    }
+
+    /// Adds every call of a thread tree (a solver's `trace_dict`), so that
+    /// the engine, run greedily from `prompt`, reproduces the tree: each
+    /// call's prompt (first prompt, child prompt, or continuation built by
+    /// the protocol) is answered with the rest of that call's text.
+    /// Errors when a call does not start with the prompt the protocol gives.
+    pub fn with_tree(
+        mut self,
+        d: &TraceDict,
+        prompt: &str,
+        prefix: Option<Conditioning>,
+    ) -> Result<Self> {
+        let bad = |m: String| Error::Step(format!("scripting a tree: {m}"));
+        for (k, call) in d.main_calls.iter().enumerate() {
+            let p = if k == 0 {
+                prompt.to_string()
+            } else {
+                let kids: Vec<&str> = d.sub_calls[k - 1]
+                    .iter()
+                    .map(|c| c.main_calls.last().map_or("", String::as_str))
+                    .collect();
+                continuation_for(&d.main_calls[k - 1], &kids).map_err(|e| bad(e.to_string()))?
+            };
+            let rest = call
+                .strip_prefix(p.as_str())
+                .ok_or_else(|| bad(format!("call {k} does not start with its prompt")))?;
+            self = self.with(prefix, &p, rest);
+            if let Some(round) = d.sub_calls.get(k) {
+                let block = parse_spawn(call).map_err(|e| bad(e.to_string()))?;
+                for (c, sub) in block.children.iter().zip(round) {
+                    self = self.with_tree(sub, &c.render(), None)?;
+                }
+            }
+        }
+        Ok(self)
     }
 
     fn next(&self, h: &[u32]) -> u32 {
@@ -125,5 +162,41 @@ impl StepModel for ScriptedModel {
             .ok_or_else(|| Error::Step(format!("slot {slot}")))?;
         h.truncate(len);
         Ok(())
+    }
+}
+
+/// A real model's compute with a script's choices: every step runs `inner`
+/// (prefill and decode cost as they are), then the logits come from
+/// `script`. Benches use it to time spawn/join and prefix reuse on a real
+/// model that spawns as the script says.
+#[derive(Debug)]
+pub struct Overlay<M: StepModel> {
+    /// The model whose compute is timed.
+    pub inner: M,
+    /// The choices.
+    pub script: ScriptedModel,
+}
+
+impl<M: StepModel> StepModel for Overlay<M> {
+    fn slots(&self) -> usize {
+        self.inner.slots().min(self.script.slots())
+    }
+
+    fn capacity(&self) -> usize {
+        self.inner.capacity().min(self.script.capacity())
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.script.vocab_size()
+    }
+
+    fn step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        self.inner.step(feed)?;
+        self.script.step(feed)
+    }
+
+    fn truncate(&mut self, slot: usize, len: usize) -> Result<()> {
+        self.inner.truncate(slot, len)?;
+        self.script.truncate(slot, len)
     }
 }

@@ -4,39 +4,9 @@
 use apr_countdown::{apr, AprParams, Heuristic, Problem, ProblemSpec, Pruning, Rng};
 use apr_rollout::mock::ScriptedModel;
 use apr_rollout::{Engine, FinishReason, Limits, Mode, ProblemResult, RolloutConfig};
-use apr_trace::protocol::{continuation_for, parse_spawn, root_prompt};
+use apr_trace::protocol::root_prompt;
 use apr_trace::{Conditioning, TraceDict};
 use std::collections::HashSet;
-
-/// Scripts every call of a solver's thread tree: the model then answers
-/// each prompt the engine builds with the solver's text.
-fn script(
-    mut m: ScriptedModel,
-    d: &TraceDict,
-    prompt: String,
-    prefix: Option<Conditioning>,
-) -> ScriptedModel {
-    for (k, call) in d.main_calls.iter().enumerate() {
-        let p = if k == 0 {
-            prompt.clone()
-        } else {
-            let kids: Vec<&str> = d.sub_calls[k - 1]
-                .iter()
-                .map(|c| c.main_calls.last().unwrap().as_str())
-                .collect();
-            continuation_for(&d.main_calls[k - 1], &kids).unwrap()
-        };
-        assert!(call.starts_with(&p), "call {k} does not start with its prompt");
-        m = m.with(prefix, &p, &call[p.len()..]);
-        if let Some(round) = d.sub_calls.get(k) {
-            let block = parse_spawn(call).unwrap();
-            for (c, sub) in block.children.iter().zip(round) {
-                m = script(m, sub, c.render(), None);
-            }
-        }
-    }
-    m
-}
 
 fn problems(n: u64, seed: u64) -> Vec<Problem> {
     let spec = ProblemSpec {
@@ -45,7 +15,9 @@ fn problems(n: u64, seed: u64) -> Vec<Problem> {
         ..ProblemSpec::default()
     };
     let none = HashSet::new();
-    (0..n).map(|i| spec.problem(seed, i, &none).unwrap()).collect()
+    (0..n)
+        .map(|i| spec.problem(seed, i, &none).unwrap())
+        .collect()
 }
 
 fn solver_dicts(ps: &[Problem], depth: u32) -> Vec<(TraceDict, bool)> {
@@ -69,7 +41,9 @@ fn solver_dicts(ps: &[Problem], depth: u32) -> Vec<(TraceDict, bool)> {
 fn scripted(ps: &[Problem], dicts: &[(TraceDict, bool)], slots: usize) -> ScriptedModel {
     let mut m = ScriptedModel::new(slots, 8192);
     for (p, (d, _)) in ps.iter().zip(dicts) {
-        m = script(m, d, root_prompt(p.target, &p.nums), None);
+        m = m
+            .with_tree(d, &root_prompt(p.target, &p.nums), None)
+            .unwrap();
     }
     m
 }
@@ -94,9 +68,17 @@ fn replays_solver_trees_with_nested_spawns_exactly() {
     let dicts = solver_dicts(&ps, 2);
     let nested = dicts
         .iter()
-        .filter(|(d, _)| d.sub_calls.iter().flatten().any(|c| !c.sub_calls.is_empty()))
+        .filter(|(d, _)| {
+            d.sub_calls
+                .iter()
+                .flatten()
+                .any(|c| !c.sub_calls.is_empty())
+        })
         .count();
-    assert!(nested >= 2, "want nested trees in the test set, got {nested}");
+    assert!(
+        nested >= 2,
+        "want nested trees in the test set, got {nested}"
+    );
     let mut m = scripted(&ps, &dicts, 64);
     let rs = run(&mut m, &ps, apr_cfg());
     assert_eq!(rs.len(), ps.len());
@@ -187,7 +169,9 @@ fn sampled_rollouts_repeat_for_a_seed_whatever_the_slots() {
     assert_eq!(ra.len(), 12);
     assert_eq!(
         ra.iter().map(|r| (r.problem, r.sample)).collect::<Vec<_>>(),
-        (0..4).flat_map(|p| (0..3).map(move |s| (p, s))).collect::<Vec<_>>()
+        (0..4)
+            .flat_map(|p| (0..3).map(move |s| (p, s)))
+            .collect::<Vec<_>>()
     );
     for (x, y) in ra.iter().zip(&rb) {
         assert_eq!(x.root, y.root);
@@ -221,7 +205,11 @@ Generated Node #0,1: 62:[39, 9, 82] Operation: 87-5=82\n\
 fn protocol_violations_end_the_thread_with_a_reason() {
     let unknown = SPAWN_TWO.replace("Moving to Node #0,1\n<End", "Moving to Node #0,7\n<End");
     let r = one(&toy(), &unknown, apr_cfg());
-    assert!(matches!(&r.root.finish, FinishReason::Protocol(m) if m.contains("0,7")), "{:?}", r.root.finish);
+    assert!(
+        matches!(&r.root.finish, FinishReason::Protocol(m) if m.contains("0,7")),
+        "{:?}",
+        r.root.finish
+    );
     assert_eq!(r.child_threads, 0);
     assert!(!r.solved);
 
@@ -249,7 +237,9 @@ fn limits_end_threads_and_problems_still_get_results() {
     assert_eq!(r.child_threads, 2);
     assert_eq!(r.finish_reasons.get("max_new_tokens"), Some(&3));
     assert_eq!(r.root.calls.len(), 2);
-    assert!(r.root.calls[1].text.contains("<No Solution in Sub Search 1 at level 1 at Node #0,1>"));
+    assert!(r.root.calls[1]
+        .text
+        .contains("<No Solution in Sub Search 1 at level 1 at Node #0,1>"));
 
     let few = RolloutConfig {
         limits: Limits {
@@ -268,7 +258,10 @@ fn limits_end_threads_and_problems_still_get_results() {
         },
         ..cfg.clone()
     };
-    assert!(matches!(one(&toy(), SPAWN_TWO, flat).root.finish, FinishReason::SpawnLimit(_)));
+    assert!(matches!(
+        one(&toy(), SPAWN_TWO, flat).root.finish,
+        FinishReason::SpawnLimit(_)
+    ));
 
     let short = RolloutConfig {
         limits: Limits {
@@ -279,7 +272,10 @@ fn limits_end_threads_and_problems_still_get_results() {
     };
     let r = one(&toy(), SPAWN_TWO, short);
     assert_eq!(r.root.finish, FinishReason::Context);
-    assert_eq!(r.root.calls[0].prompt_ids.len() + r.root.calls[0].generated_ids.len(), 40);
+    assert_eq!(
+        r.root.calls[0].prompt_ids.len() + r.root.calls[0].generated_ids.len(),
+        40
+    );
 
     let budget = RolloutConfig {
         limits: Limits {
@@ -289,7 +285,11 @@ fn limits_end_threads_and_problems_still_get_results() {
         ..cfg
     };
     let r = one(&toy(), SPAWN_TWO, budget);
-    assert!(r.finish_reasons.contains_key("problem_tokens"), "{:?}", r.finish_reasons);
+    assert!(
+        r.finish_reasons.contains_key("problem_tokens"),
+        "{:?}",
+        r.finish_reasons
+    );
 }
 
 #[test]
@@ -315,6 +315,12 @@ fn the_budget_prefix_is_fed_to_every_root_call() {
     };
     let r = run(&mut m, std::slice::from_ref(&p), cfg).remove(0);
     let tok = apr_trace::TraceTokenizer::new();
-    assert_eq!(r.root.calls[0].prompt_ids, tok.call_ids(cond, &root_prompt(p.target, &p.nums)));
-    assert_eq!(r.root.calls[0].text, root_prompt(p.target, &p.nums) + "Goal\n");
+    assert_eq!(
+        r.root.calls[0].prompt_ids,
+        tok.call_ids(cond, &root_prompt(p.target, &p.nums))
+    );
+    assert_eq!(
+        r.root.calls[0].text,
+        root_prompt(p.target, &p.nums) + "Goal\n"
+    );
 }

@@ -18,7 +18,10 @@ fn rollout(slots: usize, cfg: &RolloutConfig, ps: &[Problem]) -> Vec<ProblemResu
     let cfg_m = ModelConfig::preset("tiny").unwrap();
     let model = Llama::<Cpu>::init(&cfg_m, 5, &Default::default());
     let mut stepper = LlamaStepper::new(model, slots, 256).unwrap();
-    Engine::new(&mut stepper, cfg.clone()).unwrap().run(ps, |_| {}).unwrap()
+    Engine::new(&mut stepper, cfg.clone())
+        .unwrap()
+        .run(ps, |_| {})
+        .unwrap()
 }
 
 fn cfg(sampling: SamplingParams) -> RolloutConfig {
@@ -49,7 +52,10 @@ fn batched_greedy_decoding_equals_one_thread_at_a_time() {
     // (Random weights: greedy repeats one token, so the log-probabilities,
     // which differ per position and problem, carry the comparison; the
     // sampled test below compares varied tokens exactly.)
-    assert_ne!(alone[0].root.calls[0].logprobs, alone[1].root.calls[0].logprobs);
+    assert_ne!(
+        alone[0].root.calls[0].logprobs,
+        alone[1].root.calls[0].logprobs
+    );
 }
 
 #[test]
@@ -66,5 +72,8 @@ fn sampled_rollouts_do_not_depend_on_the_batch() {
         assert_eq!(x.root.calls[0].generated_ids, y.root.calls[0].generated_ids);
     }
     // Two samples of one problem differ.
-    assert_ne!(a[0].root.calls[0].generated_ids, a[1].root.calls[0].generated_ids);
+    assert_ne!(
+        a[0].root.calls[0].generated_ids,
+        a[1].root.calls[0].generated_ids
+    );
 }

@@ -1,0 +1,123 @@
+//! `decode-bench`: rollout-engine decoding throughput against batch size,
+//! with the inputs the PyTorch/`transformers` baseline needs to run the
+//! same model on the same prompts (`benches/baselines/generate_cpu.sh`).
+
+use crate::{Error, Result};
+use apr_model::{checkpoint, AprBackend, Llama, ModelConfig};
+use apr_rollout::{Engine, LlamaStepper, Mode, RolloutConfig};
+use apr_trace::protocol::root_prompt;
+use apr_trace::TraceTokenizer;
+use burn::tensor::{Int, Tensor, TensorData};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Decoding throughput of the rollout engine at several batch sizes:
+/// single-thread mode, greedy, every call run to `--new-tokens` (the end
+/// token ignored), prefill included in the time, as `generate` measures.
+#[derive(Debug, Parser)]
+#[command(name = "decode-bench", version)]
+pub struct Cli {
+    /// Model directory; without it a `--preset` model with random weights
+    /// (seed 1) is created and saved to `--save-model`.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Preset of the random model.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Where to save the random model (for the baseline to load).
+    #[arg(long)]
+    pub save_model: Option<PathBuf>,
+    /// Problem file whose root prompts are the batch's prompts.
+    #[arg(long, default_value = "datasets/countdown-val/val.jsonl")]
+    pub problems: PathBuf,
+    /// Batch sizes, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64,256")]
+    pub batches: Vec<usize>,
+    /// New tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub new_tokens: usize,
+    /// Write the prompts' token ids and a logits check here (JSON) for the
+    /// baseline.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+}
+
+/// Runs `decode-bench`; prints one JSON line per batch size.
+pub fn run(cli: Cli) -> Result<()> {
+    go::<apr_model::Cpu>(&cli, &Default::default())
+}
+
+fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
+    let model: Llama<B> = match &cli.model {
+        Some(dir) => checkpoint::load(dir, device)?,
+        None => {
+            let m = Llama::init(&ModelConfig::preset(&cli.preset)?, 1, device);
+            if let Some(dir) = &cli.save_model {
+                let tok = TraceTokenizer::new().to_hf_json()?;
+                checkpoint::save(&m, dir, Some(&tok))?;
+            }
+            m
+        }
+    };
+    let problems: Vec<_> = crate::gen_data::read_problems(&cli.problems)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    if problems.is_empty() {
+        return Err(Error::Config("no problems".into()));
+    }
+    let max_b = cli.batches.iter().copied().max().unwrap_or(1);
+    let batch: Vec<_> = (0..max_b)
+        .map(|i| problems[i % problems.len()].clone())
+        .collect();
+    let tok = TraceTokenizer::new();
+    if let Some(path) = &cli.dump {
+        let prompts: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|p| tok.call_ids(None, &root_prompt(p.target, &p.nums)))
+            .collect();
+        // Logits of the last position of the first prompt, for the check
+        // that transformers computes the same model.
+        let ids = &prompts[0];
+        let t = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(ids.iter().map(|&x| x as i64).collect(), [1, ids.len()]),
+            device,
+        );
+        let v = model.config.vocab_size;
+        let logits: Vec<f32> = model
+            .forward(t, None)
+            .slice([0..1, ids.len() - 1..ids.len(), 0..v])
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| Error::Config(format!("{e:?}")))?;
+        let j = serde_json::json!({"prompts": prompts, "check_logits": logits});
+        crate::jsonl::write_atomic(path, j.to_string().as_bytes())?;
+    }
+    let ctx = model.config.max_seq_len;
+    for &b in &cli.batches {
+        let cfg = RolloutConfig {
+            mode: Mode::Single,
+            ignore_eos: true,
+            limits: apr_rollout::Limits {
+                max_new_tokens: cli.new_tokens,
+                ..Default::default()
+            },
+            ..RolloutConfig::default()
+        };
+        let mut stepper = LlamaStepper::new(model.clone(), b, ctx)?;
+        let mut engine = Engine::new(&mut stepper, cfg)?;
+        engine.run(&batch[..b], |_| {})?;
+        let s = engine.stats();
+        println!(
+            "{}",
+            serde_json::json!({
+                "impl": "apr-rollout (burn flex)", "batch": b, "new_tokens": cli.new_tokens,
+                "generated_tokens": s.generated_tokens, "seconds": s.seconds,
+                "tokens_per_s": s.generated_tokens as f64 / s.seconds,
+                "steps": s.steps,
+            })
+        );
+    }
+    Ok(())
+}
