@@ -56,3 +56,12 @@ sft-tiny:
 sft-baseline config="experiments/configs/sft-tiny-apr.toml" steps="12":
     cargo build --release -p apr-experiments
     benches/baselines/sft_cpu.sh {{config}} {{steps}}
+
+# Rollout passthrough: `just rollout --model runs/sft-tiny-apr/model --problems datasets/countdown-val/val.jsonl --out runs/rollout/apr.jsonl`.
+rollout *ARGS:
+    cargo run --release -p apr-experiments --bin rollout -- {{ARGS}}
+
+# Engine decoding vs PyTorch + transformers generate (needs python3 with torch and transformers).
+decode-baseline model="-" batches="1,8,64,256" new="128":
+    cargo build --release -p apr-experiments
+    benches/baselines/generate_cpu.sh {{model}} {{batches}} {{new}}

@@ -4,15 +4,14 @@
 //! The cache holds `rows` slots of `capacity` positions per layer. Each row
 //! has its own length; a forward step takes any number of new tokens per
 //! row (none for an idle row), at that row's positions. New keys and values
-//! are added into slots that are kept at zero until written, so one
-//! scatter writes every row at its own offset.
+//! are written into each row's slots in place; positions past a row's
+//! length are masked.
 
 use crate::attention::AprBackend;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::model::{Kv, Llama};
 use burn::tensor::backend::Backend;
-use burn::tensor::IndexingUpdateOp;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 /// Keys and values of every layer for `rows` sequences.
@@ -60,25 +59,16 @@ impl<B: Backend> KvCache<B> {
         2 * self.layers.len() * self.rows() * self.kv_heads * self.capacity * self.head_dim * 4
     }
 
-    /// Keeps the first `len` tokens of `row` and clears the rest (for
-    /// example to reuse a shared prefix); `0` frees the row.
+    /// Keeps the first `len` tokens of `row` (for example to reuse a
+    /// shared prefix); `0` frees the row. Nothing is copied: positions past
+    /// a row's length are masked and overwritten by its next tokens.
     pub fn truncate_row(&mut self, row: usize, len: usize) -> Result<()> {
-        let old = *self
+        let rows = self.rows();
+        let old = self
             .lens
-            .get(row)
-            .ok_or_else(|| Error::Input(format!("row {row} of {}", self.rows())))?;
-        if len >= old {
-            return Ok(());
-        }
-        let (kv, d) = (self.kv_heads, self.head_dim);
-        for (k, v) in &mut self.layers {
-            let dev = k.device();
-            let zeros = Tensor::<B, 4>::zeros([1, kv, old - len, d], &dev);
-            let r = [row..row + 1, 0..kv, len..old, 0..d];
-            *k = k.clone().slice_assign(r.clone(), zeros.clone());
-            *v = v.clone().slice_assign(r, zeros);
-        }
-        self.lens[row] = len;
+            .get_mut(row)
+            .ok_or_else(|| Error::Input(format!("row {row} of {rows}")))?;
+        *old = len.min(*old);
         Ok(())
     }
 }
@@ -141,14 +131,12 @@ impl<B: AprBackend> Llama<B> {
 
         let mut ids = Vec::with_capacity(b * t);
         let mut pos = Vec::with_capacity(b * t);
-        let mut invalid = Vec::with_capacity(b * t);
         let mut mask = Vec::with_capacity(b * t * kmax);
         for (r, toks) in new_tokens.iter().enumerate() {
             let (len, n) = (lens[r], toks.len());
             for i in 0..t {
                 ids.push(toks.get(i).copied().unwrap_or(0) as i64);
                 pos.push((len + i) as i64);
-                invalid.push(i >= n);
                 // Key 0 is never masked, so that no row (an idle one)
                 // has every key masked; its output is then ignored.
                 mask.extend((0..kmax).map(|k| k != 0 && (k > len + i || k >= len + n)));
@@ -156,27 +144,29 @@ impl<B: AprBackend> Llama<B> {
         }
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), &dev);
         let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [b, t, kmax]), &dev);
-        let invalid = Tensor::<B, 2, Bool>::from_data(TensorData::new(invalid, [b, t]), &dev)
-            .reshape([b, 1, t, 1])
-            .expand([b, kvh, t, hd]);
-        // Where each new key goes; padding goes to a valid slot with zeros.
-        let slot: Vec<i64> = pos.iter().map(|&p| p.min(cap as i64 - 1)).collect();
-        let slot = Tensor::<B, 2, Int>::from_data(TensorData::new(slot, [b, t]), &dev)
-            .reshape([b, 1, t, 1])
-            .expand([b, kvh, t, hd]);
+        // (row, its length, its new tokens): each row's new keys and values
+        // are copied into its slots in place (the cache tensors are moved
+        // out of the cache so that they are not shared, and burn writes
+        // into a tensor it holds alone without copying it).
+        let writes: Vec<(usize, usize, usize)> = (0..b)
+            .filter(|&r| !new_tokens[r].is_empty())
+            .map(|r| (r, lens[r], new_tokens[r].len()))
+            .collect();
+        let placeholder = Tensor::<B, 4>::zeros([1, 1, 1, 1], &dev);
 
         let rope = self.rope(&pos, b, t, &dev);
         let mut x = self.embed_tokens(ids);
         for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = self.block(layer, x, &rope, Some(mask.clone()), |k, v| {
-                let k = k.mask_fill(invalid.clone(), 0.0);
-                let v = v.mask_fill(invalid.clone(), 0.0);
-                kv.0 =
-                    kv.0.clone()
-                        .scatter(2, slot.clone(), k, IndexingUpdateOp::Add);
-                kv.1 =
-                    kv.1.clone()
-                        .scatter(2, slot.clone(), v, IndexingUpdateOp::Add);
+                let mut ck = std::mem::replace(&mut kv.0, placeholder.clone());
+                let mut cv = std::mem::replace(&mut kv.1, placeholder.clone());
+                for &(r, len, n) in &writes {
+                    let src = [r..r + 1, 0..kvh, 0..n, 0..hd];
+                    let dst = [r..r + 1, 0..kvh, len..len + n, 0..hd];
+                    ck = ck.slice_assign(dst.clone(), k.clone().slice(src.clone()));
+                    cv = cv.slice_assign(dst, v.clone().slice(src));
+                }
+                (kv.0, kv.1) = (ck, cv);
                 let r = [0..b, 0..kvh, 0..kmax, 0..hd];
                 (kv.0.clone().slice(r.clone()), kv.1.clone().slice(r))
             });

@@ -238,3 +238,39 @@ fn tied_embeddings_have_no_head_tensor_and_generate_runs() {
     assert_eq!(m.generate(&[1, 10, 20], &cfg).unwrap(), g);
     assert!(m.generate(&[], &cfg).is_err());
 }
+
+/// A row cut back to a shared prefix and continued differently decodes as
+/// a fresh row fed the new sequence (stale keys past the cut are never
+/// seen), while the other row of the batch is untouched.
+#[test]
+fn truncated_row_continues_as_a_fresh_row() {
+    let m = model();
+    let (old, new) = (seq(16, 5), {
+        let mut n = seq(16, 5)[..6].to_vec();
+        n.extend(seq(7, 9));
+        n
+    });
+    let other = seq(10, 3);
+    let mut cache = KvCache::new(&config(), 2, 32, &Default::default());
+    m.forward_cached(&mut cache, &[&old, &other], false)
+        .unwrap();
+    cache.truncate_row(0, 6).unwrap();
+    assert_eq!(cache.lens(), &[6, 10]);
+    let Logits::All(l) = m
+        .forward_cached(&mut cache, &[&new[6..], &[]], true)
+        .unwrap()
+    else {
+        panic!()
+    };
+    let got = host(l.slice([0..1, 0..7, 0..50]));
+    let full = host(m.forward(tokens(std::slice::from_ref(&new)), None));
+    assert!(max_diff(&got, &full[6 * 50..]) < TOL);
+    // The untouched row continues as before.
+    let Logits::Last(l) = m.forward_cached(&mut cache, &[&[], &[7]], false).unwrap() else {
+        panic!()
+    };
+    let mut o = other.clone();
+    o.push(7);
+    let full = host(m.forward(tokens(std::slice::from_ref(&o)), None));
+    assert!(max_diff(&host(l.slice([1..2, 0..50])), &full[10 * 50..]) < TOL);
+}
