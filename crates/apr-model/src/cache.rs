@@ -10,32 +10,47 @@
 use crate::attention::AprBackend;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::model::{Kv, Llama};
+use crate::model::Llama;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 /// Keys and values of every layer for `rows` sequences.
+///
+/// They live in host memory, one `[kv_heads, capacity, head_dim]` block per
+/// (layer, row) for keys and one for values, and each step builds the
+/// `[rows, kv_heads, longest, head_dim]` tensors attention reads from the
+/// rows' valid prefixes. burn 0.21's `flex` backend copies a whole tensor
+/// on every `slice_assign` or `scatter`, so a cache kept as burn tensors
+/// cost a copy of the entire cache per layer per step; this layout costs a
+/// copy of what attention reads anyway. (On a GPU backend this host
+/// round trip is slow; the CUDA path is issue 6's.)
 #[derive(Debug)]
 pub struct KvCache<B: Backend> {
-    layers: Vec<Kv<B>>,
+    /// `[layer][row]`: keys, then values.
+    layers: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
     lens: Vec<usize>,
     capacity: usize,
     kv_heads: usize,
     head_dim: usize,
+    _backend: std::marker::PhantomData<B>,
 }
 
 impl<B: Backend> KvCache<B> {
-    /// An empty cache of `rows` sequences of at most `capacity` tokens.
+    /// An empty cache of `rows` sequences of at most `capacity` tokens
+    /// (`device` is where the per-step tensors are built; the memory is
+    /// committed as rows fill up).
     pub fn new(config: &ModelConfig, rows: usize, capacity: usize, device: &B::Device) -> Self {
-        let shape = [rows, config.num_kv_heads, capacity, config.head_dim()];
+        let _ = device;
+        let n = config.num_kv_heads * capacity * config.head_dim();
         KvCache {
             layers: (0..config.num_layers)
-                .map(|_| (Tensor::zeros(shape, device), Tensor::zeros(shape, device)))
+                .map(|_| (0..rows).map(|_| (vec![0.0; n], vec![0.0; n])).collect())
                 .collect(),
             lens: vec![0; rows],
             capacity,
             kv_heads: config.num_kv_heads,
             head_dim: config.head_dim(),
+            _backend: std::marker::PhantomData,
         }
     }
 
@@ -144,31 +159,55 @@ impl<B: AprBackend> Llama<B> {
         }
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), &dev);
         let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [b, t, kmax]), &dev);
-        // (row, its length, its new tokens): each row's new keys and values
-        // are copied into its slots in place (the cache tensors are moved
-        // out of the cache so that they are not shared, and burn writes
-        // into a tensor it holds alone without copying it).
+        // (row, its length, its new tokens).
         let writes: Vec<(usize, usize, usize)> = (0..b)
             .filter(|&r| !new_tokens[r].is_empty())
             .map(|r| (r, lens[r], new_tokens[r].len()))
             .collect();
-        let placeholder = Tensor::<B, 4>::zeros([1, 1, 1, 1], &dev);
+        let after: Vec<usize> = (0..b).map(|r| lens[r] + new_tokens[r].len()).collect();
 
         let rope = self.rope(&pos, b, t, &dev);
         let mut x = self.embed_tokens(ids);
-        for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = self.block(layer, x, &rope, Some(mask.clone()), |k, v| {
-                let mut ck = std::mem::replace(&mut kv.0, placeholder.clone());
-                let mut cv = std::mem::replace(&mut kv.1, placeholder.clone());
-                for &(r, len, n) in &writes {
-                    let src = [r..r + 1, 0..kvh, 0..n, 0..hd];
-                    let dst = [r..r + 1, 0..kvh, len..len + n, 0..hd];
-                    ck = ck.slice_assign(dst.clone(), k.clone().slice(src.clone()));
-                    cv = cv.slice_assign(dst, v.clone().slice(src));
+                let mut out = [k, v].map(|new| {
+                    // `[b, kvh, t, hd]`, row-major.
+                    let new: Vec<f32> = new
+                        .into_data()
+                        .convert::<f32>()
+                        .into_vec()
+                        .unwrap_or_else(|_| vec![0.0; b * kvh * t * hd]);
+                    (new, vec![0f32; b * kvh * kmax * hd])
+                });
+                for (which, (new, dense)) in out.iter_mut().enumerate() {
+                    for &(r, len, n) in &writes {
+                        let slot = if which == 0 {
+                            &mut rows[r].0
+                        } else {
+                            &mut rows[r].1
+                        };
+                        for h in 0..kvh {
+                            let src = ((r * kvh + h) * t) * hd;
+                            let dst = (h * cap + len) * hd;
+                            slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
+                        }
+                    }
+                    for (r, &valid) in after.iter().enumerate() {
+                        let slot = if which == 0 { &rows[r].0 } else { &rows[r].1 };
+                        for h in 0..kvh {
+                            let src = h * cap * hd;
+                            let dst = (r * kvh + h) * kmax * hd;
+                            dense[dst..dst + valid * hd]
+                                .copy_from_slice(&slot[src..src + valid * hd]);
+                        }
+                    }
                 }
-                (kv.0, kv.1) = (ck, cv);
-                let r = [0..b, 0..kvh, 0..kmax, 0..hd];
-                (kv.0.clone().slice(r.clone()), kv.1.clone().slice(r))
+                let [(_, k), (_, v)] = out;
+                let shape = [b, kvh, kmax, hd];
+                (
+                    Tensor::from_data(TensorData::new(k, shape), &dev),
+                    Tensor::from_data(TensorData::new(v, shape), &dev),
+                )
             });
         }
         for (r, toks) in new_tokens.iter().enumerate() {
