@@ -100,28 +100,68 @@ pub enum Logits<B: Backend> {
 
 impl<B: AprBackend> Llama<B> {
     /// Runs `new_tokens[r]` through the model at row `r`'s next positions,
-    /// appending their keys and values to the cache. An empty row is idle.
-    /// With `all` the logits of every new position come back, otherwise
-    /// only each row's last (an idle row's logits are meaningless).
+    /// appending their keys and values to the cache. An empty row is idle
+    /// (not computed). With `all` the logits of every new position come
+    /// back, otherwise only each row's last (an idle row's logits are
+    /// meaningless: a copy of another row's).
     pub fn forward_cached(
         &self,
         cache: &mut KvCache<B>,
         new_tokens: &[&[u32]],
         all: bool,
     ) -> Result<Logits<B>> {
-        let b = cache.rows();
-        if new_tokens.len() != b {
+        let rows = cache.rows();
+        if new_tokens.len() != rows {
             return Err(Error::Input(format!(
-                "{} token rows for a cache of {b}",
+                "{} token rows for a cache of {rows}",
                 new_tokens.len()
             )));
         }
-        let t = new_tokens.iter().map(|r| r.len()).max().unwrap_or(0);
-        if t == 0 {
-            return Err(Error::Input("no new tokens in any row".into()));
+        let feed: Vec<(usize, &[u32])> = new_tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(r, t)| (r, *t))
+            .collect();
+        let out = self.forward_rows(cache, &feed, all)?;
+        if feed.len() == rows {
+            return Ok(out);
+        }
+        let mut at = vec![0i64; rows];
+        for (i, &(r, _)) in feed.iter().enumerate() {
+            at[r] = i as i64;
+        }
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(at, [rows]), &self.device());
+        Ok(match out {
+            Logits::Last(l) => Logits::Last(l.select(0, idx)),
+            Logits::All(l) => Logits::All(l.select(0, idx)),
+        })
+    }
+
+    /// Runs only the rows named in `feed`: `(row, new tokens)` pairs, rows
+    /// distinct, tokens not empty. Logits come back in `feed` order
+    /// (`[feed.len(), vocab]`, or `[feed.len(), t, vocab]` with `all`).
+    /// Rows not named cost nothing.
+    pub fn forward_rows(
+        &self,
+        cache: &mut KvCache<B>,
+        feed: &[(usize, &[u32])],
+        all: bool,
+    ) -> Result<Logits<B>> {
+        let b = feed.len();
+        let t = feed.iter().map(|r| r.1.len()).max().unwrap_or(0);
+        if t == 0 || feed.iter().any(|r| r.1.is_empty()) {
+            return Err(Error::Input("a fed row has no new tokens".into()));
         }
         let cap = cache.capacity;
-        for (r, toks) in new_tokens.iter().enumerate() {
+        let mut seen = vec![false; cache.rows()];
+        for &(r, toks) in feed {
+            if r >= cache.rows() || std::mem::replace(&mut seen[r], true) {
+                return Err(Error::Input(format!(
+                    "row {r} missing or repeated (cache of {})",
+                    cache.rows()
+                )));
+            }
             if cache.lens[r] + toks.len() > cap {
                 return Err(Error::Input(format!(
                     "row {r}: {} + {} tokens exceed the cache capacity {cap}",
@@ -135,8 +175,10 @@ impl<B: AprBackend> Llama<B> {
                 )));
             }
         }
+        let new_tokens: Vec<&[u32]> = feed.iter().map(|r| r.1).collect();
+        let slots: Vec<usize> = feed.iter().map(|r| r.0).collect();
         let dev = self.device();
-        let lens = cache.lens.clone();
+        let lens: Vec<usize> = slots.iter().map(|&r| cache.lens[r]).collect();
         let kmax = (0..b)
             .map(|r| lens[r] + new_tokens[r].len())
             .max()
@@ -182,9 +224,9 @@ impl<B: AprBackend> Llama<B> {
                 for (which, (new, dense)) in out.iter_mut().enumerate() {
                     for &(r, len, n) in &writes {
                         let slot = if which == 0 {
-                            &mut rows[r].0
+                            &mut rows[slots[r]].0
                         } else {
-                            &mut rows[r].1
+                            &mut rows[slots[r]].1
                         };
                         for h in 0..kvh {
                             let src = ((r * kvh + h) * t) * hd;
@@ -193,7 +235,11 @@ impl<B: AprBackend> Llama<B> {
                         }
                     }
                     for (r, &valid) in after.iter().enumerate() {
-                        let slot = if which == 0 { &rows[r].0 } else { &rows[r].1 };
+                        let slot = if which == 0 {
+                            &rows[slots[r]].0
+                        } else {
+                            &rows[slots[r]].1
+                        };
                         for h in 0..kvh {
                             let src = h * cap * hd;
                             let dst = (r * kvh + h) * kmax * hd;
@@ -210,7 +256,7 @@ impl<B: AprBackend> Llama<B> {
                 )
             });
         }
-        for (r, toks) in new_tokens.iter().enumerate() {
+        for &(r, toks) in feed {
             cache.lens[r] += toks.len();
         }
         if all {

@@ -25,8 +25,8 @@ pub trait StepModel {
 
 /// A [`Llama`] and a [`KvCache`] of `slots` rows.
 ///
-/// Every step runs all rows of the cache (rows not fed are idle and their
-/// output is dropped), so size `slots` to the concurrency you want.
+/// A step computes only the rows it feeds; `slots` bounds the memory
+/// (`slots x capacity` keys and values per layer, committed as used).
 #[derive(Debug)]
 pub struct LlamaStepper<B: AprBackend> {
     model: Llama<B>,
@@ -70,18 +70,7 @@ impl<B: AprBackend> StepModel for LlamaStepper<B> {
     }
 
     fn step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
-        let rows = self.cache.rows();
-        let mut new: Vec<&[u32]> = vec![&[]; rows];
-        for &(slot, toks) in feed {
-            if slot >= rows || toks.is_empty() || !new[slot].is_empty() {
-                return Err(Error::Step(format!(
-                    "bad feed: slot {slot} of {rows}, {} tokens",
-                    toks.len()
-                )));
-            }
-            new[slot] = toks;
-        }
-        let Logits::Last(l) = self.model.forward_cached(&mut self.cache, &new, false)? else {
+        let Logits::Last(l) = self.model.forward_rows(&mut self.cache, feed, false)? else {
             return Err(Error::Step("cached forward gave all logits".into()));
         };
         let v = self.model.config.vocab_size;
@@ -90,10 +79,7 @@ impl<B: AprBackend> StepModel for LlamaStepper<B> {
             .convert::<f32>()
             .to_vec()
             .map_err(|e| Error::Step(format!("{e:?}")))?;
-        Ok(feed
-            .iter()
-            .map(|&(slot, _)| data[slot * v..(slot + 1) * v].to_vec())
-            .collect())
+        Ok(data.chunks(v).map(<[f32]>::to_vec).collect())
     }
 
     fn truncate(&mut self, slot: usize, len: usize) -> Result<()> {
