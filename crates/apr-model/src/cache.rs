@@ -219,7 +219,7 @@ impl<B: AprBackend> Llama<B> {
                         .convert::<f32>()
                         .into_vec()
                         .unwrap_or_else(|_| vec![0.0; b * kvh * t * hd]);
-                    (new, vec![0f32; b * kvh * kmax * hd])
+                    (new, Vec::<f32>::with_capacity(b * kvh * kmax * hd))
                 });
                 for (which, (new, dense)) in out.iter_mut().enumerate() {
                     for &(r, len, n) in &writes {
@@ -234,6 +234,8 @@ impl<B: AprBackend> Llama<B> {
                             slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
                         }
                     }
+                    // Rows in order, each head's valid prefix then zeros to
+                    // `kmax` (masked), appended without zeroing first.
                     for (r, &valid) in after.iter().enumerate() {
                         let slot = if which == 0 {
                             &rows[slots[r]].0
@@ -242,9 +244,8 @@ impl<B: AprBackend> Llama<B> {
                         };
                         for h in 0..kvh {
                             let src = h * cap * hd;
-                            let dst = (r * kvh + h) * kmax * hd;
-                            dense[dst..dst + valid * hd]
-                                .copy_from_slice(&slot[src..src + valid * hd]);
+                            dense.extend_from_slice(&slot[src..src + valid * hd]);
+                            dense.resize(dense.len() + (kmax - valid) * hd, 0.0);
                         }
                     }
                 }
