@@ -144,7 +144,7 @@ pub fn run(cli: Cli) -> Result<()> {
     for r in &reports {
         md.push_str(&r.report());
     }
-    md.push_str("```\n\n## Model stages\n\nThis run stops after the data stages. SFT exists as its own binary (`train-sft`, see docs/model.md) but is not a stage of this experiment yet; the rollout engine, GRPO and the evaluation are not implemented yet.\n");
+    md.push_str("```\n\n## Model stages\n\nThis run stops after the data stages. SFT exists as its own binary (`train-sft`, see docs/model.md) but is not a stage of this experiment yet; the rollout engine exists as its own binary (`rollout`, see docs/rollout.md) but is not a stage either; GRPO and the evaluation are not implemented yet.\n");
     write_atomic(&dir.join("report.md"), md.as_bytes())?;
     for r in &reports {
         eprint!("{}", r.report());
