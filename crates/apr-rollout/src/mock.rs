@@ -22,6 +22,9 @@ struct Entry {
 pub struct ScriptedModel {
     entries: Vec<Entry>,
     history: Vec<Vec<u32>>,
+    /// The entry each slot's history last matched (reset on truncation),
+    /// checked first so that a step costs one entry, not the script.
+    matched: Vec<Option<usize>>,
     capacity: usize,
     vocab: usize,
     fallback: u32,
@@ -42,6 +45,7 @@ impl ScriptedModel {
         ScriptedModel {
             entries: Vec::new(),
             history: vec![Vec::new(); slots],
+            matched: vec![None; slots],
             capacity,
             vocab: tok.vocab_size(),
             fallback: tok.encode("\n")[0],
@@ -99,18 +103,34 @@ impl ScriptedModel {
         Ok(self)
     }
 
-    fn next(&self, h: &[u32]) -> u32 {
-        let mut best: Option<(&Entry, usize)> = None;
-        for e in &self.entries {
-            if h.len() >= e.prompt.len() && h.starts_with(&e.prompt) {
-                let gen = &h[e.prompt.len()..];
-                if e.completion.starts_with(gen) && best.is_none_or(|b| e.prompt.len() > b.1) {
-                    best = Some((e, e.prompt.len()));
-                }
+    fn next(&mut self, slot: usize) -> u32 {
+        let h = &self.history[slot];
+        let fits = |e: &Entry| {
+            h.len() >= e.prompt.len()
+                && h.starts_with(&e.prompt)
+                && e.completion.starts_with(&h[e.prompt.len()..])
+        };
+        // The remembered entry still fits: only the generated tail grew, so
+        // no longer prompt can have started to match.
+        let hit = match self.matched[slot] {
+            Some(i) if fits(&self.entries[i]) => Some(i),
+            _ => self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| fits(e))
+                .max_by_key(|(i, e)| (e.prompt.len(), std::cmp::Reverse(*i)))
+                .map(|(i, _)| i),
+        };
+        self.matched[slot] = hit;
+        match hit {
+            Some(i) => {
+                let e = &self.entries[i];
+                e.completion
+                    .get(h.len() - e.prompt.len())
+                    .copied()
+                    .unwrap_or(EOS_ID)
             }
-        }
-        match best {
-            Some((e, n)) => e.completion.get(h.len() - n).copied().unwrap_or(EOS_ID),
             None => self.fallback,
         }
     }
@@ -143,7 +163,7 @@ impl StepModel for ScriptedModel {
             }
             h.extend_from_slice(toks);
             self.fed += toks.len();
-            let next = self.next(&self.history[slot]);
+            let next = self.next(slot);
             let mut l = vec![-10.0f32; self.vocab];
             l[next as usize] = 10.0;
             out.push(l);
@@ -161,6 +181,7 @@ impl StepModel for ScriptedModel {
             .get_mut(slot)
             .ok_or_else(|| Error::Step(format!("slot {slot}")))?;
         h.truncate(len);
+        self.matched[slot] = None;
         Ok(())
     }
 }
