@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod grads;
+pub mod grpo;
 pub mod plot;
 pub mod sample;
 pub mod sft;
