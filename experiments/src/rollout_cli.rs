@@ -51,6 +51,7 @@ pub struct Cli {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Conditioning: child-thread budget (APR) or token budget (single).
+    /// SFT models saw it on every root call; give it to them.
     #[arg(long)]
     pub budget: Option<u32>,
     /// KV slots (threads held in memory at once).
