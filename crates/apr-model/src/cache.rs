@@ -201,12 +201,6 @@ impl<B: AprBackend> Llama<B> {
         }
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), &dev);
         let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [b, t, kmax]), &dev);
-        // (row, its length, its new tokens).
-        let writes: Vec<(usize, usize, usize)> = (0..b)
-            .filter(|&r| !new_tokens[r].is_empty())
-            .map(|r| (r, lens[r], new_tokens[r].len()))
-            .collect();
-        let after: Vec<usize> = (0..b).map(|r| lens[r] + new_tokens[r].len()).collect();
 
         let rope = self.rope(&pos, b, t, &dev);
         let mut x = self.embed_tokens(ids);
@@ -222,30 +216,22 @@ impl<B: AprBackend> Llama<B> {
                     (new, Vec::<f32>::with_capacity(b * kvh * kmax * hd))
                 });
                 for (which, (new, dense)) in out.iter_mut().enumerate() {
-                    for &(r, len, n) in &writes {
-                        let slot = if which == 0 {
-                            &mut rows[slots[r]].0
-                        } else {
-                            &mut rows[slots[r]].1
-                        };
+                    // Each row: its new tokens into its slot, then each
+                    // head's valid prefix into the dense tensor, zeros to
+                    // `kmax` (masked), appended without zeroing first.
+                    for (r, &row) in slots.iter().enumerate() {
+                        let (len, n) = (lens[r], new_tokens[r].len());
+                        let (ks, vs) = &mut rows[row];
+                        let slot = if which == 0 { ks } else { vs };
                         for h in 0..kvh {
-                            let src = ((r * kvh + h) * t) * hd;
+                            let src = (r * kvh + h) * t * hd;
                             let dst = (h * cap + len) * hd;
                             slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
                         }
-                    }
-                    // Rows in order, each head's valid prefix then zeros to
-                    // `kmax` (masked), appended without zeroing first.
-                    for (r, &valid) in after.iter().enumerate() {
-                        let slot = if which == 0 {
-                            &rows[slots[r]].0
-                        } else {
-                            &rows[slots[r]].1
-                        };
                         for h in 0..kvh {
                             let src = h * cap * hd;
-                            dense.extend_from_slice(&slot[src..src + valid * hd]);
-                            dense.resize(dense.len() + (kmax - valid) * hd, 0.0);
+                            dense.extend_from_slice(&slot[src..src + (len + n) * hd]);
+                            dense.resize(dense.len() + (kmax - len - n) * hd, 0.0);
                         }
                     }
                 }
