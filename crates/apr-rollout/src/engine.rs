@@ -104,7 +104,6 @@ struct Task {
     generated: usize,
     prefilled: usize,
     reused: usize,
-    done: bool,
 }
 
 /// The rollout engine over a [`StepModel`].
@@ -117,6 +116,8 @@ pub struct Engine<'m, M: StepModel> {
     tasks: Vec<Task>,
     waiting: VecDeque<usize>,
     free: BTreeSet<usize>,
+    /// Tasks whose root thread ended and whose result is not built yet.
+    finished: Vec<usize>,
     stats: EngineStats,
 }
 
@@ -142,6 +143,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             tasks: Vec::new(),
             waiting: VecDeque::new(),
             free,
+            finished: Vec::new(),
             stats: EngineStats::default(),
         })
     }
@@ -163,6 +165,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
         self.threads.clear();
         self.tasks.clear();
         self.waiting.clear();
+        self.finished.clear();
         self.stats = EngineStats::default();
         let prefix = self.cfg.budget.map(|b| match self.cfg.mode {
             Mode::Apr => Conditioning::SubCallBudget(b),
@@ -181,7 +184,6 @@ impl<'m, M: StepModel> Engine<'m, M> {
                     generated: 0,
                     prefilled: 0,
                     reused: 0,
-                    done: false,
                 });
                 let root = self.new_thread(task, Vec::new(), None, 0, prefix);
                 self.tasks[task].root = root;
@@ -191,8 +193,11 @@ impl<'m, M: StepModel> Engine<'m, M> {
         let mut results: Vec<Option<ProblemResult>> = vec![None; self.tasks.len()];
         let mut done = 0;
         while done < self.tasks.len() {
-            let finished = self.step()?;
-            for task in finished {
+            // A root can end before any step (a prompt over the context).
+            if self.finished.is_empty() {
+                self.step()?;
+            }
+            for task in std::mem::take(&mut self.finished) {
                 let r = self.result(task, problems)?;
                 on_done(&r);
                 results[task] = Some(r);
@@ -334,8 +339,8 @@ impl<'m, M: StepModel> Engine<'m, M> {
         Ok(())
     }
 
-    /// One forward step. Returns the tasks that finished in it.
-    fn step(&mut self) -> Result<Vec<usize>> {
+    /// One forward step; tasks whose root ends go to `finished`.
+    fn step(&mut self) -> Result<()> {
         self.admit()?;
         let mut decode = Vec::new();
         let mut prefill = Vec::new();
@@ -382,7 +387,6 @@ impl<'m, M: StepModel> Engine<'m, M> {
         self.stats.steps += 1;
         self.stats.batch_sum += plan.len();
         self.stats.max_batch = self.stats.max_batch.max(plan.len());
-        let mut finished_tasks = Vec::new();
         for (&(t, a, b), row) in plan.iter().zip(logits) {
             let fed = b - a;
             let task = self.threads[t].task;
@@ -427,22 +431,16 @@ impl<'m, M: StepModel> Engine<'m, M> {
                 self.end_call(t, reason)?;
             }
         }
-        for (i, tk) in self.tasks.iter_mut().enumerate() {
-            if !tk.done && matches!(self.threads[tk.root].state, ThreadState::Finished(_)) {
-                tk.done = true;
-                finished_tasks.push(i);
-            }
-        }
-        Ok(finished_tasks)
+        Ok(())
     }
 
     /// Appends the current call to the thread's record.
     fn record_call(&mut self, t: usize) {
         let th = &mut self.threads[t];
         let gen = &th.ids[th.prompt_len..];
-        let body: Vec<u32> = gen.iter().copied().filter(|&x| x != EOS_ID).collect();
         let mut text = std::mem::take(&mut th.text);
-        text.push_str(&self.tok.decode(&body));
+        // `decode` skips special tokens (`</s>`).
+        text.push_str(&self.tok.decode(gen));
         th.calls.push(CallRecord {
             text,
             prompt_ids: th.ids[..th.prompt_len].to_vec(),
@@ -513,8 +511,8 @@ impl<'m, M: StepModel> Engine<'m, M> {
         // Children go to the front of the queue, in block order.
         for (k, c) in kids.iter().zip(&block.children).rev() {
             let th = &mut self.threads[*k];
-            let ids = self.tok.call_ids(None, &c.render());
             th.text = c.render();
+            let ids = self.tok.call_ids(None, &th.text);
             th.prompt_len = ids.len();
             th.ids = ids;
             if th.prompt_len >= self.capacity {
@@ -536,6 +534,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
         let Some(p) = self.threads[t].parent else {
             let tk = &mut self.tasks[task];
             tk.latency = tk.start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            self.finished.push(task);
             return Ok(());
         };
         let parent = &mut self.threads[p];

@@ -171,8 +171,8 @@ impl<B: AprBackend> Sampler<'_, B> {
             };
             let g = self.model.generate(&ids, &cfg)?;
             t.generated_tokens += g.tokens.len();
-            let body: Vec<u32> = g.tokens.iter().copied().filter(|&x| x != EOS_ID).collect();
-            text.push_str(&self.tok.decode(&body));
+            // `decode` skips special tokens (`</s>`).
+            text.push_str(&self.tok.decode(&g.tokens));
             let call = text.clone();
             t.calls.push(call.clone());
             if !g.finished {
