@@ -65,43 +65,44 @@ impl SamplingParams {
     /// log-probability under the model's own distribution (temperature 1,
     /// no truncation): the quantity GRPO's ratio is computed against.
     pub fn pick(&self, logits: &[f32], rng: &mut SplitMix) -> (u32, f32) {
+        let greedy = self.temperature <= 0.0 || self.top_k == 1;
+        let truncate = self.top_k > 0 && self.top_k < logits.len() || self.top_p < 1.0;
+        if greedy || !truncate {
+            // Greedy, or plain sampling at a temperature: the model crate's.
+            let t = if greedy { 0.0 } else { self.temperature };
+            return apr_model::generate::pick(logits, t, rng);
+        }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let lse = max + logits.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
-        let id = if self.temperature <= 0.0 || self.top_k == 1 {
-            argmax(logits)
-        } else {
-            self.sample(logits, max, rng)
-        };
+        let id = self.sample_truncated(logits, max, rng);
         (id as u32, logits[id] - lse)
     }
 
-    fn sample(&self, logits: &[f32], max: f32, rng: &mut SplitMix) -> usize {
+    /// Samples from the top-k / top-p truncated, tempered distribution.
+    fn sample_truncated(&self, logits: &[f32], max: f32, rng: &mut SplitMix) -> usize {
         let t = self.temperature;
         let mut cand: Vec<(usize, f64)> = logits
             .iter()
             .enumerate()
             .map(|(i, &x)| (i, (((x - max) as f64) / t).exp()))
             .collect();
-        let truncate = self.top_k > 0 && self.top_k < cand.len() || self.top_p < 1.0;
-        if truncate {
-            // Most likely first; ties by id, so the order is deterministic.
-            cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            if self.top_k > 0 {
-                cand.truncate(self.top_k);
-            }
-            if self.top_p < 1.0 {
-                let total: f64 = cand.iter().map(|c| c.1).sum();
-                let mut acc = 0.0;
-                let mut keep = cand.len();
-                for (n, c) in cand.iter().enumerate() {
-                    acc += c.1;
-                    if acc >= self.top_p * total {
-                        keep = n + 1;
-                        break;
-                    }
+        // Most likely first; ties by id, so the order is deterministic.
+        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if self.top_k > 0 {
+            cand.truncate(self.top_k);
+        }
+        if self.top_p < 1.0 {
+            let total: f64 = cand.iter().map(|c| c.1).sum();
+            let mut acc = 0.0;
+            let mut keep = cand.len();
+            for (n, c) in cand.iter().enumerate() {
+                acc += c.1;
+                if acc >= self.top_p * total {
+                    keep = n + 1;
+                    break;
                 }
-                cand.truncate(keep);
             }
+            cand.truncate(keep);
         }
         let total: f64 = cand.iter().map(|c| c.1).sum();
         let mut u = rng.next_f64() * total;
@@ -113,17 +114,6 @@ impl SamplingParams {
         }
         cand.last().map_or(0, |c| c.0)
     }
-}
-
-/// Index of the largest logit, the lowest on ties.
-pub fn argmax(logits: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in logits.iter().enumerate() {
-        if x > logits[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// The seed of one thread: a hash of the run seed, the problem, the sample

@@ -45,20 +45,14 @@ pub fn read_traces(path: &Path, limit: Option<usize>) -> Result<Vec<TraceRecord>
     Ok(out)
 }
 
-/// `<s>` and the tokens of a call's text with its conditioning prefix: the
-/// start of a training sequence, and the prompt of a sampled call.
-pub fn call_ids(tok: &TraceTokenizer, prefix: Option<Conditioning>, text: &str) -> Vec<u32> {
-    tok.call_ids(prefix, text)
-}
-
-/// A training sequence: [`call_ids`], `</s>`, cut to `max_len`.
+/// A training sequence: [`TraceTokenizer::call_ids`], `</s>`, cut to `max_len`.
 fn tokens(
     tok: &TraceTokenizer,
     prefix: Option<Conditioning>,
     text: &str,
     max_len: usize,
 ) -> Vec<u32> {
-    let mut ids = call_ids(tok, prefix, text);
+    let mut ids = tok.call_ids(prefix, text);
     ids.push(EOS_ID);
     ids.truncate(max_len);
     ids

@@ -5,12 +5,11 @@
 //! serves the `sample` command and checks of SFT models.
 
 use crate::config::TraceKind;
-use crate::data::call_ids;
 use crate::error::Result;
 use apr_countdown::{verify_text, Problem};
 use apr_model::generate::SampleConfig;
 use apr_model::{AprBackend, Llama};
-use apr_trace::protocol::{continuation_for, ends_with_spawn, parse_spawn};
+use apr_trace::protocol::{continuation_for, ends_with_spawn, parse_spawn, root_prompt};
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{parse_trace, Conditioning, TraceDict, TraceTokenizer};
 use serde::Serialize;
@@ -123,11 +122,6 @@ pub struct SampleResult {
     pub child_threads: usize,
 }
 
-/// The first lines of a problem's top thread.
-pub fn root_prompt(p: &Problem) -> String {
-    apr_trace::protocol::root_prompt(p.target, &p.nums)
-}
-
 struct Sampler<'a, B: AprBackend> {
     model: &'a Llama<B>,
     tok: TraceTokenizer,
@@ -156,7 +150,7 @@ impl<B: AprBackend> Sampler<'_, B> {
         self.threads += 1;
         let mut text = prompt;
         loop {
-            let ids = call_ids(&self.tok, prefix, &text);
+            let ids = self.tok.call_ids(prefix, &text);
             let ctx = self.model.config.max_seq_len;
             if ids.len() >= ctx {
                 t.calls.push(text);
@@ -236,7 +230,7 @@ pub fn sample<B: AprBackend>(
         limits,
         threads: 0,
     };
-    let root = s.thread(prefix, root_prompt(problem), 0)?;
+    let root = s.thread(prefix, root_prompt(problem.target, &problem.nums), 0)?;
     let mut calls = Vec::new();
     root.all_calls(&mut calls);
     let parses = calls.iter().all(|c| parse_trace(c).is_ok());
