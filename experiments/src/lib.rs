@@ -7,6 +7,7 @@ pub mod decode_bench;
 pub mod device;
 pub mod error;
 pub mod gen_data;
+pub mod grpo_cli;
 pub mod jsonl;
 pub mod pipeline;
 pub mod rollout_cli;

@@ -33,7 +33,7 @@ pub use error::{Error, Result};
 pub use heuristic::{Heuristic, Scorer};
 pub use log::{Event, SearchLog, ThreadLog};
 pub use problem::{Problem, ProblemKey, ProblemSpec};
-pub use record::{AprRecipe, ProblemRecord, Recipe, SospRecipe, TraceRecord};
+pub use record::{read_problems, AprRecipe, ProblemRecord, Recipe, SospRecipe, TraceRecord};
 pub use rng::{derive_seed, Rng};
 pub use search::Pruning;
 pub use sosp::{sosp, sosp_log, SospOutput, SospParams};

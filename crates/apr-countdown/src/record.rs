@@ -68,6 +68,44 @@ impl ProblemRecord {
     }
 }
 
+/// Reads Countdown problems from JSON Lines with `nums` and `target` (as
+/// `gen-data problems` writes; trace files work too), at most `limit`.
+/// Malformed records are errors naming the file and line; an empty file is
+/// an error.
+pub fn read_problems(path: &std::path::Path, limit: Option<usize>) -> Result<Vec<Problem>> {
+    use std::io::BufRead;
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        if limit.is_some_and(|n| out.len() >= n) {
+            break;
+        }
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |message: String| Error::Record {
+            path: path.display().to_string(),
+            record: i + 1,
+            message,
+        };
+        let r: ProblemRecord = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+        out.push(r.problem().map_err(bad)?);
+    }
+    if out.is_empty() {
+        return Err(Error::Record {
+            path: path.display().to_string(),
+            record: 0,
+            message: "no problems".into(),
+        });
+    }
+    Ok(out)
+}
+
 /// A trace record: the problem's fields, then the search's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceRecord {

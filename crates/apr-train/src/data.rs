@@ -226,3 +226,4 @@ mod tests {
         assert_ne!(b, epoch_batches(&lens, 2048, 3, 1));
     }
 }
+

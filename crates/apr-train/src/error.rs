@@ -29,6 +29,9 @@ pub enum Error {
     /// A model or checkpoint error.
     #[error(transparent)]
     Model(#[from] apr_model::Error),
+    /// The rollout engine failed (a bad rollout config or model).
+    #[error("rollout: {0}")]
+    Rollout(String),
     /// A training-state file that does not load.
     #[error("training state {path}: {reason}")]
     State {

@@ -1,5 +1,6 @@
 //! Training of APR and SoS+ models: supervised training on solver traces
-//! (SFT). GRPO comes with the rollout engine.
+//! (SFT, [`sft`]) and reinforcement learning on the rollout engine's
+//! samples (GRPO, [`grpo_train`], with its arithmetic in [`grpo`]).
 //!
 //! Departures from the paper: the `tiny` preset and CPU-sized defaults
 //! (learning rate, batch) are ours; the paper's SFT used batch 256 and lr
@@ -10,10 +11,16 @@ pub mod data;
 pub mod error;
 pub mod grads;
 pub mod grpo;
-pub mod plot;
+pub mod grpo_config;
+pub mod grpo_train;
+/// SVG plots (re-exported from `apr-plot`).
+pub use apr_plot as plot;
 pub mod sample;
 pub mod sft;
+pub mod state;
 
 pub use config::{SftConfig, TraceKind};
 pub use error::{Error, Result};
+pub use grpo_config::{GrpoConfig, GrpoOptim};
+pub use grpo_train::{train_grpo, train_grpo_with, GrpoSummary};
 pub use sft::{train, RunOptions, SftSummary};

@@ -5,16 +5,15 @@ use crate::data::{epoch_batches, load_corpus, Batch, Corpus};
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
 use crate::plot::{line_plot, Series};
+use crate::state;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -154,11 +153,6 @@ pub fn model_dir(out: &Path) -> PathBuf {
     out.join("model")
 }
 
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::Config(e.to_string()))?;
-    checkpoint::write_atomic(path, &bytes).map_err(Error::from)
-}
-
 /// Trains per `cfg`, resuming from `cfg.out/state` when it exists.
 pub fn train<B>(cfg: &SftConfig, device: &B::Device, opts: &RunOptions) -> Result<SftSummary>
 where
@@ -182,7 +176,6 @@ where
         .with_epsilon(o.eps as f32)
         .with_weight_decay(o.weight_decay as f32);
     let mut optim = adamw.init::<B, Llama<B>>();
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let sdir = state_dir(out);
     let mut st = TrainState {
         step: 0,
@@ -191,82 +184,28 @@ where
         tokens: 0,
         seconds: 0.0,
     };
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics: Vec<serde_json::Value> = Vec::new();
-    if sdir.join("state.json").exists() {
-        let bad = |r: String| Error::State {
-            path: sdir.clone(),
-            reason: r,
-        };
-        let text = std::fs::read(sdir.join("state.json")).map_err(|e| Error::io(&sdir, e))?;
-        st = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-        let rec = recorder
-            .load(sdir.join("model"), device)
-            .map_err(|e| bad(e.to_string()))?;
-        model = model.load_record(rec);
-        let rec = recorder
-            .load(sdir.join("optim"), device)
-            .map_err(|e| bad(e.to_string()))?;
+    if let Some((m, rec, s)) = state::load(&sdir, model.clone(), device)? {
+        model = m;
         optim = optim.load_record(rec);
-        if let Ok(text) = std::fs::read_to_string(&metrics_path) {
-            metrics = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter(|v| v["step"].as_u64().is_some_and(|s| s as usize <= st.step))
-                .collect();
-        }
+        st = s;
     }
-    // Rewrite the metrics as of the checkpoint, then append live.
-    let mut text = String::new();
-    for m in &metrics {
-        text.push_str(&m.to_string());
-        text.push('\n');
-    }
-    checkpoint::write_atomic(&metrics_path, text.as_bytes())?;
-    let mut mfile = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| Error::io(&metrics_path, e))?;
-
+    let mut metrics = state::Metrics::open(&out.join("metrics.jsonl"), st.step)?;
     let tok_json = apr_trace::TraceTokenizer::new()
         .to_hf_json()
         .map_err(|e| Error::Config(e.to_string()))?;
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(o.max_steps as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} steps {elapsed_precise} eta {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.set_position(st.step as u64);
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = state::progress(opts.progress, o.max_steps as u64, st.step as u64);
     let mut batches = epoch_batches(&lens, o.batch_tokens, o.seed, st.epoch);
     let start = Instant::now();
     let seconds0 = st.seconds;
     let tokens0 = st.tokens;
     let mut last_loss = f64::NAN;
-    let mut last_val = metrics.iter().rev().find_map(|m| m["val_loss"].as_f64());
+    let mut last_val = metrics
+        .rows
+        .iter()
+        .rev()
+        .find_map(|m| m["val_loss"].as_f64());
     let mut steps_here = 0;
     let mut stopped_on_time = false;
-    let save = |model: &Llama<B>, optim_rec, st: &TrainState| -> Result<()> {
-        let tmp = checkpoint::staging_dir(&sdir)?;
-        let bad = |r: String| Error::State {
-            path: tmp.clone(),
-            reason: r,
-        };
-        recorder
-            .record(model.clone().into_record(), tmp.join("model"))
-            .map_err(|e| bad(e.to_string()))?;
-        recorder
-            .record(optim_rec, tmp.join("optim"))
-            .map_err(|e| bad(e.to_string()))?;
-        write_json(&tmp.join("state.json"), st)?;
-        checkpoint::replace_dir(&tmp, &sdir).map_err(Error::from)
-    };
 
     while st.step < o.max_steps {
         // The micro-batches of this step, and their target count.
@@ -319,8 +258,7 @@ where
             last_val = validation_loss(&model.valid(), &corpus, o.batch_tokens);
             m["val_loss"] = serde_json::json!(last_val);
         }
-        writeln!(mfile, "{m}").map_err(|e| Error::io(&metrics_path, e))?;
-        metrics.push(m);
+        metrics.push(m)?;
         bar.set_position(st.step as u64);
         bar.set_message(format!("loss {loss_sum:.3} {tps:.0} tok/s"));
         let stop_here = opts.stop_after.is_some_and(|n| steps_here >= n);
@@ -328,7 +266,7 @@ where
             || last
             || stop_here
         {
-            save(&model, optim.to_record(), &st)?;
+            state::save(&sdir, &model, optim.to_record(), &st)?;
             checkpoint::save(&model.valid(), &model_dir(out), Some(&tok_json))?;
             write_plot(out, &metrics)?;
         }
@@ -356,19 +294,13 @@ where
         stopped_on_time,
         model_dir: mdir,
     };
-    write_json(&out.join("summary.json"), &summary)?;
+    state::write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)
 }
 
-fn write_plot(out: &Path, metrics: &[serde_json::Value]) -> Result<()> {
-    let train: Vec<(f64, f64)> = metrics
-        .iter()
-        .filter_map(|m| Some((m["step"].as_f64()?, m["loss"].as_f64()?)))
-        .collect();
-    let val: Vec<(f64, f64)> = metrics
-        .iter()
-        .filter_map(|m| Some((m["step"].as_f64()?, m["val_loss"].as_f64()?)))
-        .collect();
+fn write_plot(out: &Path, metrics: &state::Metrics) -> Result<()> {
+    let train = metrics.series("loss");
+    let val = metrics.series("val_loss");
     let svg = line_plot(
         "SFT loss (nats per target token)",
         "optimiser step",

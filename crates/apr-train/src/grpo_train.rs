@@ -1,0 +1,668 @@
+//! The GRPO trainer: rollouts from [`apr_rollout::Engine`] on a
+//! non-autodiff copy of the policy, verifier rewards, group advantages,
+//! PPO-clip on the engine's stored log-probabilities, k3 KL to the frozen
+//! initial policy, several optimiser steps per rollout batch, global
+//! gradient-norm clipping, validation, checkpoints with exact resume,
+//! metrics and plots.
+//!
+//! Every call of every thread of a rollout is one training sequence: its
+//! prompt (inserted by the engine: `<s>`, conditioning, the problem, a
+//! child's task, a parent's pre-spawn text and join block) carries no loss;
+//! the tokens the model generated in that call do, with the rollout's
+//! advantage.
+
+use crate::error::{Error, Result};
+use crate::grads::clip_global;
+use crate::grpo::{group_advantages, k3_kl, ppo_clip_token, LossAggregation};
+use crate::grpo_config::GrpoConfig;
+use crate::plot::{line_plot, Series};
+use crate::sft::RunOptions;
+use crate::state;
+use apr_countdown::Problem;
+use apr_model::{checkpoint, AprBackend, Llama};
+use apr_rollout::{Engine, LlamaStepper, ProblemResult, RolloutConfig, SamplingParams, Summary};
+use apr_trace::tokenizer::PAD_ID;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A reward: one number per rollout (problem sample).
+pub type RewardFn<'a> = &'a dyn Fn(&ProblemResult) -> f64;
+
+/// The paper's reward: 1 when the root's answer verifies, else 0.
+pub fn verifier_reward(r: &ProblemResult) -> f64 {
+    if r.solved {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// One training sequence: a call's tokens and what its loss needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sequence {
+    /// Prompt then generated tokens.
+    pub ids: Vec<u32>,
+    /// Tokens inserted by the engine (no loss).
+    pub prompt_len: usize,
+    /// Log-probabilities of the generated tokens at rollout time.
+    pub old_logprobs: Vec<f32>,
+    /// The rollout's advantage.
+    pub advantage: f32,
+    /// Weight of each generated token's loss (the aggregation).
+    pub weight: f32,
+}
+
+/// The training sequences of a rollout batch. `results` come in (problem,
+/// sample) order, `group` samples per problem; `rewards` one per result.
+/// Returns the sequences and the number of zero-advantage groups.
+pub fn build_sequences(
+    results: &[ProblemResult],
+    rewards: &[f64],
+    group: usize,
+    cfg: &crate::grpo_config::GrpoOptim,
+) -> (Vec<Sequence>, usize) {
+    let mut seqs = Vec::new();
+    let mut zero_groups = 0;
+    for (rs, rw) in results.chunks(group).zip(rewards.chunks(group)) {
+        let adv = group_advantages(rw, cfg.normalize_std, cfg.std_eps);
+        let zero = adv.iter().all(|a| *a == 0.0);
+        zero_groups += zero as usize;
+        if zero && cfg.filter_zero_advantage {
+            continue;
+        }
+        for (r, a) in rs.iter().zip(&adv) {
+            for t in r.root.threads() {
+                for c in &t.calls {
+                    if c.generated_ids.is_empty() {
+                        continue;
+                    }
+                    let mut ids = c.prompt_ids.clone();
+                    ids.extend_from_slice(&c.generated_ids);
+                    seqs.push(Sequence {
+                        ids,
+                        prompt_len: c.prompt_ids.len(),
+                        old_logprobs: c.logprobs.clone(),
+                        advantage: *a as f32,
+                        weight: 0.0,
+                    });
+                }
+            }
+        }
+    }
+    let n = seqs.len().max(1) as f32;
+    let tokens: usize = seqs.iter().map(|s| s.old_logprobs.len()).sum();
+    for s in &mut seqs {
+        s.weight = match cfg.aggregation {
+            LossAggregation::SequenceMean => 1.0 / (s.old_logprobs.len() as f32 * n),
+            LossAggregation::TokenMean => 1.0 / tokens.max(1) as f32,
+        };
+    }
+    (seqs, zero_groups)
+}
+
+/// Host arrays of a micro-batch: inputs, targets, and per target position
+/// the old log-probability, the advantage and the loss weight (0 on
+/// prompt and padding positions, so inserted tokens carry no loss).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MicroBatch {
+    /// Rows.
+    pub rows: usize,
+    /// Positions per row (longest sequence minus one).
+    pub len: usize,
+    /// Input ids, `rows x len`.
+    pub inputs: Vec<i64>,
+    /// Target ids, `rows x len`.
+    pub targets: Vec<i64>,
+    /// Old log-probabilities at target positions.
+    pub old: Vec<f32>,
+    /// Advantages.
+    pub adv: Vec<f32>,
+    /// Loss weights.
+    pub weight: Vec<f32>,
+}
+
+/// Lays out `seqs` as one right-padded micro-batch. Target position `i`
+/// predicts token `i + 1`: generated token `j` of a sequence with prompt
+/// length `p` is the target at position `p + j - 1`.
+pub fn micro_batch(seqs: &[&Sequence]) -> MicroBatch {
+    let len = seqs
+        .iter()
+        .map(|s| s.ids.len())
+        .max()
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .max(1);
+    let rows = seqs.len();
+    let mut b = MicroBatch {
+        rows,
+        len,
+        inputs: vec![PAD_ID as i64; rows * len],
+        targets: vec![PAD_ID as i64; rows * len],
+        old: vec![0.0; rows * len],
+        adv: vec![0.0; rows * len],
+        weight: vec![0.0; rows * len],
+    };
+    for (r, s) in seqs.iter().enumerate() {
+        let o = r * len;
+        for i in 0..s.ids.len().saturating_sub(1) {
+            b.inputs[o + i] = s.ids[i] as i64;
+            b.targets[o + i] = s.ids[i + 1] as i64;
+        }
+        for (j, lp) in s.old_logprobs.iter().enumerate() {
+            let i = o + s.prompt_len + j - 1;
+            b.old[i] = *lp;
+            b.adv[i] = s.advantage;
+            b.weight[i] = s.weight;
+        }
+    }
+    b
+}
+
+/// Groups sequence indices into micro-batches of at most `tokens` padded
+/// tokens (sorted by length so rows of a batch are alike).
+fn pack(seqs: &[Sequence], tokens: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| seqs[i].ids.len());
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    for i in order {
+        let l = seqs[i].ids.len();
+        if !cur.is_empty() && (cur.len() + 1) * l > tokens {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(i);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Log-probabilities of every target of `b` under `model`, `[rows, len]`.
+fn target_logprobs<B: AprBackend>(model: &Llama<B>, b: &MicroBatch) -> Tensor<B, 2> {
+    let dev = model.device();
+    let inp =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(b.inputs.clone(), [b.rows, b.len]), &dev);
+    let tgt = Tensor::<B, 3, Int>::from_data(
+        TensorData::new(b.targets.clone(), [b.rows, b.len, 1]),
+        &dev,
+    );
+    log_softmax(model.forward(inp, None), 2)
+        .gather(2, tgt)
+        .reshape([b.rows, b.len])
+}
+
+fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().unwrap_or_default()
+}
+
+/// Statistics of one optimiser step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateStats {
+    /// The loss (aggregated).
+    pub loss: f64,
+    /// Mean k3 KL to the reference over generated tokens (0 without one).
+    pub kl: f64,
+    /// Share of generated tokens whose clipped branch was taken.
+    pub clip_fraction: f64,
+    /// Mean policy ratio over generated tokens.
+    pub ratio: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// One optimiser step of the GRPO objective on `seqs`: returns the updated
+/// policy and the step's statistics.
+#[allow(clippy::too_many_arguments)]
+pub fn update<B, O>(
+    policy: Llama<B>,
+    reference: Option<&Llama<B::InnerBackend>>,
+    optim: &mut O,
+    seqs: &[Sequence],
+    clip_eps: f64,
+    kl_coef: f64,
+    grad_clip: f64,
+    micro_batch_tokens: usize,
+    lr: f64,
+) -> (Llama<B>, UpdateStats)
+where
+    B: AutodiffBackend + AprBackend,
+    B::InnerBackend: AprBackend,
+    O: Optimizer<Llama<B>, B>,
+{
+    let dev = policy.device();
+    let mut acc = GradientsAccumulator::<Llama<B>>::new();
+    let mut st = UpdateStats::default();
+    let (mut tokens, mut clipped, mut ratio_sum, mut kl_sum) = (0usize, 0usize, 0.0, 0.0);
+    for idx in pack(seqs, micro_batch_tokens) {
+        let b = micro_batch(&idx.iter().map(|&i| &seqs[i]).collect::<Vec<_>>());
+        let shape = [b.rows, b.len];
+        let f = |v: &Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v.clone(), shape), &dev);
+        let (old, adv, w) = (f(&b.old), f(&b.adv), f(&b.weight));
+        let logp = target_logprobs(&policy, &b);
+        let ratio = (logp.clone() - old).exp();
+        let surr1 = ratio.clone() * adv.clone();
+        let surr2 = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv;
+        let mut per_token = surr1.min_pair(surr2).neg();
+        let ref_host = reference.map(|r| host(target_logprobs(r, &b)));
+        if let (Some(rl), true) = (&ref_host, kl_coef > 0.0) {
+            let d = f(rl) - logp.clone();
+            per_token = per_token + (d.clone().exp() - d - 1.0) * kl_coef;
+        }
+        let loss = (per_token * w).sum();
+        let lp = host(logp.clone().detach().inner());
+        for (i, wt) in b.weight.iter().enumerate() {
+            if *wt == 0.0 {
+                continue;
+            }
+            let (_, c) = ppo_clip_token(lp[i] as f64, b.old[i] as f64, b.adv[i] as f64, clip_eps);
+            tokens += 1;
+            clipped += c as usize;
+            ratio_sum += (lp[i] as f64 - b.old[i] as f64).exp();
+            if let Some(rl) = &ref_host {
+                kl_sum += k3_kl(lp[i] as f64, rl[i] as f64);
+            }
+        }
+        st.loss += loss.clone().into_scalar().to_f64_lossy();
+        let g = GradientsParams::from_grads(loss.backward(), &policy);
+        acc.accumulate(&policy, g);
+    }
+    let mut grads = acc.grads();
+    st.grad_norm = clip_global::<B, Llama<B>>(&policy, &mut grads, grad_clip);
+    let n = tokens.max(1) as f64;
+    st.kl = kl_sum / n;
+    st.clip_fraction = clipped as f64 / n;
+    st.ratio = ratio_sum / n;
+    (optim.step(lr, policy, grads), st)
+}
+
+trait ToF64 {
+    fn to_f64_lossy(self) -> f64;
+}
+impl<E: burn::tensor::Element> ToF64 for E {
+    fn to_f64_lossy(self) -> f64 {
+        burn::tensor::ElementConversion::elem::<f64>(self)
+    }
+}
+
+/// Where a GRPO run stands (saved with every checkpoint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrpoState {
+    /// GRPO steps done.
+    pub step: usize,
+    /// Epoch over the training problems.
+    pub epoch: u64,
+    /// Next problem of the epoch's order.
+    pub cursor: usize,
+    /// Seconds so far.
+    pub seconds: f64,
+}
+
+/// What a GRPO run did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrpoSummary {
+    /// Steps done in all.
+    pub steps: usize,
+    /// Greedy validation accuracy of the initial policy.
+    pub initial_val_accuracy: Option<f64>,
+    /// Greedy validation accuracy at the end.
+    pub final_val_accuracy: Option<f64>,
+    /// Mean training reward of the first and the last step.
+    pub first_reward: f64,
+    /// See `first_reward`.
+    pub last_reward: f64,
+    /// Whether the run stopped on its time limit before `steps`.
+    pub stopped_on_time: bool,
+    /// Seconds of training.
+    pub seconds: f64,
+    /// Where the final model is.
+    pub model_dir: PathBuf,
+}
+
+/// A seeded permutation of `0..n` for an epoch.
+fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut rng = apr_model::init::SplitMix::new(
+        seed ^ 0x6772_706f ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
+/// Runs `cfg` (with `samples` replaced) on `problems` with a copy of
+/// `model`, returning the results and the engine's seconds.
+pub fn rollout<B: AprBackend>(
+    model: &Llama<B>,
+    problems: &[Problem],
+    cfg: &RolloutConfig,
+    slots: usize,
+) -> Result<Vec<ProblemResult>> {
+    let ctx = model.config.max_seq_len;
+    let mut stepper = LlamaStepper::new(model.clone(), slots, ctx).map_err(rollout_err)?;
+    let mut engine = Engine::new(&mut stepper, cfg.clone()).map_err(rollout_err)?;
+    engine.run(problems, |_| {}).map_err(rollout_err)
+}
+
+fn rollout_err(e: apr_rollout::Error) -> Error {
+    Error::Rollout(e.to_string())
+}
+
+/// Greedy validation: the summary of one greedy sample per problem under
+/// the training rollout's mode, budget and limits.
+pub fn validate<B: AprBackend>(
+    model: &Llama<B>,
+    problems: &[Problem],
+    cfg: &GrpoConfig,
+) -> Result<Summary> {
+    let mut rc = cfg.rollout.clone();
+    rc.sampling = SamplingParams::greedy();
+    rc.samples = 1;
+    Ok(Summary::of(&rollout(model, problems, &rc, cfg.slots)?))
+}
+
+/// The directory of a run's final model.
+pub fn model_dir(out: &Path) -> PathBuf {
+    out.join("model")
+}
+
+/// Trains per `cfg` with the verifier reward, resuming from
+/// `cfg.out/state` when it exists.
+pub fn train_grpo<B>(cfg: &GrpoConfig, device: &B::Device, opts: &RunOptions) -> Result<GrpoSummary>
+where
+    B: AutodiffBackend + AprBackend,
+    B::InnerBackend: AprBackend,
+{
+    train_grpo_with::<B>(cfg, device, opts, &verifier_reward)
+}
+
+/// [`train_grpo`] with another reward (toy tasks, reward shaping).
+pub fn train_grpo_with<B>(
+    cfg: &GrpoConfig,
+    device: &B::Device,
+    opts: &RunOptions,
+    reward: RewardFn<'_>,
+) -> Result<GrpoSummary>
+where
+    B: AutodiffBackend + AprBackend,
+    B::InnerBackend: AprBackend,
+{
+    cfg.validate()?;
+    let out = &cfg.out;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let saved = toml::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    checkpoint::write_atomic(&out.join("config.toml"), saved.as_bytes())?;
+    let o = &cfg.optim;
+    let problems = apr_countdown::read_problems(&cfg.problems, None).map_err(|e| Error::Config(e.to_string()))?;
+    let val = match &cfg.val_problems {
+        Some(p) => apr_countdown::read_problems(p, cfg.val_limit)
+            .map_err(|e| Error::Config(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let mut policy: Llama<B> = checkpoint::load(&cfg.init, device)?;
+    let reference: Option<Llama<B::InnerBackend>> = if o.kl_coef > 0.0 {
+        Some(checkpoint::load(&cfg.init, device)?)
+    } else {
+        None
+    };
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(o.beta1 as f32)
+        .with_beta_2(o.beta2 as f32)
+        .with_epsilon(o.eps as f32)
+        .with_weight_decay(o.weight_decay as f32)
+        .init::<B, Llama<B>>();
+    let sdir = out.join("state");
+    let mut st = GrpoState {
+        step: 0,
+        epoch: 0,
+        cursor: 0,
+        seconds: 0.0,
+    };
+    if let Some((m, rec, s)) = state::load(&sdir, policy.clone(), device)? {
+        policy = m;
+        optim = optim.load_record(rec);
+        st = s;
+    }
+    let mut metrics = state::Metrics::open(&out.join("metrics.jsonl"), st.step)?;
+    let tok_json = apr_trace::TraceTokenizer::new()
+        .to_hf_json()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let bar = state::progress(opts.progress, o.steps as u64, st.step as u64);
+    let start = Instant::now();
+    let seconds0 = st.seconds;
+    if st.step == 0 && !val.is_empty() {
+        let s = validate(&policy.valid(), &val, cfg)?;
+        metrics.push(val_row(0, &s))?;
+    }
+    let mut order = epoch_order(problems.len(), o.seed, st.epoch);
+    let mut steps_here = 0;
+    let mut stopped_on_time = false;
+    while st.step < o.steps {
+        let t0 = Instant::now();
+        let mut batch = Vec::with_capacity(o.batch_problems);
+        while batch.len() < o.batch_problems.min(problems.len()) {
+            if st.cursor >= order.len() {
+                st.epoch += 1;
+                st.cursor = 0;
+                order = epoch_order(problems.len(), o.seed, st.epoch);
+            }
+            batch.push(problems[order[st.cursor]].clone());
+            st.cursor += 1;
+        }
+        let mut rc = cfg.rollout.clone();
+        rc.samples = o.group_size;
+        rc.seed = o.seed.wrapping_mul(0x1000_0000_01B3) ^ (st.step as u64 + 1);
+        let results = rollout(&policy.valid(), &batch, &rc, cfg.slots)?;
+        let rollout_s = t0.elapsed().as_secs_f64();
+        let rewards: Vec<f64> = results.iter().map(reward).collect();
+        let (seqs, zero_groups) = build_sequences(&results, &rewards, o.group_size, o);
+        let t1 = Instant::now();
+        let lr = cfg.lr_at(st.step);
+        let mut first: Option<UpdateStats> = None;
+        let mut last = UpdateStats::default();
+        if !seqs.is_empty() {
+            for _ in 0..o.inner_steps {
+                let (p, s) = update(
+                    policy,
+                    reference.as_ref(),
+                    &mut optim,
+                    &seqs,
+                    o.clip_eps,
+                    o.kl_coef,
+                    o.grad_clip,
+                    o.micro_batch_tokens,
+                    lr,
+                );
+                policy = p;
+                first.get_or_insert_with(|| s.clone());
+                last = s;
+            }
+        }
+        let first = first.unwrap_or_default();
+        st.step += 1;
+        steps_here += 1;
+        st.seconds = seconds0 + start.elapsed().as_secs_f64();
+        let summary = Summary::of(&results);
+        let n = results.len().max(1) as f64;
+        let seq_tokens: usize = seqs.iter().map(|s| s.ids.len()).sum();
+        let mut m = serde_json::json!({
+            "step": st.step,
+            "reward": rewards.iter().sum::<f64>() / n,
+            "accuracy": summary.accuracy,
+            "parse_rate": summary.parse_rate,
+            "zero_advantage_groups": zero_groups,
+            "groups": results.len() / o.group_size,
+            "sequences": seqs.len(),
+            "tokens_per_sequence": seq_tokens as f64 / seqs.len().max(1) as f64,
+            "total_tokens": summary.mean_total_tokens,
+            "sequential_tokens": summary.mean_sequential_tokens,
+            "child_threads": summary.mean_child_threads,
+            "loss": first.loss,
+            "kl": first.kl,
+            "clip_fraction": last.clip_fraction,
+            "ratio": last.ratio,
+            "grad_norm": first.grad_norm,
+            "lr": lr,
+            "rollout_s": rollout_s,
+            "update_s": t1.elapsed().as_secs_f64(),
+            "seconds": st.seconds,
+        });
+        let time_up = o.time_limit_minutes.is_some_and(|t| st.seconds >= t * 60.0);
+        let end = st.step == o.steps || time_up;
+        if !val.is_empty() && ((o.val_every > 0 && st.step.is_multiple_of(o.val_every)) || end) {
+            let s = validate(&policy.valid(), &val, cfg)?;
+            for (k, v) in val_row(st.step, &s).as_object().into_iter().flatten() {
+                m[k] = v.clone();
+            }
+        }
+        bar.set_position(st.step as u64);
+        bar.set_message(format!(
+            "reward {:.3} kl {:.4} {}",
+            m["reward"].as_f64().unwrap_or(0.0),
+            first.kl,
+            m["val_accuracy"]
+                .as_f64()
+                .map_or(String::new(), |v| format!("val {v:.3}"))
+        ));
+        metrics.push(m)?;
+        let stop_here = opts.stop_after.is_some_and(|k| steps_here >= k);
+        if (o.checkpoint_every > 0 && st.step.is_multiple_of(o.checkpoint_every))
+            || end
+            || stop_here
+        {
+            state::save(&sdir, &policy, optim.to_record(), &st)?;
+            checkpoint::save(&policy.valid(), &model_dir(out), Some(&tok_json))?;
+            write_plots(out, &metrics)?;
+        }
+        if time_up {
+            stopped_on_time = st.step < o.steps;
+            break;
+        }
+        if stop_here {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    if steps_here == 0 && !model_dir(out).exists() {
+        checkpoint::save(&policy.valid(), &model_dir(out), Some(&tok_json))?;
+        write_plots(out, &metrics)?;
+    }
+    let rewards = metrics.series("reward");
+    let vals = metrics.series("val_accuracy");
+    let summary = GrpoSummary {
+        steps: st.step,
+        initial_val_accuracy: vals.first().filter(|p| p.0 == 0.0).map(|p| p.1),
+        final_val_accuracy: vals.last().map(|p| p.1),
+        first_reward: rewards.first().map_or(0.0, |p| p.1),
+        last_reward: rewards.last().map_or(0.0, |p| p.1),
+        stopped_on_time,
+        seconds: st.seconds,
+        model_dir: model_dir(out),
+    };
+    state::write_json(&out.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+fn val_row(step: usize, s: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "step": step,
+        "val_accuracy": s.accuracy,
+        "val_parse_rate": s.parse_rate,
+        "val_total_tokens": s.mean_total_tokens,
+        "val_child_threads": s.mean_child_threads,
+    })
+}
+
+fn write_plots(out: &Path, metrics: &state::Metrics) -> Result<()> {
+    let s = |name: &str, field: &str| Series {
+        name: name.into(),
+        points: metrics.series(field),
+    };
+    let svg = line_plot(
+        "GRPO: reward and greedy validation accuracy",
+        "GRPO step",
+        "fraction",
+        &[
+            s("train reward (sampled)", "reward"),
+            s("validation accuracy (greedy)", "val_accuracy"),
+        ],
+    );
+    checkpoint::write_atomic(&out.join("reward.svg"), svg.as_bytes())?;
+    let svg = line_plot(
+        "GRPO: KL to the reference and clip fraction",
+        "GRPO step",
+        "value",
+        &[s("k3 KL", "kl"), s("clip fraction", "clip_fraction")],
+    );
+    checkpoint::write_atomic(&out.join("policy.svg"), svg.as_bytes())?;
+    let svg = line_plot(
+        "GRPO: child threads per rollout",
+        "GRPO step",
+        "threads",
+        &[s("child threads", "child_threads")],
+    );
+    checkpoint::write_atomic(&out.join("threads.svg"), svg.as_bytes()).map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(ids: &[u32], prompt_len: usize, adv: f32) -> Sequence {
+        Sequence {
+            ids: ids.to_vec(),
+            prompt_len,
+            old_logprobs: vec![-0.5; ids.len() - prompt_len],
+            advantage: adv,
+            weight: 0.25,
+        }
+    }
+
+    #[test]
+    fn only_generated_tokens_carry_loss() {
+        // Row 0: prompt [1, 7, 8], generated [9, 2]; row 1: prompt [1],
+        // generated [5]. Positions predict the next token.
+        let a = seq(&[1, 7, 8, 9, 2], 3, 1.5);
+        let b = seq(&[1, 5], 1, -1.0);
+        let m = micro_batch(&[&a, &b]);
+        assert_eq!((m.rows, m.len), (2, 4));
+        let p = PAD_ID as i64;
+        assert_eq!(m.inputs, vec![1, 7, 8, 9, 1, p, p, p]);
+        assert_eq!(m.targets, vec![7, 8, 9, 2, 5, p, p, p]);
+        // Targets 9 and 2 (positions 2, 3) of row 0 and 5 (position 0) of
+        // row 1 are generated; the prompt's 7 and 8 are not.
+        assert_eq!(m.weight, vec![0.0, 0.0, 0.25, 0.25, 0.25, 0.0, 0.0, 0.0]);
+        assert_eq!(m.adv, vec![0.0, 0.0, 1.5, 1.5, -1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(m.old, vec![0.0, 0.0, -0.5, -0.5, -0.5, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn packing_respects_the_token_budget() {
+        let s: Vec<Sequence> = [5, 3, 9, 4]
+            .iter()
+            .map(|&n| seq(&vec![1; n], 1, 0.0))
+            .collect();
+        // Sorted by length 3, 4, 5, 9: (3, 4) pads to 8 <= 10; adding 5
+        // would pad to 15.
+        assert_eq!(pack(&s, 10), vec![vec![1, 3], vec![0], vec![2]]);
+        assert_eq!(pack(&s, 100), vec![vec![1, 3, 0, 2]]);
+    }
+
+    #[test]
+    fn epoch_orders_are_seeded_permutations() {
+        let a = epoch_order(50, 3, 0);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        assert_eq!(a, epoch_order(50, 3, 0));
+        assert_ne!(a, epoch_order(50, 3, 1));
+    }
+}

@@ -1,0 +1,144 @@
+//! The experiment's configuration (one TOML file, presets in
+//! `experiments/configs/`).
+
+use crate::error::{Error, Result};
+use apr_countdown::{AprRecipe, SospRecipe};
+use apr_eval::EvalConfig;
+use apr_rollout::RolloutConfig;
+use apr_train::config::{ModelSection, OptimConfig};
+use apr_train::GrpoOptim;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Problem-set settings (training and validation sets share them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProblemsConfig {
+    /// Training problems.
+    pub count: u64,
+    /// Numbers per problem, `4` or `3-6`.
+    pub numbers: String,
+    /// Smallest target.
+    pub min_target: u64,
+    /// Largest target.
+    pub max_target: u64,
+    /// Largest input number (default: max_target - 1, as the reference).
+    #[serde(default)]
+    pub max_number: Option<u64>,
+    /// Problem files to stay disjoint from (the validation set always is).
+    #[serde(default)]
+    pub exclude: Vec<PathBuf>,
+}
+
+/// The validation set: a file, or drawn with the problem settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValConfig {
+    /// Use this file (e.g. `datasets/countdown-val/val.jsonl`).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Otherwise draw this many problems (seed: the master seed + 1000).
+    #[serde(default)]
+    pub count: u64,
+}
+
+/// SFT of both models.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftStage {
+    /// The model shape.
+    pub model: ModelSection,
+    /// Share of problems held out for the validation loss.
+    pub val_fraction: f64,
+    /// Most validation sequences.
+    pub val_max_sequences: usize,
+    /// Optimisation of the APR model.
+    pub apr: OptimConfig,
+    /// Optimisation of the SoS+ model.
+    pub sosp: OptimConfig,
+}
+
+/// GRPO of one model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpoModel {
+    /// Its rollouts (mode, sampling, budget, limits).
+    pub rollout: RolloutConfig,
+    /// Its optimisation.
+    #[serde(default)]
+    pub optim: GrpoOptim,
+}
+
+/// GRPO of both models.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpoStage {
+    /// Engine KV slots.
+    pub slots: usize,
+    /// Greedy validation problems during GRPO (0: none; the evaluation
+    /// stage compares SFT and GRPO models in any case).
+    #[serde(default)]
+    pub val_limit: usize,
+    /// The APR model.
+    pub apr: GrpoModel,
+    /// The SoS+ model.
+    pub sosp: GrpoModel,
+}
+
+/// The evaluation stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalStage {
+    /// Settings (`problems` is replaced by the experiment's validation set).
+    pub settings: EvalConfig,
+    /// Models that get the sweeps (budgets, temperatures, cons@n); the
+    /// others get the greedy run only. Names: `apr-sft`, `apr-grpo`,
+    /// `sosp-sft`, `sosp-grpo`.
+    pub sweep: Vec<String>,
+}
+
+/// The experiment's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Preset name, for the report.
+    pub preset: String,
+    /// Where results go.
+    pub out_dir: PathBuf,
+    /// Master seed.
+    pub seed: u64,
+    /// Training problems.
+    pub problems: ProblemsConfig,
+    /// Validation problems.
+    pub val: ValConfig,
+    /// APR trace recipe.
+    pub apr: AprRecipe,
+    /// SoS+ trace recipe.
+    pub sosp: SospRecipe,
+    /// SFT.
+    pub sft: SftStage,
+    /// GRPO.
+    pub grpo: GrpoStage,
+    /// Evaluation.
+    pub eval: EvalStage,
+}
+
+impl Config {
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
+        let c: Config =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        c.apr.validate()?;
+        c.sosp.validate()?;
+        c.eval
+            .settings
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if c.val.file.is_none() && c.val.count == 0 {
+            return Err(Error::Config(format!(
+                "{origin}: [val] needs a file or a count"
+            )));
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,388 @@
+//! `countdown-apr-rl`: the whole experiment, stage by stage. Each stage is
+//! cached (skipped when its result exists) and the training stages resume
+//! from their last checkpoint, so a killed run picks up where it stopped.
+//!
+//! Stages: validation problems, training problems (disjoint from them),
+//! APR and SoS+ solver traces, SFT of an APR and a SoS+ model, GRPO of
+//! each, the evaluation of all four, and `report.md`.
+
+mod config;
+mod report;
+
+pub use config::Config;
+
+use crate::error::{Error, Result};
+use crate::gen_data::{self, ProblemsArgs};
+use crate::jsonl::write_atomic;
+use apr_countdown::Recipe;
+use apr_eval::ModelEval;
+use apr_model::{checkpoint, AprBackend, Llama};
+use apr_rollout::Mode;
+use apr_train::config::DataConfig;
+use apr_train::{GrpoConfig, RunOptions, SftConfig, TraceKind};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The embedded default configuration (the `tiny` CPU preset).
+pub const DEFAULT_CONFIG: &str = include_str!("../../configs/countdown-apr-rl.toml");
+
+/// Run the countdown-apr-rl experiment: data, SFT and GRPO of an APR and a
+/// SoS+ model, their evaluation, and a markdown report. Every stage is
+/// cached in the output folder; a stopped run resumes.
+#[derive(Debug, Parser)]
+#[command(name = "countdown-apr-rl", version)]
+pub struct Cli {
+    /// Configuration file (default: the embedded `tiny` preset; others in
+    /// experiments/configs/countdown-apr-rl-*.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override the output folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Redo every stage even if its output exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Device: `cpu`, or `cuda[:N]` in builds with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Stage timings and results gathered for the report.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub data: Vec<crate::stats::FileStats>,
+    pub sft: Vec<(String, apr_train::SftSummary)>,
+    pub grpo: Vec<(String, apr_train::GrpoSummary)>,
+    pub evals: Vec<ModelEval>,
+    pub seconds: Vec<(String, f64)>,
+}
+
+struct Runner<'a> {
+    cli: &'a Cli,
+    cfg: Config,
+    dir: PathBuf,
+}
+
+impl Runner<'_> {
+    /// Runs `f` unless `done` exists (and no `--force`); `clear` is removed
+    /// first when forced.
+    fn stage<T>(
+        &self,
+        out: &mut Outcome,
+        name: &str,
+        done: &Path,
+        clear: Option<&Path>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<Option<T>> {
+        if done.exists() && !self.cli.force {
+            eprintln!("[{name}] cached: {}", done.display());
+            return Ok(None);
+        }
+        if self.cli.force {
+            if let Some(c) = clear.filter(|c| c.exists()) {
+                let r = if c.is_dir() {
+                    std::fs::remove_dir_all(c)
+                } else {
+                    std::fs::remove_file(c)
+                };
+                r.map_err(|e| Error::Io {
+                    path: c.display().to_string(),
+                    source: e,
+                })?;
+            }
+        }
+        eprintln!("[{name}] running");
+        let t = Instant::now();
+        let v = f()?;
+        out.seconds.push((name.into(), t.elapsed().as_secs_f64()));
+        Ok(Some(v))
+    }
+
+    fn problems_args(
+        &self,
+        count: u64,
+        seed: u64,
+        exclude: Vec<PathBuf>,
+        out: PathBuf,
+    ) -> ProblemsArgs {
+        let p = &self.cfg.problems;
+        ProblemsArgs {
+            count,
+            seed,
+            numbers: p.numbers.clone(),
+            min_target: p.min_target,
+            max_target: p.max_target,
+            min_number: 1,
+            max_number: p.max_number,
+            exclude,
+            out,
+            threads: 0,
+        }
+    }
+
+    fn data(&self, out: &mut Outcome) -> Result<PathBuf> {
+        let dir = &self.dir;
+        let val = match &self.cfg.val.file {
+            Some(f) => f.clone(),
+            None => {
+                let v = dir.join("val.jsonl");
+                let args = self.problems_args(
+                    self.cfg.val.count,
+                    self.cfg.seed + 1000,
+                    self.cfg.problems.exclude.clone(),
+                    v.clone(),
+                );
+                self.stage(out, "validation problems", &v, None, || {
+                    gen_data::problems(&args).map(|_| ())
+                })?;
+                v
+            }
+        };
+        let problems = dir.join("problems.jsonl");
+        let mut exclude = self.cfg.problems.exclude.clone();
+        exclude.push(val.clone());
+        let args = self.problems_args(
+            self.cfg.problems.count,
+            self.cfg.seed,
+            exclude,
+            problems.clone(),
+        );
+        self.stage(out, "problems", &problems, None, || {
+            gen_data::problems(&args).map(|_| ())
+        })?;
+        let mut loaded = None;
+        for (name, recipe) in [
+            ("apr", Recipe::Apr(self.cfg.apr)),
+            ("sosp", Recipe::Sosp(self.cfg.sosp)),
+        ] {
+            let t = dir.join(format!("{name}-traces.jsonl"));
+            self.stage(out, &format!("{name} traces"), &t, None, || {
+                if loaded.is_none() {
+                    loaded = Some(gen_data::read_problems(&problems)?);
+                }
+                let ps = loaded.as_deref().unwrap_or_default();
+                gen_data::write_traces(ps, &recipe, self.cfg.seed, 0, &t).map(|_| ())
+            })?;
+            out.data.push(crate::stats::file_stats(&t)?);
+        }
+        Ok(val)
+    }
+
+    fn sft_config(&self, kind: TraceKind) -> SftConfig {
+        let (name, optim) = match kind {
+            TraceKind::Apr => ("apr", self.cfg.sft.apr.clone()),
+            TraceKind::Sosp => ("sosp", self.cfg.sft.sosp.clone()),
+        };
+        SftConfig {
+            out: self.dir.join(format!("{name}-sft")),
+            model: self.cfg.sft.model.clone(),
+            data: DataConfig {
+                train: vec![self.dir.join(format!("{name}-traces.jsonl"))],
+                kind,
+                val_fraction: self.cfg.sft.val_fraction,
+                val_max_sequences: self.cfg.sft.val_max_sequences,
+                max_problems: None,
+                solved_only: false,
+                token_budget_bin: 512,
+            },
+            optim,
+        }
+    }
+
+    fn grpo_config(&self, name: &str, val: &Path) -> GrpoConfig {
+        let g = &self.cfg.grpo;
+        let m = if name == "apr" { &g.apr } else { &g.sosp };
+        GrpoConfig {
+            out: self.dir.join(format!("{name}-grpo")),
+            init: apr_train::sft::model_dir(&self.dir.join(format!("{name}-sft"))),
+            problems: self.dir.join("problems.jsonl"),
+            val_problems: (g.val_limit > 0).then(|| val.to_path_buf()),
+            val_limit: Some(g.val_limit),
+            slots: g.slots,
+            rollout: m.rollout.clone(),
+            optim: m.optim.clone(),
+        }
+    }
+
+    fn models<BT>(&self, out: &mut Outcome, val: &Path, device: &BT::Device) -> Result<()>
+    where
+        BT: AutodiffBackend + AprBackend,
+        BT::InnerBackend: AprBackend,
+    {
+        let opts = RunOptions {
+            progress: !self.cli.quiet,
+            stop_after: None,
+        };
+        for kind in [TraceKind::Apr, TraceKind::Sosp] {
+            let c = self.sft_config(kind);
+            c.validate()?;
+            let name = format!(
+                "{}-sft",
+                if kind == TraceKind::Apr {
+                    "apr"
+                } else {
+                    "sosp"
+                }
+            );
+            let done = c.out.join("summary.json");
+            let s = self.stage(out, &name, &done, Some(&c.out), || {
+                Ok(apr_train::train::<BT>(&c, device, &opts)?)
+            })?;
+            out.sft.push((
+                name,
+                match s {
+                    Some(s) => s,
+                    None => read_json(&done)?,
+                },
+            ));
+        }
+        for name in ["apr", "sosp"] {
+            let c = self.grpo_config(name, val);
+            c.validate()?;
+            let done = c.out.join("summary.json");
+            let stage = format!("{name}-grpo");
+            let s = self.stage(out, &stage, &done, Some(&c.out), || {
+                Ok(apr_train::train_grpo::<BT>(&c, device, &opts)?)
+            })?;
+            out.grpo.push((
+                stage,
+                match s {
+                    Some(s) => s,
+                    None => read_json(&done)?,
+                },
+            ));
+        }
+        let mut settings = self.cfg.eval.settings.clone();
+        settings.problems = val.to_path_buf();
+        let problems = apr_countdown::read_problems(&settings.problems, settings.limit)?;
+        for (name, mode, model_dir) in [
+            ("apr-sft", Mode::Apr, "apr-sft/model"),
+            ("apr-grpo", Mode::Apr, "apr-grpo/model"),
+            ("sosp-sft", Mode::Single, "sosp-sft/model"),
+            ("sosp-grpo", Mode::Single, "sosp-grpo/model"),
+        ] {
+            let edir = self.dir.join("eval").join(name);
+            let done = edir.join("eval.json");
+            let mut s = settings.clone();
+            if !self.cfg.eval.sweep.iter().any(|m| m == name) {
+                s.apr_budgets.clear();
+                s.sosp_budgets.clear();
+                s.temperatures.clear();
+                s.sosp_samples = 0;
+            }
+            let e = self.stage(out, &format!("eval {name}"), &done, Some(&edir), || {
+                let model: Llama<BT::InnerBackend> =
+                    checkpoint::load(&self.dir.join(model_dir), device)?;
+                apr_eval::evaluate(name, &model, mode, &problems, &s, &edir, !self.cli.quiet)
+                    .map_err(|e| Error::Config(e.to_string()))
+            })?;
+            out.evals.push(match e {
+                Some(e) => e,
+                None => read_json(&done)?,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| Error::Record {
+        path: path.display().to_string(),
+        record: 0,
+        message: e.to_string(),
+    })
+}
+
+/// Runs the pipeline from parsed arguments.
+pub fn run(cli: Cli) -> Result<()> {
+    let (text, origin) = match &cli.config {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.display().to_string(),
+                source,
+            })?,
+            p.display().to_string(),
+        ),
+        None => (DEFAULT_CONFIG.to_string(), "embedded default".to_string()),
+    };
+    let mut cfg = Config::from_toml(&text, &origin)?;
+    if let Some(o) = &cli.out {
+        cfg.out_dir = o.clone();
+    }
+    let dir = cfg.out_dir.clone();
+    write_atomic(
+        &dir.join("config.toml"),
+        toml::to_string_pretty(&cfg)
+            .map_err(|e| Error::Config(e.to_string()))?
+            .as_bytes(),
+    )?;
+    let t0 = Instant::now();
+    let runner = Runner {
+        cli: &cli,
+        cfg,
+        dir: dir.clone(),
+    };
+    let mut out = Outcome::default();
+    let val = runner.data(&mut out)?;
+    match crate::device::parse(&cli.device)? {
+        crate::device::Device::Cpu => {
+            runner.models::<apr_model::CpuTrain>(&mut out, &val, &Default::default())?
+        }
+        #[cfg(feature = "cuda")]
+        crate::device::Device::Cuda(i) => runner.models::<apr_model::backend::CudaTrain>(
+            &mut out,
+            &val,
+            &burn::backend::cuda::CudaDevice::new(i),
+        )?,
+    }
+    let md = report::markdown(&runner.cfg, &out, &dir, t0.elapsed().as_secs_f64())?;
+    write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    for e in &out.evals {
+        eprintln!(
+            "{:10} greedy accuracy {:5.1}%  total tokens {:6.0}  sequential {:6.0}  child threads {:.2}",
+            e.name,
+            100.0 * e.greedy.accuracy,
+            e.greedy.mean_total_tokens,
+            e.greedy.mean_sequential_tokens,
+            e.greedy.mean_child_threads
+        );
+    }
+    eprintln!("report: {}", dir.join("report.md").display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_config_parses_and_builds_valid_stage_configs() {
+        let c = Config::from_toml(DEFAULT_CONFIG, "embedded").unwrap();
+        assert!(Config::from_toml("seed = 1", "x").is_err());
+        let cli = Cli::parse_from(["countdown-apr-rl"]);
+        let r = Runner {
+            cli: &cli,
+            dir: c.out_dir.clone(),
+            cfg: c,
+        };
+        r.sft_config(TraceKind::Apr).validate().unwrap();
+        r.sft_config(TraceKind::Sosp).validate().unwrap();
+        for m in ["apr", "sosp"] {
+            r.grpo_config(m, Path::new("v.jsonl")).validate().unwrap();
+        }
+        assert_eq!(r.grpo_config("apr", Path::new("v")).rollout.mode, Mode::Apr);
+        assert_eq!(
+            r.grpo_config("sosp", Path::new("v")).rollout.mode,
+            Mode::Single
+        );
+    }
+}
