@@ -10,20 +10,25 @@
 use crate::attention::AprBackend;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::host_attention::{attend_row, HostShape};
 use crate::model::Llama;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// Keys and values of every layer for `rows` sequences.
 ///
 /// They live in host memory, one `[kv_heads, capacity, head_dim]` block per
-/// (layer, row) for keys and one for values, and each step builds the
-/// `[rows, kv_heads, longest, head_dim]` tensors attention reads from the
-/// rows' valid prefixes. burn 0.21's `flex` backend copies a whole tensor
-/// on every `slice_assign` or `scatter`, so a cache kept as burn tensors
-/// cost a copy of the entire cache per layer per step; this layout costs a
-/// copy of what attention reads anyway. (On a GPU backend this host
-/// round trip is slow; the CUDA path is issue 6's.)
+/// (layer, row) for keys and one for values. A step writes each fed row's
+/// new keys and values into its blocks and computes attention on the host,
+/// each row over its own valid prefix only (in parallel over rows). burn
+/// 0.21's `flex` backend copies a whole tensor on every `slice_assign` or
+/// `scatter`, so a cache kept as burn tensors cost a copy of the entire
+/// cache per layer per step; an earlier version of this layout copied the
+/// rows' prefixes into dense `[rows, kv_heads, longest, head_dim]` tensors
+/// padded to the longest row, which dominated decoding at long contexts.
+/// (On a GPU backend this host round trip is slow; the CUDA path is
+/// issue 6's.)
 #[derive(Debug)]
 pub struct KvCache<B: Backend> {
     /// `[layer][row]`: keys, then values.
@@ -179,68 +184,55 @@ impl<B: AprBackend> Llama<B> {
         let slots: Vec<usize> = feed.iter().map(|r| r.0).collect();
         let dev = self.device();
         let lens: Vec<usize> = slots.iter().map(|&r| cache.lens[r]).collect();
-        let kmax = (0..b)
-            .map(|r| lens[r] + new_tokens[r].len())
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let (kvh, hd) = (cache.kv_heads, cache.head_dim);
-
+        let (kvh, hd, nh) = (cache.kv_heads, cache.head_dim, self.config.num_heads);
         let mut ids = Vec::with_capacity(b * t);
         let mut pos = Vec::with_capacity(b * t);
-        let mut mask = Vec::with_capacity(b * t * kmax);
         for (r, toks) in new_tokens.iter().enumerate() {
-            let (len, n) = (lens[r], toks.len());
             for i in 0..t {
                 ids.push(toks.get(i).copied().unwrap_or(0) as i64);
-                pos.push((len + i) as i64);
-                // Key 0 is never masked, so that no row (an idle one)
-                // has every key masked; its output is then ignored.
-                mask.extend((0..kmax).map(|k| k != 0 && (k > len + i || k >= len + n)));
+                pos.push((lens[r] + i) as i64);
             }
         }
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), &dev);
-        let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [b, t, kmax]), &dev);
-
         let rope = self.rope(&pos, b, t, &dev);
         let mut x = self.embed_tokens(ids);
+        let host = |x: Tensor<B, 4>| -> Vec<f32> {
+            x.into_data()
+                .convert::<f32>()
+                .into_vec()
+                .unwrap_or_default()
+        };
         for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = self.block(layer, x, &rope, Some(mask.clone()), |k, v| {
-                let mut out = [k, v].map(|new| {
-                    // `[b, kvh, t, hd]`, row-major.
-                    let new: Vec<f32> = new
-                        .into_data()
-                        .convert::<f32>()
-                        .into_vec()
-                        .unwrap_or_else(|_| vec![0.0; b * kvh * t * hd]);
-                    (new, Vec::<f32>::with_capacity(b * kvh * kmax * hd))
-                });
-                for (which, (new, dense)) in out.iter_mut().enumerate() {
-                    // Each row: its new tokens into its slot, then each
-                    // head's valid prefix into the dense tensor, zeros to
-                    // `kmax` (masked), appended without zeroing first.
-                    for (r, &row) in slots.iter().enumerate() {
-                        let (len, n) = (lens[r], new_tokens[r].len());
-                        let (ks, vs) = &mut rows[row];
-                        let slot = if which == 0 { ks } else { vs };
+            x = self.block(layer, x, &rope, |q, k, v| {
+                // `[b, heads, t, hd]` and `[b, kv_heads, t, hd]`, row-major.
+                let (q, k, v) = (host(q), host(k), host(v));
+                for (r, &row) in slots.iter().enumerate() {
+                    let n = new_tokens[r].len();
+                    let (ks, vs) = &mut rows[row];
+                    for (new, slot) in [(&k, ks), (&v, vs)] {
                         for h in 0..kvh {
                             let src = (r * kvh + h) * t * hd;
-                            let dst = (h * cap + len) * hd;
+                            let dst = (h * cap + lens[r]) * hd;
                             slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
-                        }
-                        for h in 0..kvh {
-                            let src = h * cap * hd;
-                            dense.extend_from_slice(&slot[src..src + (len + n) * hd]);
-                            dense.resize(dense.len() + (kmax - len - n) * hd, 0.0);
                         }
                     }
                 }
-                let [(_, k), (_, v)] = out;
-                let shape = [b, kvh, kmax, hd];
-                (
-                    Tensor::from_data(TensorData::new(k, shape), &dev),
-                    Tensor::from_data(TensorData::new(v, shape), &dev),
-                )
+                let shape = HostShape {
+                    heads: nh,
+                    kv_heads: kvh,
+                    head_dim: hd,
+                    t,
+                    capacity: cap,
+                };
+                let mut out = vec![0.0f32; b * nh * t * hd];
+                let rows = &*rows;
+                let per_row = nh * t * hd;
+                out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
+                    let (ks, vs) = &rows[slots[r]];
+                    let q = &q[r * per_row..(r + 1) * per_row];
+                    attend_row(&shape, q, new_tokens[r].len(), lens[r], ks, vs, o);
+                });
+                Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
             });
         }
         for &(r, toks) in feed {

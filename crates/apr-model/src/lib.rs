@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod generate;
+mod host_attention;
 pub mod init;
 pub mod model;
 

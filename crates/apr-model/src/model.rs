@@ -56,9 +56,6 @@ pub struct Llama<B: Backend> {
     pub lm_head: Option<Param<Tensor<B, 2>>>,
 }
 
-/// Keys and values of one layer, `[batch, kv_heads, len, head_dim]`.
-pub(crate) type Kv<B> = (Tensor<B, 4>, Tensor<B, 4>);
-
 fn param<B: Backend, const D: usize>(
     v: Vec<f32>,
     shape: [usize; D],
@@ -131,7 +128,7 @@ impl<B: AprBackend> Llama<B> {
         let mut x = self.embed_tokens(tokens);
         let rope = self.rope(&positions, b, t, &dev);
         for layer in &self.layers {
-            x = self.block(layer, x, &rope, mask.clone(), |k, v| (k, v));
+            x = self.block(layer, x, &rope, |q, k, v| self.sdpa(q, k, v, mask.clone()));
         }
         self.head(x)
     }
@@ -213,8 +210,7 @@ impl<B: AprBackend> Llama<B> {
         layer: &Block<B>,
         x: Tensor<B, 3>,
         rope: &Rope<B>,
-        mask: Option<Tensor<B, 3, Bool>>,
-        kv: impl FnOnce(Tensor<B, 4>, Tensor<B, 4>) -> Kv<B>,
+        attend: impl FnOnce(Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) -> Tensor<B, 4>,
     ) -> Tensor<B, 3> {
         let c = &self.config;
         let [b, t, _] = x.dims();
@@ -226,11 +222,33 @@ impl<B: AprBackend> Llama<B> {
         let q = apply_rope(q.reshape([b, t, nh, hd]), &rope.q, &rope.rotate).swap_dims(1, 2);
         let k = apply_rope(k.reshape([b, t, nkv, hd]), &rope.kv, &rope.rotate).swap_dims(1, 2);
         let v = v.reshape([b, t, nkv, hd]).swap_dims(1, 2);
-        let (k, v) = kv(k, v);
+        let a = attend(q, k, v);
+        let a = a.swap_dims(1, 2).reshape([b, t, nh * hd]);
+        let x = x + a.matmul(layer.wo.val().unsqueeze());
+        let xn = rms_norm(x.clone(), &layer.mlp_norm, c.rms_norm_eps);
+        let g = silu(xn.clone().matmul(layer.w_gate.val().unsqueeze()));
+        let u = xn.matmul(layer.w_up.val().unsqueeze());
+        x + (g * u).matmul(layer.w_down.val().unsqueeze())
+    }
+}
+
+impl<B: AprBackend> Llama<B> {
+    /// Scaled dot-product attention of `q` `[b, heads, t, hd]` over `k`, `v`
+    /// `[b, kv_heads, tk, hd]`: with `mask` (`[b, t, tk]`, true = hidden),
+    /// or causal (the training path's own autodiff op) without.
+    pub(crate) fn sdpa(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        mask: Option<Tensor<B, 3, Bool>>,
+    ) -> Tensor<B, 4> {
+        let c = &self.config;
+        let [b, nh, t, _] = q.dims();
         let tk = k.dims()[2];
-        let k = repeat_kv(k, nh / nkv);
-        let v = repeat_kv(v, nh / nkv);
-        let a = match mask {
+        let k = repeat_kv(k, nh / c.num_kv_heads);
+        let v = repeat_kv(v, nh / c.num_kv_heads);
+        match mask {
             Some(m) => {
                 let m = m.unsqueeze_dim::<4>(1).expand([b, nh, t, tk]);
                 let opts = AttentionModuleOptions {
@@ -245,13 +263,7 @@ impl<B: AprBackend> Llama<B> {
                 k.into_primitive().tensor(),
                 v.into_primitive().tensor(),
             ))),
-        };
-        let a = a.swap_dims(1, 2).reshape([b, t, nh * hd]);
-        let x = x + a.matmul(layer.wo.val().unsqueeze());
-        let xn = rms_norm(x.clone(), &layer.mlp_norm, c.rms_norm_eps);
-        let g = silu(xn.clone().matmul(layer.w_gate.val().unsqueeze()));
-        let u = xn.matmul(layer.w_up.val().unsqueeze());
-        x + (g * u).matmul(layer.w_down.val().unsqueeze())
+        }
     }
 }
 

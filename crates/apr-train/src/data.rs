@@ -226,4 +226,3 @@ mod tests {
         assert_ne!(b, epoch_batches(&lens, 2048, 3, 1));
     }
 }
-

@@ -401,7 +401,8 @@ where
     let saved = toml::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
     checkpoint::write_atomic(&out.join("config.toml"), saved.as_bytes())?;
     let o = &cfg.optim;
-    let problems = apr_countdown::read_problems(&cfg.problems, None).map_err(|e| Error::Config(e.to_string()))?;
+    let problems = apr_countdown::read_problems(&cfg.problems, None)
+        .map_err(|e| Error::Config(e.to_string()))?;
     let val = match &cfg.val_problems {
         Some(p) => apr_countdown::read_problems(p, cfg.val_limit)
             .map_err(|e| Error::Config(e.to_string()))?,
