@@ -65,3 +65,11 @@ rollout *ARGS:
 decode-baseline model="-" batches="1,8,64,256" new="128":
     cargo build --release -p apr-experiments
     benches/baselines/generate_cpu.sh {{model}} {{batches}} {{new}}
+
+# GRPO passthrough: `just train-grpo --config run.toml` (see docs/rl.md).
+train-grpo *ARGS:
+    cargo run --release -p apr-experiments --bin train-grpo -- {{ARGS}}
+
+# Evaluation passthrough: `just eval --model apr=runs/countdown-apr-rl/apr-grpo/model:apr --out runs/eval`.
+eval *ARGS:
+    cargo run --release -p apr-experiments --bin eval -- {{ARGS}}

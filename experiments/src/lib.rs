@@ -6,6 +6,7 @@
 pub mod decode_bench;
 pub mod device;
 pub mod error;
+pub mod eval_cli;
 pub mod gen_data;
 pub mod grpo_cli;
 pub mod jsonl;

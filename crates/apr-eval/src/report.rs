@@ -168,7 +168,7 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
     }
     if evals.iter().any(|e| !e.temperatures.is_empty()) {
         let _ = writeln!(md, "\n### Accuracy (%) against temperature (one sample)\n");
-        for e in evals {
+        for e in evals.iter().filter(|e| !e.temperatures.is_empty()) {
             let v: Vec<String> = e
                 .temperatures
                 .iter()

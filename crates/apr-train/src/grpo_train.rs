@@ -252,7 +252,11 @@ where
         let mut per_token = surr1.min_pair(surr2).neg();
         let ref_host = reference.map(|r| host(target_logprobs(r, &b)));
         if let (Some(rl), true) = (&ref_host, kl_coef > 0.0) {
-            let d = f(rl) - logp.clone();
+            // Zero the log-ratio off the generated tokens before `exp`: a
+            // padding position's would otherwise be free to overflow, and
+            // inf * weight 0 is NaN.
+            let live: Vec<f32> = b.weight.iter().map(|w| (*w != 0.0) as u8 as f32).collect();
+            let d = (f(rl) - logp.clone()) * f(&live);
             per_token = per_token + (d.clone().exp() - d - 1.0) * kl_coef;
         }
         let loss = (per_token * w).sum();

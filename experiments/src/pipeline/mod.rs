@@ -380,6 +380,31 @@ mod tests {
             r.grpo_config(m, Path::new("v.jsonl")).validate().unwrap();
         }
         assert_eq!(r.grpo_config("apr", Path::new("v")).rollout.mode, Mode::Apr);
+        for (name, text) in [
+            (
+                "small",
+                include_str!("../../configs/countdown-apr-rl-small.toml"),
+            ),
+            (
+                "paper",
+                include_str!("../../configs/countdown-apr-rl-paper.toml"),
+            ),
+        ] {
+            let c = Config::from_toml(text, name).unwrap();
+            assert_eq!(c.preset, name);
+            assert_eq!(c.sft.model.preset, name);
+            let r = Runner {
+                cli: &cli,
+                dir: c.out_dir.clone(),
+                cfg: c,
+            };
+            r.sft_config(TraceKind::Apr).validate().unwrap();
+            let g = r.grpo_config("sosp", Path::new("v"));
+            g.validate().unwrap();
+            // The paper's GRPO hyperparameters.
+            assert_eq!((g.optim.batch_problems, g.optim.group_size), (64, 5));
+            assert_eq!((g.optim.lr, g.optim.kl_coef), (1e-5, 0.01));
+        }
         assert_eq!(
             r.grpo_config("sosp", Path::new("v")).rollout.mode,
             Mode::Single

@@ -1,0 +1,111 @@
+//! `countdown-apr-rl` end to end on a miniature configuration: every stage
+//! runs and writes its results and the report; a second run finds every
+//! stage cached and writes the same report.
+
+use apr_experiments::pipeline::{self, Cli, DEFAULT_CONFIG};
+
+fn set(v: &mut toml::Value, path: &str, x: toml::Value) {
+    let mut cur = v;
+    let parts: Vec<&str> = path.split('.').collect();
+    for p in &parts[..parts.len() - 1] {
+        cur = cur.get_mut(*p).unwrap_or_else(|| panic!("{path}"));
+    }
+    cur.as_table_mut()
+        .unwrap()
+        .insert(parts[parts.len() - 1].into(), x);
+}
+
+#[test]
+fn miniature_run_writes_every_stage_and_resumes_from_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: toml::Value = toml::from_str(DEFAULT_CONFIG).unwrap();
+    use toml::Value::{Float as F, Integer as I};
+    set(&mut v, "problems.count", I(40));
+    set(&mut v, "val.count", I(4));
+    for (k, x) in [
+        ("hidden_size", 32),
+        ("intermediate_size", 64),
+        ("num_layers", 1),
+        ("num_heads", 2),
+        ("num_kv_heads", 2),
+    ] {
+        set(&mut v, &format!("sft.model.{k}"), I(x));
+    }
+    for m in ["apr", "sosp"] {
+        set(&mut v, &format!("sft.{m}.max_steps"), I(3));
+        set(&mut v, &format!("sft.{m}.warmup_steps"), I(1));
+        set(&mut v, &format!("sft.{m}.eval_every"), I(0));
+        set(&mut v, &format!("grpo.{m}.optim.steps"), I(1));
+        set(&mut v, &format!("grpo.{m}.optim.batch_problems"), I(2));
+        set(&mut v, &format!("grpo.{m}.optim.group_size"), I(2));
+        set(
+            &mut v,
+            &format!("grpo.{m}.optim.filter_zero_advantage"),
+            toml::Value::Boolean(false),
+        );
+        set(
+            &mut v,
+            &format!("grpo.{m}.rollout.limits.max_new_tokens"),
+            I(12),
+        );
+    }
+    set(&mut v, "grpo.val_limit", I(2));
+    set(&mut v, "eval.settings.limits.max_new_tokens", I(12));
+    set(
+        &mut v,
+        "eval.settings.apr_budgets",
+        toml::Value::Array(vec![I(1)]),
+    );
+    set(&mut v, "eval.settings.sosp_samples", I(2));
+    set(
+        &mut v,
+        "eval.settings.temperatures",
+        toml::Value::Array(vec![F(1.0)]),
+    );
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, toml::to_string(&v).unwrap()).unwrap();
+    let out = dir.path().join("run");
+    let cli = || Cli {
+        config: Some(cfg.clone()),
+        out: Some(out.clone()),
+        force: false,
+        device: "cpu".into(),
+        quiet: true,
+    };
+    pipeline::run(cli()).unwrap();
+    for f in [
+        "config.toml",
+        "val.jsonl",
+        "problems.jsonl",
+        "apr-traces.jsonl",
+        "sosp-traces.jsonl",
+        "apr-sft/model/model.safetensors",
+        "sosp-sft/loss.svg",
+        "apr-grpo/model/config.json",
+        "sosp-grpo/metrics.jsonl",
+        "eval/apr-grpo/budget-1.jsonl",
+        "eval/sosp-grpo/samples.jsonl",
+        "eval/apr-sft/eval.json",
+        "accuracy-total-tokens.svg",
+        "report.md",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for s in [
+        "## SFT", "## GRPO", "apr-grpo", "sosp-sft", "cons@n", "GRPO",
+    ] {
+        assert!(report.contains(s), "{s}");
+    }
+    // No budget sweep for models not listed in `eval.sweep`.
+    assert!(!out.join("eval/apr-sft/budget-1.jsonl").exists());
+    let t = std::time::Instant::now();
+    pipeline::run(cli()).unwrap();
+    assert!(
+        t.elapsed().as_secs_f64() < 5.0,
+        "every stage should be cached"
+    );
+    let again = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let body = |s: &str| s.split("## Outcome").nth(1).unwrap_or("").to_string();
+    assert_eq!(body(&report), body(&again));
+}
