@@ -189,7 +189,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         let mut buf = Vec::new();
         for r in &mut results {
             if cli.compact {
-                strip(&mut r.root);
+                r.root.strip_tokens();
             }
             serde_json::to_writer(&mut buf, r).map_err(|e| Error::Config(e.to_string()))?;
             buf.push(b'\n');
@@ -230,16 +230,4 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
     })
     .map_err(|e| Error::Config(e.to_string()))?;
     Ok(())
-}
-
-/// Drops token ids and log-probabilities from a tree.
-fn strip(t: &mut apr_rollout::ThreadResult) {
-    for c in &mut t.calls {
-        c.prompt_ids.clear();
-        c.generated_ids.clear();
-        c.logprobs.clear();
-    }
-    for k in t.children.iter_mut().flatten() {
-        strip(k);
-    }
 }

@@ -69,20 +69,10 @@ pub struct ModelEval {
 /// Writes results as JSON Lines without token ids and log-probabilities
 /// (atomically).
 pub fn write_results(path: &Path, results: &[ProblemResult]) -> Result<()> {
-    fn strip(t: &mut apr_rollout::ThreadResult) {
-        for c in &mut t.calls {
-            c.prompt_ids.clear();
-            c.generated_ids.clear();
-            c.logprobs.clear();
-        }
-        for k in t.children.iter_mut().flatten() {
-            strip(k);
-        }
-    }
     let mut buf = Vec::new();
     for r in results {
         let mut r = r.clone();
-        strip(&mut r.root);
+        r.root.strip_tokens();
         serde_json::to_writer(&mut buf, &r).map_err(|e| Error::Config(e.to_string()))?;
         buf.push(b'\n');
     }

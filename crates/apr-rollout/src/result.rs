@@ -84,6 +84,19 @@ impl ThreadResult {
         }
     }
 
+    /// Drops every call's token ids and log-probabilities, in the whole
+    /// subtree (for compact result files).
+    pub fn strip_tokens(&mut self) {
+        for c in &mut self.calls {
+            c.prompt_ids = Vec::new();
+            c.generated_ids = Vec::new();
+            c.logprobs = Vec::new();
+        }
+        for k in self.children.iter_mut().flatten() {
+            k.strip_tokens();
+        }
+    }
+
     /// Every thread of the subtree, this one first (depth first).
     pub fn threads(&self) -> Vec<&ThreadResult> {
         let mut out = vec![self];

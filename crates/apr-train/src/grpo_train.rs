@@ -539,12 +539,9 @@ where
         ));
         metrics.push(m)?;
         let stop_here = opts.stop_after.is_some_and(|k| steps_here >= k);
-        if (o.checkpoint_every > 0 && st.step.is_multiple_of(o.checkpoint_every))
-            || end
-            || stop_here
-        {
-            state::save(&sdir, &policy, optim.to_record(), &st)?;
-            checkpoint::save(&policy.valid(), &model_dir(out), Some(&tok_json))?;
+        if state::checkpoint_due(st.step, o.checkpoint_every, end || stop_here) {
+            let mdir = model_dir(out);
+            state::save_run(&sdir, &mdir, &policy, optim.to_record(), &st, &tok_json)?;
             write_plots(out, &metrics)?;
         }
         if time_up {

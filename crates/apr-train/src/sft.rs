@@ -262,12 +262,9 @@ where
         bar.set_position(st.step as u64);
         bar.set_message(format!("loss {loss_sum:.3} {tps:.0} tok/s"));
         let stop_here = opts.stop_after.is_some_and(|n| steps_here >= n);
-        if (o.checkpoint_every > 0 && st.step.is_multiple_of(o.checkpoint_every))
-            || last
-            || stop_here
-        {
-            state::save(&sdir, &model, optim.to_record(), &st)?;
-            checkpoint::save(&model.valid(), &model_dir(out), Some(&tok_json))?;
+        if state::checkpoint_due(st.step, o.checkpoint_every, last || stop_here) {
+            let mdir = model_dir(out);
+            state::save_run(&sdir, &mdir, &model, optim.to_record(), &st, &tok_json)?;
             write_plot(out, &metrics)?;
         }
         if time_up {

@@ -42,6 +42,29 @@ pub fn save<B: Backend, R: Record<B>, S: Serialize>(
     checkpoint::replace_dir(&tmp, dir).map_err(Error::from)
 }
 
+/// Whether step `step` (1-based) ends with a checkpoint: every `every`
+/// steps (0: never on a schedule) and whenever `forced` (the last step, a
+/// time limit, a requested stop).
+pub fn checkpoint_due(step: usize, every: usize, forced: bool) -> bool {
+    forced || (every > 0 && step.is_multiple_of(every))
+}
+
+/// A checkpoint of a run: the training state into `state_dir` ([`save`])
+/// and the model in the Hugging Face layout, with the tokenizer, into
+/// `model_dir`.
+pub fn save_run<B: burn::tensor::backend::AutodiffBackend, R: Record<B>, S: Serialize>(
+    state_dir: &Path,
+    model_dir: &Path,
+    model: &Llama<B>,
+    optim: R,
+    state: &S,
+    tokenizer_json: &str,
+) -> Result<()> {
+    use burn::module::AutodiffModule;
+    save(state_dir, model, optim, state)?;
+    checkpoint::save(&model.valid(), model_dir, Some(tokenizer_json)).map_err(Error::from)
+}
+
 /// What [`load`] restores.
 pub type Loaded<B, R, S> = (Llama<B>, R, S);
 
