@@ -39,6 +39,14 @@ pub struct DataConfig {
     /// SoS+ token-budget bin (512 in the paper).
     #[serde(default = "default_bin")]
     pub token_budget_bin: u32,
+    /// Train also on the tokens the engine inserts at rollout time in an
+    /// APR parent's continuation: its pre-spawn text (already trained in
+    /// the previous call) and the join block. Default `false`: loss starts
+    /// after `<End Sub Searches>`. Departure from the reference, which
+    /// trains on every token; with it, models learn to write join blocks
+    /// themselves instead of spawning (seen in our tiny runs).
+    #[serde(default)]
+    pub loss_on_inserted: bool,
 }
 
 fn default_val_fraction() -> f64 {

@@ -74,21 +74,49 @@ fn dict_calls(
     }
 }
 
-/// The training sequences of one record.
+/// Where a call's loss starts: after the join block of a parent's
+/// continuation (its pre-spawn text and the `<Sub Searches>` ...
+/// `<End Sub Searches>` block, which the engine inserts at rollout time),
+/// or 0 (every token) for other calls and when `cfg.loss_on_inserted`.
+/// Falls back to 0 if the prompt's tokens are not a prefix of the call's.
+fn loss_from(
+    tok: &TraceTokenizer,
+    prefix: Option<Conditioning>,
+    text: &str,
+    ids: &[u32],
+    cfg: &DataConfig,
+) -> usize {
+    const END: &str = "<End Sub Searches>\n";
+    if cfg.loss_on_inserted {
+        return 0;
+    }
+    let Some(at) = text.rfind(END) else {
+        return 0;
+    };
+    let prompt = tok.call_ids(prefix, &text[..at + END.len()]);
+    if ids.starts_with(&prompt) {
+        prompt.len()
+    } else {
+        0
+    }
+}
+
+/// The training sequences of one record, each with the index of its first
+/// token that carries loss (see [`DataConfig::loss_on_inserted`]).
 pub fn sequences(
     r: &TraceRecord,
     kind: TraceKind,
     cfg: &DataConfig,
     tok: &TraceTokenizer,
     max_len: usize,
-) -> Vec<Vec<u32>> {
+) -> Vec<(Vec<u32>, usize)> {
     match kind {
         TraceKind::Sosp => {
             let n = r
                 .token_count
                 .unwrap_or_else(|| tok.count(&r.search_path) + 2);
             let c = Conditioning::token_budget_for(n, cfg.token_budget_bin, 4096);
-            vec![tokens(tok, Some(c), &r.search_path, max_len)]
+            vec![(tokens(tok, Some(c), &r.search_path, max_len), 0)]
         }
         TraceKind::Apr => {
             let mut calls = Vec::new();
@@ -106,7 +134,11 @@ pub fn sequences(
             }
             calls
                 .into_iter()
-                .map(|(p, text)| tokens(tok, p, &text, max_len))
+                .map(|(p, text)| {
+                    let ids = tokens(tok, p, &text, max_len);
+                    let from = loss_from(tok, p, &text, &ids, cfg);
+                    (ids, from)
+                })
                 .collect()
         }
     }
@@ -117,8 +149,12 @@ pub fn sequences(
 pub struct Corpus {
     /// Training sequences.
     pub train: Vec<Vec<u32>>,
+    /// Index of each training sequence's first token with loss.
+    pub train_from: Vec<usize>,
     /// Validation sequences.
     pub val: Vec<Vec<u32>>,
+    /// Index of each validation sequence's first token with loss.
+    pub val_from: Vec<usize>,
     /// Problems in the training part.
     pub train_problems: usize,
 }
@@ -142,13 +178,20 @@ pub fn load_corpus(cfg: &DataConfig, seed: u64, max_len: usize) -> Result<Corpus
     for r in &records {
         let seqs = sequences(r, cfg.kind, cfg, &tok, max_len);
         if rng.next_f64() < cfg.val_fraction && c.val.len() < cfg.val_max_sequences {
-            c.val.extend(seqs);
+            for (ids, from) in seqs {
+                c.val.push(ids);
+                c.val_from.push(from);
+            }
         } else {
-            c.train.extend(seqs);
+            for (ids, from) in seqs {
+                c.train.push(ids);
+                c.train_from.push(from);
+            }
             c.train_problems += 1;
         }
     }
     c.val.truncate(cfg.val_max_sequences);
+    c.val_from.truncate(cfg.val_max_sequences);
     if c.train.is_empty() {
         return Err(Error::Config("no training sequences".into()));
     }
@@ -210,6 +253,36 @@ fn shuffle<T>(v: &mut [T], rng: &mut SplitMix) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn data_cfg(loss_on_inserted: bool) -> DataConfig {
+        DataConfig {
+            train: vec![],
+            kind: TraceKind::Apr,
+            val_fraction: 0.0,
+            val_max_sequences: 0,
+            max_problems: None,
+            solved_only: false,
+            token_budget_bin: 512,
+            loss_on_inserted,
+        }
+    }
+
+    #[test]
+    fn continuation_loss_starts_after_the_join_block() {
+        let tok = TraceTokenizer::new();
+        let text = "Moving to Node #0\nCurrent State: 24:[6, 4], Operations: []\n<Sub Searches>\n<No Solution in Sub Search 0 at level 1 at Node #0,0>\n<End Sub Searches>\nNo solution found.\n";
+        let p = Some(Conditioning::SubCallBudget(2));
+        let ids = tokens(&tok, p, text, 4096);
+        let from = loss_from(&tok, p, text, &ids, &data_cfg(false));
+        // The trained part is the generated rest and `</s>`.
+        let rest = tok.call_ids(None, "No solution found.\n");
+        assert_eq!(&ids[from..ids.len() - 1], &rest[1..]);
+        assert_eq!(ids[ids.len() - 1], EOS_ID);
+        assert_eq!(loss_from(&tok, p, text, &ids, &data_cfg(true)), 0);
+        let first_call = "Moving to Node #0\nCurrent State: 24:[6, 4], Operations: []\n";
+        let ids = tokens(&tok, None, first_call, 4096);
+        assert_eq!(loss_from(&tok, None, first_call, &ids, &data_cfg(false)), 0);
+    }
 
     #[test]
     fn batches_cover_every_sequence_once_within_the_token_budget() {

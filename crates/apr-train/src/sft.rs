@@ -62,6 +62,7 @@ pub struct RunOptions {
 /// Padded inputs, targets and the target mask of a batch.
 pub fn batch_tensors<B: Backend>(
     seqs: &[Vec<u32>],
+    from: &[usize],
     batch: &Batch,
     device: &B::Device,
 ) -> (Tensor<B, 2, Int>, Tensor<B, 3, Int>, Tensor<B, 3>, usize) {
@@ -75,12 +76,14 @@ pub fn batch_tensors<B: Backend>(
     let mut count = 0;
     for &r in &batch.rows {
         let s = &seqs[r];
+        let first = from.get(r).copied().unwrap_or(0);
         for i in 0..l {
             inp.push(s.get(i).copied().unwrap_or(PAD_ID) as i64);
             let t = s.get(i + 1).copied();
             tgt.push(t.unwrap_or(PAD_ID) as i64);
-            mask.push(if t.is_some() { 1.0f32 } else { 0.0 });
-            count += t.is_some() as usize;
+            let on = t.is_some() && i + 1 >= first;
+            mask.push(if on { 1.0f32 } else { 0.0 });
+            count += on as usize;
         }
     }
     (
@@ -95,9 +98,10 @@ pub fn batch_tensors<B: Backend>(
 pub fn batch_nll<B: AprBackend>(
     model: &Llama<B>,
     seqs: &[Vec<u32>],
+    from: &[usize],
     batch: &Batch,
 ) -> (Tensor<B, 1>, usize) {
-    let (inp, tgt, mask, count) = batch_tensors::<B>(seqs, batch, &model.device());
+    let (inp, tgt, mask, count) = batch_tensors::<B>(seqs, from, batch, &model.device());
     // Right padding only: the causal mask already keeps real positions
     // from seeing it, and the loss mask drops padded targets.
     let logits = model.forward(inp, None);
@@ -116,7 +120,7 @@ fn validation_loss<B: AprBackend>(
     let lens: Vec<usize> = corpus.val.iter().map(Vec::len).collect();
     let (mut sum, mut n) = (0.0, 0usize);
     for b in epoch_batches(&lens, batch_tokens, 0, 0) {
-        let (l, c) = batch_nll(model, &corpus.val, &b);
+        let (l, c) = batch_nll(model, &corpus.val, &corpus.val_from, &b);
         let l: f64 = l.into_scalar().elem();
         sum += l;
         n += c;
@@ -224,14 +228,14 @@ where
             .map(|b| {
                 b.rows
                     .iter()
-                    .map(|&r| lens[r].saturating_sub(1))
+                    .map(|&r| lens[r].saturating_sub(corpus.train_from[r].max(1)))
                     .sum::<usize>()
             })
             .sum();
         let mut acc = GradientsAccumulator::<Llama<B>>::new();
         let mut loss_sum = 0.0;
         for b in &micro {
-            let (nll, _) = batch_nll(&model, &corpus.train, b);
+            let (nll, _) = batch_nll(&model, &corpus.train, &corpus.train_from, b);
             let loss = nll / targets.max(1) as f64;
             let v: f64 = loss.clone().into_scalar().elem();
             loss_sum += v;

@@ -189,6 +189,7 @@ impl Runner<'_> {
                 max_problems: None,
                 solved_only: false,
                 token_budget_bin: 512,
+                loss_on_inserted: false,
             },
             optim,
         }
