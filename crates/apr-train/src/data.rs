@@ -243,7 +243,8 @@ pub fn epoch_batches(lens: &[usize], batch_tokens: usize, seed: u64, epoch: u64)
     batches
 }
 
-fn shuffle<T>(v: &mut [T], rng: &mut SplitMix) {
+/// Fisher-Yates shuffle with a seeded stream.
+pub(crate) fn shuffle<T>(v: &mut [T], rng: &mut SplitMix) {
     for i in (1..v.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         v.swap(i, j);

@@ -23,7 +23,7 @@ use apr_model::{checkpoint, AprBackend, Llama};
 use apr_rollout::{Engine, LlamaStepper, ProblemResult, RolloutConfig, SamplingParams, Summary};
 use apr_trace::tokenizer::PAD_ID;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -335,10 +335,7 @@ fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
         seed ^ 0x6772_706f ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
     );
     let mut v: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
+    crate::data::shuffle(&mut v, &mut rng);
     v
 }
 
@@ -412,34 +409,32 @@ where
             .map_err(|e| Error::Config(e.to_string()))?,
         None => Vec::new(),
     };
-    let mut policy: Llama<B> = checkpoint::load(&cfg.init, device)?;
     let reference: Option<Llama<B::InnerBackend>> = if o.kl_coef > 0.0 {
         Some(checkpoint::load(&cfg.init, device)?)
     } else {
         None
     };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(o.beta1 as f32)
-        .with_beta_2(o.beta2 as f32)
-        .with_epsilon(o.eps as f32)
-        .with_weight_decay(o.weight_decay as f32)
-        .init::<B, Llama<B>>();
-    let sdir = out.join("state");
-    let mut st = GrpoState {
+    let fresh = GrpoState {
         step: 0,
         epoch: 0,
         cursor: 0,
         seconds: 0.0,
     };
-    if let Some((m, rec, s)) = state::load(&sdir, policy.clone(), device)? {
-        policy = m;
-        optim = optim.load_record(rec);
-        st = s;
-    }
-    let mut metrics = state::Metrics::open(&out.join("metrics.jsonl"), st.step)?;
-    let tok_json = apr_trace::TraceTokenizer::new()
-        .to_hf_json()
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let state::Resumed {
+        model: mut policy,
+        mut optim,
+        state: mut st,
+        mut metrics,
+        tokenizer_json: tok_json,
+    } = state::resume(
+        out,
+        checkpoint::load::<B>(&cfg.init, device)?,
+        state::adamw::<B>(o.beta1, o.beta2, o.eps, o.weight_decay),
+        fresh,
+        |s: &GrpoState| s.step,
+        device,
+    )?;
+    let sdir = out.join("state");
     let bar = state::progress(opts.progress, o.steps as u64, st.step as u64);
     let start = Instant::now();
     let seconds0 = st.seconds;

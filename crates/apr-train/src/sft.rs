@@ -9,7 +9,7 @@ use crate::state;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -173,30 +173,28 @@ where
     let corpus = load_corpus(&cfg.data, cfg.optim.seed, mc.max_seq_len)?;
     let lens: Vec<usize> = corpus.train.iter().map(Vec::len).collect();
     let o = &cfg.optim;
-    let mut model: Llama<B> = Llama::init(&mc, o.seed, device);
-    let adamw = AdamWConfig::new()
-        .with_beta_1(o.beta1 as f32)
-        .with_beta_2(o.beta2 as f32)
-        .with_epsilon(o.eps as f32)
-        .with_weight_decay(o.weight_decay as f32);
-    let mut optim = adamw.init::<B, Llama<B>>();
-    let sdir = state_dir(out);
-    let mut st = TrainState {
+    let fresh = TrainState {
         step: 0,
         epoch: 0,
         batch: 0,
         tokens: 0,
         seconds: 0.0,
     };
-    if let Some((m, rec, s)) = state::load(&sdir, model.clone(), device)? {
-        model = m;
-        optim = optim.load_record(rec);
-        st = s;
-    }
-    let mut metrics = state::Metrics::open(&out.join("metrics.jsonl"), st.step)?;
-    let tok_json = apr_trace::TraceTokenizer::new()
-        .to_hf_json()
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let state::Resumed {
+        mut model,
+        mut optim,
+        state: mut st,
+        mut metrics,
+        tokenizer_json: tok_json,
+    } = state::resume(
+        out,
+        Llama::<B>::init(&mc, o.seed, device),
+        state::adamw::<B>(o.beta1, o.beta2, o.eps, o.weight_decay),
+        fresh,
+        |s: &TrainState| s.step,
+        device,
+    )?;
+    let sdir = state_dir(out);
     let bar = state::progress(opts.progress, o.max_steps as u64, st.step as u64);
     let mut batches = epoch_batches(&lens, o.batch_tokens, o.seed, st.epoch);
     let start = Instant::now();

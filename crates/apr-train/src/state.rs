@@ -94,6 +94,71 @@ pub fn load<B: Backend, R: Record<B>, S: DeserializeOwned>(
     Ok(Some((model, optim, st)))
 }
 
+/// Where a run starts: its model, optimiser and position (from
+/// `out/state` when a checkpoint is there, else the ones given), its
+/// metrics file cut to that position, and the tokenizer JSON exported with
+/// every checkpoint.
+pub struct Resumed<B: burn::tensor::backend::AutodiffBackend, O, S> {
+    /// The model.
+    pub model: Llama<B>,
+    /// The optimiser.
+    pub optim: O,
+    /// The position.
+    pub state: S,
+    /// `out/metrics.jsonl`.
+    pub metrics: Metrics,
+    /// The tokenizer, as `tokenizer.json`.
+    pub tokenizer_json: String,
+}
+
+/// AdamW with the given moments, epsilon and weight decay.
+pub fn adamw<B: burn::tensor::backend::AutodiffBackend>(
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+) -> impl burn::optim::Optimizer<Llama<B>, B> {
+    burn::optim::AdamWConfig::new()
+        .with_beta_1(beta1 as f32)
+        .with_beta_2(beta2 as f32)
+        .with_epsilon(eps as f32)
+        .with_weight_decay(weight_decay as f32)
+        .init::<B, Llama<B>>()
+}
+
+/// Resumes the run in `out` (see [`Resumed`]); `step` reads a position's
+/// step, to cut the metrics.
+pub fn resume<B, O, S>(
+    out: &Path,
+    model: Llama<B>,
+    optim: O,
+    fresh: S,
+    step: impl Fn(&S) -> usize,
+    device: &B::Device,
+) -> Result<Resumed<B, O, S>>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    O: burn::optim::Optimizer<Llama<B>, B>,
+    S: DeserializeOwned,
+{
+    let (model, optim, state) =
+        match load::<B, O::Record, S>(&out.join("state"), model.clone(), device)? {
+            Some((m, rec, s)) => (m, optim.load_record(rec), s),
+            None => (model, optim, fresh),
+        };
+    let metrics = Metrics::open(&out.join("metrics.jsonl"), step(&state))?;
+    let tokenizer_json = apr_trace::TraceTokenizer::new()
+        .to_hf_json()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Resumed {
+        model,
+        optim,
+        state,
+        metrics,
+        tokenizer_json,
+    })
+}
+
 /// A run's `metrics.jsonl`: one JSON object per step, kept in memory for
 /// plots and appended to the file as it grows.
 pub struct Metrics {
