@@ -59,13 +59,8 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             m
         }
     };
-    let problems: Vec<_> = crate::gen_data::read_problems(&cli.problems)?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    if problems.is_empty() {
-        return Err(Error::Config("no problems".into()));
-    }
+    // Errors on a file without problems.
+    let problems = apr_countdown::read_problems(&cli.problems, None)?;
     let max_b = cli.batches.iter().copied().max().unwrap_or(1);
     let batch: Vec<_> = (0..max_b)
         .map(|i| problems[i % problems.len()].clone())

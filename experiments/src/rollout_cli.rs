@@ -3,7 +3,7 @@
 
 use crate::{Error, Result};
 use apr_model::{checkpoint, AprBackend, Llama};
-use apr_rollout::{Engine, LlamaStepper, Mode, ProblemResult, RolloutConfig, Summary};
+use apr_rollout::{Mode, RolloutConfig, Summary};
 use clap::Parser;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -152,15 +152,7 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
 fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
     let cfg = cli.rollout_config()?;
     let model: Llama<B> = checkpoint::load(&cli.model, device)?;
-    let ctx = model.config.max_seq_len;
-    let mut problems: Vec<_> = crate::gen_data::read_problems(&cli.problems)?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    if let Some(l) = cli.limit {
-        problems.truncate(l);
-    }
-    let mut stepper = LlamaStepper::new(model, cli.slots, ctx)?;
+    let problems = apr_countdown::read_problems(&cli.problems, cli.limit)?;
     let total = problems.len() * cfg.samples;
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template(
@@ -169,14 +161,12 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         .map_err(|e| Error::Config(e.to_string()))?,
     );
     let mut solved = 0usize;
-    let mut engine = Engine::new(&mut stepper, cfg.clone())?;
-    let mut results: Vec<ProblemResult> = engine.run(&problems, |r| {
+    let (mut results, stats) = apr_rollout::run_llama(&model, &problems, &cfg, cli.slots, |r| {
         solved += r.solved as usize;
         bar.inc(1);
         bar.set_message(format!("solved {solved}"));
     })?;
     bar.finish_and_clear();
-    let stats = engine.stats().clone();
     let summary = Summary::of(&results);
     let report = serde_json::json!({
         "summary": summary,

@@ -114,14 +114,11 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         .problems
         .as_ref()
         .ok_or_else(|| Error::Config("give --nums and --target, or --problems".into()))?;
-    let mut problems = crate::gen_data::read_problems(path)?;
-    if let Some(l) = cli.limit {
-        problems.truncate(l);
-    }
+    let problems = apr_countdown::read_problems(path, cli.limit)?;
     let bar = indicatif::ProgressBar::new(problems.len() as u64);
     let mut results: Vec<SampleResult> = Vec::with_capacity(problems.len());
     let mut lines = Vec::new();
-    for (i, (_, p)) in problems.iter().enumerate() {
+    for (i, p) in problems.iter().enumerate() {
         let r = sample(&model, p, kind, cli.budget, &limits)?;
         lines.push(serde_json::json!({
             "index": i, "nums": p.nums, "target": p.target, "parses": r.parses,

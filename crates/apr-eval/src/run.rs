@@ -7,9 +7,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{at_n, cumulative_accuracy, AtN};
 use apr_countdown::Problem;
 use apr_model::{AprBackend, Llama};
-use apr_rollout::{
-    Engine, LlamaStepper, Mode, ProblemResult, RolloutConfig, SamplingParams, Summary,
-};
+use apr_rollout::{Mode, ProblemResult, RolloutConfig, SamplingParams, Summary};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -86,9 +84,7 @@ fn run_engine<B: AprBackend>(
     slots: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<ProblemResult>> {
-    let mut stepper = LlamaStepper::new(model.clone(), slots, model.config.max_seq_len)?;
-    let mut engine = Engine::new(&mut stepper, rc.clone())?;
-    Ok(engine.run(problems, |_| bar.inc(1))?)
+    Ok(apr_rollout::run_llama(model, problems, rc, slots, |_| bar.inc(1))?.0)
 }
 
 /// Evaluates `model` (run as `mode`) on `problems` per `cfg`, writing

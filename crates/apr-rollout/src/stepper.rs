@@ -86,3 +86,20 @@ impl<B: AprBackend> StepModel for LlamaStepper<B> {
         Ok(self.cache.truncate_row(slot, len)?)
     }
 }
+
+/// Runs `cfg` on `problems` with `model` (a cheap clone of its parameters)
+/// on a fresh [`LlamaStepper`] of `slots` slots of the model's context:
+/// the results in (problem, sample) order and the engine's counters.
+/// `on_done` sees each result as it finishes.
+pub fn run_llama<B: AprBackend>(
+    model: &Llama<B>,
+    problems: &[apr_countdown::Problem],
+    cfg: &crate::RolloutConfig,
+    slots: usize,
+    on_done: impl FnMut(&crate::ProblemResult),
+) -> Result<(Vec<crate::ProblemResult>, crate::EngineStats)> {
+    let mut stepper = LlamaStepper::new(model.clone(), slots, model.config.max_seq_len)?;
+    let mut engine = crate::Engine::new(&mut stepper, cfg.clone())?;
+    let results = engine.run(problems, on_done)?;
+    Ok((results, engine.stats().clone()))
+}

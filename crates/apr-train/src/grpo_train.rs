@@ -20,7 +20,7 @@ use crate::sft::RunOptions;
 use crate::state;
 use apr_countdown::Problem;
 use apr_model::{checkpoint, AprBackend, Llama};
-use apr_rollout::{Engine, LlamaStepper, ProblemResult, RolloutConfig, SamplingParams, Summary};
+use apr_rollout::{ProblemResult, RolloutConfig, SamplingParams, Summary};
 use apr_trace::tokenizer::PAD_ID;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
@@ -347,10 +347,9 @@ pub fn rollout<B: AprBackend>(
     cfg: &RolloutConfig,
     slots: usize,
 ) -> Result<Vec<ProblemResult>> {
-    let ctx = model.config.max_seq_len;
-    let mut stepper = LlamaStepper::new(model.clone(), slots, ctx).map_err(rollout_err)?;
-    let mut engine = Engine::new(&mut stepper, cfg.clone()).map_err(rollout_err)?;
-    engine.run(problems, |_| {}).map_err(rollout_err)
+    apr_rollout::run_llama(model, problems, cfg, slots, |_| {})
+        .map(|r| r.0)
+        .map_err(rollout_err)
 }
 
 fn rollout_err(e: apr_rollout::Error) -> Error {
