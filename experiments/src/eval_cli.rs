@@ -72,10 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
         cfg.limit = cli.limit;
     }
     if cli.greedy_only {
-        cfg.apr_budgets.clear();
-        cfg.sosp_budgets.clear();
-        cfg.temperatures.clear();
-        cfg.sosp_samples = 0;
+        cfg.greedy_only();
     }
     cfg.validate().map_err(|e| Error::Config(e.to_string()))?;
     let models = cli

@@ -60,6 +60,14 @@ impl Default for EvalConfig {
 }
 
 impl EvalConfig {
+    /// Drops every sweep and the SoS+ samples: the greedy run only.
+    pub fn greedy_only(&mut self) {
+        self.apr_budgets.clear();
+        self.sosp_budgets.clear();
+        self.temperatures.clear();
+        self.sosp_samples = 0;
+    }
+
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
         if self.slots == 0 {

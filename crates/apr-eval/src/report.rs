@@ -19,15 +19,7 @@ fn sweep_series(evals: &[ModelEval], x: fn(&SweepPoint) -> f64) -> Vec<Series> {
     for e in evals {
         let mut pts: Vec<(f64, f64)> = e.budgets.iter().map(|p| (x(p), p.accuracy)).collect();
         if pts.is_empty() {
-            let g = &e.greedy;
-            let p = SweepPoint {
-                value: 0.0,
-                accuracy: g.accuracy,
-                total_tokens: g.mean_total_tokens,
-                sequential_tokens: g.mean_sequential_tokens,
-                latency_s: g.mean_latency_s,
-                child_threads: g.mean_child_threads,
-            };
+            let p = SweepPoint::of(0.0, &e.greedy);
             pts.push((x(&p), p.accuracy));
         }
         out.push(Series {

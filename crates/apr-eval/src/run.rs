@@ -29,7 +29,8 @@ pub struct SweepPoint {
 }
 
 impl SweepPoint {
-    fn of(value: f64, s: &Summary) -> SweepPoint {
+    /// The point of a run at setting `value`.
+    pub fn of(value: f64, s: &Summary) -> SweepPoint {
         SweepPoint {
             value,
             accuracy: s.accuracy,

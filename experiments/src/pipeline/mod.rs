@@ -271,10 +271,7 @@ impl Runner<'_> {
             let done = edir.join("eval.json");
             let mut s = settings.clone();
             if !self.cfg.eval.sweep.iter().any(|m| m == name) {
-                s.apr_budgets.clear();
-                s.sosp_budgets.clear();
-                s.temperatures.clear();
-                s.sosp_samples = 0;
+                s.greedy_only();
             }
             let e = self.stage(out, &format!("eval {name}"), &done, Some(&edir), || {
                 let model: Llama<BT::InnerBackend> =
