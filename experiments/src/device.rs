@@ -31,3 +31,36 @@ pub fn parse(s: &str) -> Result<Device> {
         ))),
     }
 }
+
+/// Evaluates `$body` on the backend the `--device` string names: inside it
+/// `$B` is the backend type (`infer`: `apr_model::Cpu` or `Cuda`; `train`:
+/// `CpuTrain` or `CudaTrain`) and `$dev` a reference to its device. An
+/// unknown device is an error returned with `?`.
+macro_rules! with_backend {
+    ($device:expr, infer, |$B:ident, $dev:ident| $body:expr) => {
+        $crate::device::with_backend!(
+            @go $device, apr_model::Cpu, apr_model::backend::Cuda, $B, $dev, $body
+        )
+    };
+    ($device:expr, train, |$B:ident, $dev:ident| $body:expr) => {
+        $crate::device::with_backend!(
+            @go $device, apr_model::CpuTrain, apr_model::backend::CudaTrain, $B, $dev, $body
+        )
+    };
+    (@go $device:expr, $cpu:ty, $cuda:ty, $B:ident, $dev:ident, $body:expr) => {
+        match $crate::device::parse($device)? {
+            $crate::device::Device::Cpu => {
+                type $B = $cpu;
+                let $dev = &Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::device::Device::Cuda(i) => {
+                type $B = $cuda;
+                let $dev = &burn::backend::cuda::CudaDevice::new(i);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_backend;

@@ -89,21 +89,11 @@ pub fn run(cli: Cli) -> Result<()> {
     crate::jsonl::write_atomic(&cli.out.join("config.toml"), toml.as_bytes())?;
     let mut evals = Vec::new();
     for (name, dir, mode) in &models {
-        let e = match crate::device::parse(&cli.device)? {
-            crate::device::Device::Cpu => {
-                let m: apr_model::Llama<apr_model::Cpu> =
-                    apr_model::checkpoint::load(dir, &Default::default())?;
-                apr_eval::evaluate(name, &m, *mode, &problems, &cfg, &cli.out.join(name), true)
-            }
-            #[cfg(feature = "cuda")]
-            crate::device::Device::Cuda(i) => {
-                let d = burn::backend::cuda::CudaDevice::new(i);
-                let m: apr_model::Llama<apr_model::backend::Cuda> =
-                    apr_model::checkpoint::load(dir, &d)?;
-                apr_eval::evaluate(name, &m, *mode, &problems, &cfg, &cli.out.join(name), true)
-            }
-        }
-        .map_err(|e| Error::Config(e.to_string()))?;
+        let e = crate::device::with_backend!(&cli.device, infer, |B, d| {
+            let m: apr_model::Llama<B> = apr_model::checkpoint::load(dir, d)?;
+            apr_eval::evaluate(name, &m, *mode, &problems, &cfg, &cli.out.join(name), true)
+                .map_err(|e| Error::Config(e.to_string()))?
+        });
         println!(
             "{name}: greedy accuracy {:.1}%, parse rate {:.1}%, total tokens {:.0}, sequential tokens {:.0}, child threads {:.2}",
             100.0 * e.greedy.accuracy,

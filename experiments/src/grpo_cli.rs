@@ -58,16 +58,9 @@ pub fn run(cli: Cli) -> Result<()> {
         progress: !cli.quiet,
         stop_after: None,
     };
-    let s = match crate::device::parse(&cli.device)? {
-        crate::device::Device::Cpu => {
-            apr_train::train_grpo::<apr_model::CpuTrain>(&cfg, &Default::default(), &opts)?
-        }
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda(i) => {
-            let d = burn::backend::cuda::CudaDevice::new(i);
-            apr_train::train_grpo::<apr_model::backend::CudaTrain>(&cfg, &d, &opts)?
-        }
-    };
+    let s = crate::device::with_backend!(&cli.device, train, |B, d| {
+        apr_train::train_grpo::<B>(&cfg, d, &opts)?
+    });
     let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v));
     println!(
         "{} GRPO steps in {:.0} s{}: reward {:.3} -> {:.3}, greedy validation accuracy {} -> {}; model in {}",

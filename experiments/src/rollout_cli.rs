@@ -134,13 +134,7 @@ impl Cli {
 
 /// Runs `rollout`.
 pub fn run(cli: Cli) -> Result<()> {
-    match crate::device::parse(&cli.device)? {
-        crate::device::Device::Cpu => go::<apr_model::Cpu>(&cli, &Default::default()),
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda(i) => {
-            go::<apr_model::backend::Cuda>(&cli, &burn::backend::cuda::CudaDevice::new(i))
-        }
-    }
+    crate::device::with_backend!(&cli.device, infer, |B, d| go::<B>(&cli, d))
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {

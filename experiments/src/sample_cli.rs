@@ -77,13 +77,7 @@ pub struct Summary {
 
 /// Runs `sample`.
 pub fn run(cli: Cli) -> Result<()> {
-    match crate::device::parse(&cli.device)? {
-        crate::device::Device::Cpu => go::<apr_model::Cpu>(&cli, &Default::default()),
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda(i) => {
-            go::<apr_model::backend::Cuda>(&cli, &burn::backend::cuda::CudaDevice::new(i))
-        }
-    }
+    crate::device::with_backend!(&cli.device, infer, |B, d| go::<B>(&cli, d))
 }
 
 fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {

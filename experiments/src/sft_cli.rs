@@ -75,16 +75,9 @@ pub fn run(cli: Cli) -> Result<()> {
         progress: !cli.quiet,
         stop_after: None,
     };
-    let summary = match crate::device::parse(&cli.device)? {
-        crate::device::Device::Cpu => {
-            apr_train::train::<apr_model::CpuTrain>(&cfg, &Default::default(), &opts)?
-        }
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda(i) => {
-            let d = burn::backend::cuda::CudaDevice::new(i);
-            apr_train::train::<apr_model::backend::CudaTrain>(&cfg, &d, &opts)?
-        }
-    };
+    let summary = crate::device::with_backend!(&cli.device, train, |B, d| {
+        apr_train::train::<B>(&cfg, d, &opts)?
+    });
     println!(
         "{} steps, train loss {:.4}, validation loss {}, {:.0} target tokens/s{}; model in {}",
         summary.steps,

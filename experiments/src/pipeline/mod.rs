@@ -331,17 +331,9 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let mut out = Outcome::default();
     let val = runner.data(&mut out)?;
-    match crate::device::parse(&cli.device)? {
-        crate::device::Device::Cpu => {
-            runner.models::<apr_model::CpuTrain>(&mut out, &val, &Default::default())?
-        }
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda(i) => runner.models::<apr_model::backend::CudaTrain>(
-            &mut out,
-            &val,
-            &burn::backend::cuda::CudaDevice::new(i),
-        )?,
-    }
+    crate::device::with_backend!(&cli.device, train, |B, d| {
+        runner.models::<B>(&mut out, &val, d)?
+    });
     let md = report::markdown(&runner.cfg, &out, &dir, t0.elapsed().as_secs_f64())?;
     write_atomic(&dir.join("report.md"), md.as_bytes())?;
     for e in &out.evals {
