@@ -42,6 +42,9 @@ pub enum Error {
     /// From the trainer.
     #[error(transparent)]
     Train(#[from] apr_train::Error),
+    /// From the evaluation.
+    #[error(transparent)]
+    Eval(#[from] apr_eval::Error),
     /// A rollout failure.
     #[error(transparent)]
     Rollout(#[from] apr_rollout::Error),

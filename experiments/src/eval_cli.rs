@@ -74,7 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
     if cli.greedy_only {
         cfg.greedy_only();
     }
-    cfg.validate().map_err(|e| Error::Config(e.to_string()))?;
+    cfg.validate()?;
     let models = cli
         .models
         .iter()
@@ -91,8 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
     for (name, dir, mode) in &models {
         let e = crate::device::with_backend!(&cli.device, infer, |B, d| {
             let m: apr_model::Llama<B> = apr_model::checkpoint::load(dir, d)?;
-            apr_eval::evaluate(name, &m, *mode, &problems, &cfg, &cli.out.join(name), true)
-                .map_err(|e| Error::Config(e.to_string()))?
+            apr_eval::evaluate(name, &m, *mode, &problems, &cfg, &cli.out.join(name), true)?
         });
         println!(
             "{name}: greedy accuracy {:.1}%, parse rate {:.1}%, total tokens {:.0}, sequential tokens {:.0}, child threads {:.2}",
@@ -104,8 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
         );
         evals.push(e);
     }
-    let md = apr_eval::report::write_report(&evals, &cli.out)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let md = apr_eval::report::write_report(&evals, &cli.out)?;
     let md = format!(
         "# Evaluation\n\nProblems: `{}` ({} used). Settings: `config.toml` beside this file.\n\n{md}",
         cfg.problems.display(),

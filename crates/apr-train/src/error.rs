@@ -26,6 +26,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A problem file that cannot be read.
+    #[error(transparent)]
+    Countdown(#[from] apr_countdown::Error),
     /// A model or checkpoint error.
     #[error(transparent)]
     Model(#[from] apr_model::Error),

@@ -26,7 +26,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -273,7 +273,7 @@ where
                 kl_sum += k3_kl(lp[i] as f64, rl[i] as f64);
             }
         }
-        st.loss += loss.clone().into_scalar().to_f64_lossy();
+        st.loss += loss.clone().into_scalar().elem::<f64>();
         let g = GradientsParams::from_grads(loss.backward(), &policy);
         acc.accumulate(&policy, g);
     }
@@ -284,15 +284,6 @@ where
     st.clip_fraction = clipped as f64 / n;
     st.ratio = ratio_sum / n;
     (optim.step(lr, policy, grads), st)
-}
-
-trait ToF64 {
-    fn to_f64_lossy(self) -> f64;
-}
-impl<E: burn::tensor::Element> ToF64 for E {
-    fn to_f64_lossy(self) -> f64 {
-        burn::tensor::ElementConversion::elem::<f64>(self)
-    }
 }
 
 /// Where a GRPO run stands (saved with every checkpoint).
@@ -401,11 +392,9 @@ where
     let saved = toml::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
     checkpoint::write_atomic(&out.join("config.toml"), saved.as_bytes())?;
     let o = &cfg.optim;
-    let problems = apr_countdown::read_problems(&cfg.problems, None)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let problems = apr_countdown::read_problems(&cfg.problems, None)?;
     let val = match &cfg.val_problems {
-        Some(p) => apr_countdown::read_problems(p, cfg.val_limit)
-            .map_err(|e| Error::Config(e.to_string()))?,
+        Some(p) => apr_countdown::read_problems(p, cfg.val_limit)?,
         None => Vec::new(),
     };
     let reference: Option<Llama<B::InnerBackend>> = if o.kl_coef > 0.0 {

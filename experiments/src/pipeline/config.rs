@@ -130,10 +130,7 @@ impl Config {
             toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
         c.apr.validate()?;
         c.sosp.validate()?;
-        c.eval
-            .settings
-            .validate()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        c.eval.settings.validate()?;
         if c.val.file.is_none() && c.val.count == 0 {
             return Err(Error::Config(format!(
                 "{origin}: [val] needs a file or a count"

@@ -276,8 +276,15 @@ impl Runner<'_> {
             let e = self.stage(out, &format!("eval {name}"), &done, Some(&edir), || {
                 let model: Llama<BT::InnerBackend> =
                     checkpoint::load(&self.dir.join(model_dir), device)?;
-                apr_eval::evaluate(name, &model, mode, &problems, &s, &edir, !self.cli.quiet)
-                    .map_err(|e| Error::Config(e.to_string()))
+                Ok(apr_eval::evaluate(
+                    name,
+                    &model,
+                    mode,
+                    &problems,
+                    &s,
+                    &edir,
+                    !self.cli.quiet,
+                )?)
             })?;
             out.evals.push(match e {
                 Some(e) => e,

@@ -1,7 +1,7 @@
 //! The experiment's `report.md`.
 
 use super::{Config, Outcome};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -88,9 +88,6 @@ pub(crate) fn markdown(cfg: &Config, out: &Outcome, dir: &Path, seconds: f64) ->
          (`eval/<model>/*.jsonl` hold every problem's result). Latency is per problem inside one \
          batched engine run on this run's device.\n"
     );
-    md.push_str(
-        &apr_eval::report::write_report(&out.evals, dir)
-            .map_err(|e| Error::Config(e.to_string()))?,
-    );
+    md.push_str(&apr_eval::report::write_report(&out.evals, dir)?);
     Ok(md)
 }
