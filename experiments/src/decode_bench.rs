@@ -40,6 +40,10 @@ pub struct Cli {
     /// baseline.
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// Also time each batch size with the steps through burn's ops (the
+    /// engine's CPU default is the host decoder), side by side.
+    #[arg(long)]
+    pub compare_burn: bool,
 }
 
 /// Runs `decode-bench`; prints one JSON line per batch size.
@@ -100,19 +104,34 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             },
             ..RolloutConfig::default()
         };
-        let mut stepper = LlamaStepper::new(model.clone(), b, ctx)?;
-        let mut engine = Engine::new(&mut stepper, cfg)?;
-        engine.run(&batch[..b], |_| {})?;
-        let s = engine.stats();
-        println!(
-            "{}",
-            serde_json::json!({
-                "impl": "apr-rollout (burn flex)", "batch": b, "new_tokens": cli.new_tokens,
-                "generated_tokens": s.generated_tokens, "seconds": s.seconds,
-                "tokens_per_s": s.generated_tokens as f64 / s.seconds,
-                "steps": s.steps,
-            })
-        );
+        let paths: &[bool] = if cli.compare_burn {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &burn in paths {
+            let mut stepper = LlamaStepper::new(model.clone(), b, ctx)?;
+            if burn {
+                stepper = stepper.burn_forward();
+            }
+            let name = if stepper.host_decode() {
+                "apr-rollout (host decoder)"
+            } else {
+                "apr-rollout (burn)"
+            };
+            let mut engine = Engine::new(&mut stepper, cfg.clone())?;
+            engine.run(&batch[..b], |_| {})?;
+            let s = engine.stats();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "impl": name, "batch": b, "new_tokens": cli.new_tokens,
+                    "generated_tokens": s.generated_tokens, "seconds": s.seconds,
+                    "tokens_per_s": s.generated_tokens as f64 / s.seconds,
+                    "steps": s.steps,
+                })
+            );
+        }
     }
     Ok(())
 }

@@ -32,6 +32,11 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 /// A burn backend the model runs on: [`Backend`] plus causal attention
 /// with a fast backward pass under autodiff.
 pub trait AprBackend: Backend {
+    /// Whether cached decoding should run on the host
+    /// ([`crate::HostDecoder`]) rather than through this backend's ops:
+    /// true for the CPU backend, whose tensors live on the host anyway.
+    const HOST_DECODE: bool = false;
+
     /// Causal self-attention: `q`, `k`, `v` `[batch, heads, t, head_dim]`
     /// (keys and values already repeated to the query heads), scale
     /// `1/sqrt(head_dim)`, query `i` sees keys `0..=i`. The default is the
@@ -50,7 +55,9 @@ pub trait AprBackend: Backend {
     }
 }
 
-impl AprBackend for burn::backend::Flex {}
+impl AprBackend for burn::backend::Flex {
+    const HOST_DECODE: bool = true;
+}
 
 #[cfg(feature = "cuda")]
 impl AprBackend for burn::backend::Cuda {}
@@ -76,6 +83,8 @@ impl<B: Backend> Backward<B, 3> for CausalAttention {
 }
 
 impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
+    const HOST_DECODE: bool = B::HOST_DECODE;
+
     fn causal_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,

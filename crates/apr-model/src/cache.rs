@@ -32,11 +32,11 @@ use rayon::prelude::*;
 #[derive(Debug)]
 pub struct KvCache<B: Backend> {
     /// `[layer][row]`: keys, then values.
-    layers: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
-    lens: Vec<usize>,
-    capacity: usize,
-    kv_heads: usize,
-    head_dim: usize,
+    pub(crate) layers: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
+    pub(crate) lens: Vec<usize>,
+    pub(crate) capacity: usize,
+    pub(crate) kv_heads: usize,
+    pub(crate) head_dim: usize,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -77,6 +77,38 @@ impl<B: Backend> KvCache<B> {
     /// Bytes held by the keys and values (f32).
     pub fn bytes(&self) -> usize {
         2 * self.layers.len() * self.rows() * self.kv_heads * self.capacity * self.head_dim * 4
+    }
+
+    /// Checks a step's `(row, new tokens)` pairs: at least one, rows
+    /// distinct and in range, tokens not empty, within the capacity and
+    /// the vocabulary.
+    pub(crate) fn check_feed(&self, feed: &[(usize, &[u32])], vocab: usize) -> Result<()> {
+        if feed.is_empty() || feed.iter().any(|r| r.1.is_empty()) {
+            return Err(Error::Input("a fed row has no new tokens".into()));
+        }
+        let mut seen = vec![false; self.rows()];
+        for &(r, toks) in feed {
+            if r >= self.rows() || std::mem::replace(&mut seen[r], true) {
+                return Err(Error::Input(format!(
+                    "row {r} missing or repeated (cache of {})",
+                    self.rows()
+                )));
+            }
+            if self.lens[r] + toks.len() > self.capacity {
+                return Err(Error::Input(format!(
+                    "row {r}: {} + {} tokens exceed the cache capacity {}",
+                    self.lens[r],
+                    toks.len(),
+                    self.capacity
+                )));
+            }
+            if let Some(&bad) = toks.iter().find(|&&x| x as usize >= vocab) {
+                return Err(Error::Input(format!(
+                    "token id {bad} outside the vocabulary"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Keeps the first `len` tokens of `row` (for example to reuse a
@@ -154,32 +186,9 @@ impl<B: AprBackend> Llama<B> {
         all: bool,
     ) -> Result<Logits<B>> {
         let b = feed.len();
+        cache.check_feed(feed, self.config.vocab_size)?;
         let t = feed.iter().map(|r| r.1.len()).max().unwrap_or(0);
-        if t == 0 || feed.iter().any(|r| r.1.is_empty()) {
-            return Err(Error::Input("a fed row has no new tokens".into()));
-        }
         let cap = cache.capacity;
-        let mut seen = vec![false; cache.rows()];
-        for &(r, toks) in feed {
-            if r >= cache.rows() || std::mem::replace(&mut seen[r], true) {
-                return Err(Error::Input(format!(
-                    "row {r} missing or repeated (cache of {})",
-                    cache.rows()
-                )));
-            }
-            if cache.lens[r] + toks.len() > cap {
-                return Err(Error::Input(format!(
-                    "row {r}: {} + {} tokens exceed the cache capacity {cap}",
-                    cache.lens[r],
-                    toks.len()
-                )));
-            }
-            if let Some(&bad) = toks.iter().find(|&&x| x as usize >= self.config.vocab_size) {
-                return Err(Error::Input(format!(
-                    "token id {bad} outside the vocabulary"
-                )));
-            }
-        }
         let new_tokens: Vec<&[u32]> = feed.iter().map(|r| r.1).collect();
         let slots: Vec<usize> = feed.iter().map(|r| r.0).collect();
         let dev = self.device();
@@ -217,13 +226,7 @@ impl<B: AprBackend> Llama<B> {
                         }
                     }
                 }
-                let shape = HostShape {
-                    heads: nh,
-                    kv_heads: kvh,
-                    head_dim: hd,
-                    t,
-                    capacity: cap,
-                };
+                let shape = HostShape::head_major(nh, kvh, hd, t, cap);
                 let mut out = vec![0.0f32; b * nh * t * hd];
                 let rows = &*rows;
                 let per_row = nh * t * hd;

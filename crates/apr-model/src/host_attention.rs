@@ -1,8 +1,11 @@
 //! Attention of a row's new queries over its keys and values in the
 //! host-memory KV cache: each query reads only its own row's valid prefix
 //! (no padding to the batch's longest row, no dense copy of the cache).
+//! Vector instructions are picked at run time through `pulp`.
 
-/// The shapes of one step.
+use pulp::{Arch, Simd, WithSimd};
+
+/// The shapes and layouts of one step.
 pub(crate) struct HostShape {
     /// Query heads.
     pub heads: usize,
@@ -10,34 +13,45 @@ pub(crate) struct HostShape {
     pub kv_heads: usize,
     /// Width of a head.
     pub head_dim: usize,
-    /// Query positions per row in this step (rows with fewer are padded).
-    pub t: usize,
     /// Positions per (head, row) block of the cache.
     pub capacity: usize,
+    /// Distance between consecutive positions of one head, in `q`.
+    pub q_pos: usize,
+    /// Distance between heads of one position, in `q`.
+    pub q_head: usize,
+    /// Distance between consecutive positions of one head, in `out`.
+    pub o_pos: usize,
+    /// Distance between heads of one position, in `out`.
+    pub o_head: usize,
 }
 
-/// Dot product with eight independent accumulators (vectorises).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+impl HostShape {
+    /// `q` and `out` as `[heads, t, head_dim]` blocks (the burn path).
+    pub fn head_major(
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        t: usize,
+        capacity: usize,
+    ) -> Self {
+        HostShape {
+            heads,
+            kv_heads,
+            head_dim,
+            capacity,
+            q_pos: head_dim,
+            q_head: t * head_dim,
+            o_pos: head_dim,
+            o_head: t * head_dim,
         }
     }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
-/// Causal attention of one row. `q` is `[heads, t, hd]`; its first `n`
-/// query positions are real, at absolute positions `len..len + n`, and see
-/// keys `0..=position`. `keys`/`values` are `[kv_heads, capacity, hd]`
-/// with the new tokens already written. Writes `out` `[heads, t, hd]`
-/// (padding positions stay zero).
+/// Causal attention of one row. `q` holds `n` query positions (laid out
+/// as `s` says), at absolute positions `len..len + n`, each seeing keys
+/// `0..=position`. `keys`/`values` are `[kv_heads, capacity, hd]` with the
+/// new tokens already written. Writes the `n` positions of `out` (other
+/// elements are left alone).
 pub(crate) fn attend_row(
     s: &HostShape,
     q: &[f32],
@@ -47,36 +61,184 @@ pub(crate) fn attend_row(
     values: &[f32],
     out: &mut [f32],
 ) {
-    let hd = s.head_dim;
-    let group = s.heads / s.kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut p = vec![0.0f32; len + n];
-    for h in 0..s.heads {
-        let g = h / group;
-        let kb = &keys[g * s.capacity * hd..];
-        let vb = &values[g * s.capacity * hd..];
-        for i in 0..n {
-            let qi = &q[(h * s.t + i) * hd..][..hd];
-            let l = len + i + 1;
-            let mut max = f32::NEG_INFINITY;
-            for (j, pj) in p[..l].iter_mut().enumerate() {
-                *pj = dot(qi, &kb[j * hd..][..hd]) * scale;
-                max = max.max(*pj);
-            }
-            let mut sum = 0.0f32;
-            for pj in &mut p[..l] {
-                *pj = (*pj - max).exp();
-                sum += *pj;
-            }
-            let o = &mut out[(h * s.t + i) * hd..][..hd];
-            let inv = 1.0 / sum;
-            for (j, pj) in p[..l].iter().enumerate() {
-                let w = pj * inv;
-                for (od, vd) in o.iter_mut().zip(&vb[j * hd..][..hd]) {
-                    *od += w * vd;
+    // Compiled once per instruction set and picked at run time.
+    Arch::new().dispatch(Attend {
+        s,
+        q,
+        n,
+        len,
+        keys,
+        values,
+        out,
+    });
+}
+
+struct Attend<'a> {
+    s: &'a HostShape,
+    q: &'a [f32],
+    n: usize,
+    len: usize,
+    keys: &'a [f32],
+    values: &'a [f32],
+    out: &'a mut [f32],
+}
+
+/// Keys scored together (independent accumulator chains).
+const KEYS: usize = 4;
+
+impl WithSimd for Attend<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Attend {
+            s,
+            q,
+            n,
+            len,
+            keys,
+            values,
+            out,
+        } = self;
+        let hd = s.head_dim;
+        let group = s.heads / s.kv_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut p = vec![0.0f32; len + n];
+        for h in 0..s.heads {
+            let g = h / group;
+            let kb = &keys[g * s.capacity * hd..];
+            let vb = &values[g * s.capacity * hd..];
+            for i in 0..n {
+                let qi = &q[h * s.q_head + i * s.q_pos..][..hd];
+                let l = len + i + 1;
+                scores::<S>(simd, qi, &kb[..l * hd], &mut p[..l]);
+                let mut max = f32::NEG_INFINITY;
+                for pj in &mut p[..l] {
+                    *pj *= scale;
+                    max = max.max(*pj);
                 }
+                let mut sum = 0.0f32;
+                for pj in &mut p[..l] {
+                    *pj = (*pj - max).exp();
+                    sum += *pj;
+                }
+                let o = &mut out[h * s.o_head + i * s.o_pos..][..hd];
+                let inv = 1.0 / sum;
+                for pj in &mut p[..l] {
+                    *pj *= inv;
+                }
+                weighted_sum::<S>(simd, &p[..l], &vb[..l * hd], o);
             }
         }
+    }
+}
+
+/// `p[j] = q · k_j` for the `p.len()` keys of `k` (`[keys, hd]`), `KEYS`
+/// keys at a time.
+#[inline(always)]
+fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
+    let hd = q.len();
+    let (qv, qt) = S::as_simd_f32s(q);
+    let zero = simd.splat_f32s(0.0);
+    for (kb, pb) in k.chunks(KEYS * hd).zip(p.chunks_mut(KEYS)) {
+        if pb.len() < KEYS {
+            for (kj, pj) in kb.chunks_exact(hd).zip(pb) {
+                *pj = dot::<S>(simd, q, kj);
+            }
+            continue;
+        }
+        let ks: [&[f32]; KEYS] = std::array::from_fn(|j| &kb[j * hd..(j + 1) * hd]);
+        let kv: [&[S::f32s]; KEYS] = std::array::from_fn(|j| S::as_simd_f32s(ks[j]).0);
+        let mut acc = [zero; KEYS];
+        for (c, &x) in qv.iter().enumerate() {
+            for j in 0..KEYS {
+                acc[j] = simd.mul_add_f32s(x, kv[j][c], acc[j]);
+            }
+        }
+        for j in 0..KEYS {
+            let mut sum = simd.reduce_sum_f32s(acc[j]);
+            for (x, y) in qt.iter().zip(S::as_simd_f32s(ks[j]).1) {
+                sum = x.mul_add(*y, sum);
+            }
+            pb[j] = sum;
+        }
+    }
+}
+
+/// `a · b`.
+#[inline(always)]
+fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let ((av, at), (bv, bt)) = (S::as_simd_f32s(a), S::as_simd_f32s(b));
+    let mut acc = simd.splat_f32s(0.0);
+    for (&x, &y) in av.iter().zip(bv) {
+        acc = simd.mul_add_f32s(x, y, acc);
+    }
+    let mut sum = simd.reduce_sum_f32s(acc);
+    for (x, y) in at.iter().zip(bt) {
+        sum = x.mul_add(*y, sum);
+    }
+    sum
+}
+
+/// Vectors of the output kept in registers while the keys stream by.
+const OUT_VECS: usize = 4;
+
+/// `out = sum_j w[j] * v_j` over the rows of `v` (`[w.len(), out.len()]`):
+/// `OUT_VECS` vectors of `out` at a time held in two sets of registers
+/// (even and odd rows), so the multiply-adds of consecutive rows do not
+/// wait on each other.
+#[inline(always)]
+fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
+    let hd = out.len();
+    let width = OUT_VECS * S::F32_LANES;
+    let zero = simd.splat_f32s(0.0);
+    let mut c = 0;
+    while c + width <= hd {
+        let mut even = [zero; OUT_VECS];
+        let mut odd = [zero; OUT_VECS];
+        let pairs = w.chunks_exact(2);
+        let last = pairs.remainder().first().map(|&x| (x, w.len() - 1));
+        for (j, pair) in pairs.enumerate() {
+            let (a, b) = (simd.splat_f32s(pair[0]), simd.splat_f32s(pair[1]));
+            let va = S::as_simd_f32s(&v[2 * j * hd + c..][..width]).0;
+            let vb = S::as_simd_f32s(&v[(2 * j + 1) * hd + c..][..width]).0;
+            for t in 0..OUT_VECS {
+                even[t] = simd.mul_add_f32s(a, va[t], even[t]);
+                odd[t] = simd.mul_add_f32s(b, vb[t], odd[t]);
+            }
+        }
+        if let Some((x, j)) = last {
+            let a = simd.splat_f32s(x);
+            let va = S::as_simd_f32s(&v[j * hd + c..][..width]).0;
+            for t in 0..OUT_VECS {
+                even[t] = simd.mul_add_f32s(a, va[t], even[t]);
+            }
+        }
+        let ov = S::as_mut_simd_f32s(&mut out[c..c + width]).0;
+        for t in 0..OUT_VECS {
+            ov[t] = simd.add_f32s(even[t], odd[t]);
+        }
+        c += width;
+    }
+    if c < hd {
+        let tail = &mut out[c..];
+        tail.fill(0.0);
+        for (&x, row) in w.iter().zip(v.chunks_exact(hd)) {
+            axpy::<S>(simd, x, &row[c..], tail);
+        }
+    }
+}
+
+/// `out += w * x`.
+#[inline(always)]
+fn axpy<S: Simd>(simd: S, w: f32, x: &[f32], out: &mut [f32]) {
+    let ((xv, xt), (ov, ot)) = (S::as_simd_f32s(x), S::as_mut_simd_f32s(out));
+    let ws = simd.splat_f32s(w);
+    for (o, &x) in ov.iter_mut().zip(xv) {
+        *o = simd.mul_add_f32s(ws, x, *o);
+    }
+    for (o, x) in ot.iter_mut().zip(xt) {
+        *o = w.mul_add(*x, *o);
     }
 }
 
@@ -85,17 +247,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn weighted_sums_of_any_width_and_count() {
+        struct W<'a>(&'a [f32], &'a [f32], &'a mut [f32]);
+        impl WithSimd for W<'_> {
+            type Output = ();
+            fn with_simd<T: Simd>(self, simd: T) {
+                weighted_sum::<T>(simd, self.0, self.1, self.2)
+            }
+        }
+        for (hd, keys) in [(32, 7), (40, 8), (3, 5), (64, 1)] {
+            let w: Vec<f32> = (0..keys).map(|j| (j % 3) as f32 - 1.0).collect();
+            let v: Vec<f32> = (0..keys * hd).map(|i| (i % 11) as f32).collect();
+            let mut out = vec![f32::NAN; hd];
+            Arch::new().dispatch(W(&w, &v, &mut out));
+            for (d, o) in out.iter().enumerate() {
+                let want: f32 = (0..keys).map(|j| w[j] * v[j * hd + d]).sum();
+                assert_eq!(*o, want, "hd {hd}, keys {keys}, column {d}");
+            }
+        }
+    }
+
+    #[test]
     fn one_head_by_hand() {
         // hd 2, one head; cached key 0 = (1, 0), new key 1 = (0, 1);
         // values (1, 2) and (3, 4). Query (ln 2 * sqrt 2, 0) at position 1
         // scores ln 2 and 0: weights 2/3 and 1/3.
-        let s = HostShape {
-            heads: 1,
-            kv_heads: 1,
-            head_dim: 2,
-            t: 1,
-            capacity: 4,
-        };
+        let s = HostShape::head_major(1, 1, 2, 1, 4);
         let q = [std::f32::consts::LN_2 * 2f32.sqrt(), 0.0];
         let keys = [1.0, 0.0, 0.0, 1.0, 9.0, 9.0, 9.0, 9.0];
         let values = [1.0, 2.0, 3.0, 4.0, 9.0, 9.0, 9.0, 9.0];
@@ -107,12 +284,33 @@ mod tests {
             "{out:?}"
         );
         // The first of two new tokens sees only key 0: the value itself.
-        let s2 = HostShape { t: 2, ..s };
+        let s2 = HostShape::head_major(1, 1, 2, 2, 4);
         let q2 = [0.3, 0.1, 0.0, 0.0];
         let mut out2 = [0.0; 4];
         attend_row(&s2, &q2, 2, 0, &keys, &values, &mut out2);
         assert_eq!(&out2[..2], &[1.0, 2.0]);
         assert_eq!(&out2[2..], &[2.0, 3.0]);
-        assert!((dot(&[1.0; 11], &[2.0; 11]) - 22.0).abs() < 1e-6);
+        // Nine keys of width 11: the 4-key blocks, the tail key, the
+        // non-vector tail of each row.
+        let (q, k): (Vec<f32>, Vec<f32>) = (
+            (0..11).map(|i| i as f32).collect(),
+            (0..99).map(|i| (i % 7) as f32).collect(),
+        );
+        let mut p = [0.0; 9];
+        scores::<pulp::Scalar>(pulp::Scalar, &q, &k, &mut p);
+        let mut p2 = [0.0; 9];
+        struct S<'a>(&'a [f32], &'a [f32], &'a mut [f32]);
+        impl WithSimd for S<'_> {
+            type Output = ();
+            fn with_simd<T: Simd>(self, simd: T) {
+                scores::<T>(simd, self.0, self.1, self.2)
+            }
+        }
+        Arch::new().dispatch(S(&q, &k, &mut p2));
+        for j in 0..9 {
+            let want: f32 = (0..11).map(|i| q[i] * k[j * 11 + i]).sum();
+            assert_eq!(p[j], want, "key {j}");
+            assert_eq!(p2[j], want, "key {j}");
+        }
     }
 }

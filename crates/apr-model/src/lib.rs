@@ -13,6 +13,8 @@ pub mod config;
 pub mod error;
 pub mod generate;
 mod host_attention;
+pub mod host_decode;
+mod host_matmul;
 pub mod init;
 pub mod model;
 
@@ -21,4 +23,5 @@ pub use backend::{Cpu, CpuTrain};
 pub use cache::{KvCache, Logits};
 pub use config::ModelConfig;
 pub use error::{Error, Result};
+pub use host_decode::HostDecoder;
 pub use model::Llama;

@@ -2,7 +2,7 @@
 //! [`Llama`] with a [`KvCache`].
 
 use crate::error::{Error, Result};
-use apr_model::{AprBackend, KvCache, Llama, Logits};
+use apr_model::{AprBackend, HostDecoder, KvCache, Llama, Logits};
 
 /// A model with a fixed number of KV slots, one per running thread.
 ///
@@ -27,10 +27,13 @@ pub trait StepModel {
 ///
 /// A step computes only the rows it feeds; `slots` bounds the memory
 /// (`slots x capacity` keys and values per layer, committed as used).
+/// On a backend with [`AprBackend::HOST_DECODE`] (the CPU) steps run on a
+/// [`HostDecoder`] copy of the weights, otherwise through burn.
 #[derive(Debug)]
 pub struct LlamaStepper<B: AprBackend> {
     model: Llama<B>,
     cache: KvCache<B>,
+    host: Option<HostDecoder>,
 }
 
 impl<B: AprBackend> LlamaStepper<B> {
@@ -42,7 +45,23 @@ impl<B: AprBackend> LlamaStepper<B> {
         }
         let capacity = capacity.min(model.config.max_seq_len);
         let cache = KvCache::new(&model.config, slots, capacity, &model.device());
-        Ok(LlamaStepper { model, cache })
+        let host = if B::HOST_DECODE {
+            Some(HostDecoder::new(&model)?)
+        } else {
+            None
+        };
+        Ok(LlamaStepper { model, cache, host })
+    }
+
+    /// Steps through burn's ops even on the CPU (to compare the paths).
+    pub fn burn_forward(mut self) -> Self {
+        self.host = None;
+        self
+    }
+
+    /// Whether steps run on the [`HostDecoder`].
+    pub fn host_decode(&self) -> bool {
+        self.host.is_some()
     }
 
     /// The model.
@@ -70,6 +89,9 @@ impl<B: AprBackend> StepModel for LlamaStepper<B> {
     }
 
     fn step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        if let Some(host) = &mut self.host {
+            return Ok(host.forward_last(&mut self.cache, feed)?);
+        }
         let Logits::Last(l) = self.model.forward_rows(&mut self.cache, feed, false)? else {
             return Err(Error::Step("cached forward gave all logits".into()));
         };

@@ -1,0 +1,431 @@
+//! Cached decoding on the host, without burn: the model's weights copied
+//! into plain f32 arrays and a forward pass written for the shapes of
+//! decoding (a few new tokens per row, many rows).
+//!
+//! On the `flex` CPU backend a decode step through burn spends most of its
+//! time outside arithmetic: a tensor per op (fresh memory the kernel must
+//! zero), strided copies for reshapes and transposes, and per-op dispatch.
+//! This path keeps every buffer between steps, fuses the q/k/v and the
+//! gate/up projections into one product each, packs the rows' new tokens
+//! without padding, applies rotary embeddings in place from a table, and
+//! writes keys and values straight into the [`KvCache`]. It computes the
+//! same function as [`Llama::forward_rows`] (logits agree to about 1e-5;
+//! the summation order differs) and gives every row the same bits whatever
+//! other rows share the step. burn stays the path for training and for
+//! GPUs; the rollout engine uses this one on the CPU backend
+//! ([`crate::AprBackend::HOST_DECODE`]).
+
+use crate::cache::KvCache;
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::host_attention::{attend_row, HostShape};
+use crate::host_matmul::matmul;
+use crate::model::Llama;
+use burn::module::Param;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+/// One decoder block's weights, `[in, out]` row-major.
+#[derive(Debug, Clone)]
+struct HostBlock {
+    attn_norm: Vec<f32>,
+    /// `[hidden, (heads + 2 kv_heads) * head_dim]`: q, k, v side by side.
+    wqkv: Vec<f32>,
+    wo: Vec<f32>,
+    mlp_norm: Vec<f32>,
+    /// `[hidden, 2 intermediate]`: gate, then up.
+    wgu: Vec<f32>,
+    w_down: Vec<f32>,
+}
+
+/// Buffers kept from step to step (a step allocates nothing large).
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    qkv: Vec<f32>,
+    att: Vec<f32>,
+    gu: Vec<f32>,
+    act: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+/// A model's weights on the host and the buffers of its decode steps.
+#[derive(Debug, Clone)]
+pub struct HostDecoder {
+    config: ModelConfig,
+    /// `[vocab, hidden]`.
+    embed: Vec<f32>,
+    /// `[hidden, vocab]` (the embedding transposed when tied).
+    head: Vec<f32>,
+    norm: Vec<f32>,
+    layers: Vec<HostBlock>,
+    /// `[max_seq_len, head_dim / 2]`, the angles computed as in
+    /// [`Llama::forward`] (in f32, as Hugging Face).
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    scratch: Scratch,
+}
+
+fn host<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> Result<Vec<f32>> {
+    p.val()
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| Error::Input(format!("reading weights: {e:?}")))
+}
+
+/// `[k, n_i]` matrices side by side: `[k, sum n_i]`.
+fn side_by_side(mats: &[(&[f32], usize)], k: usize) -> Vec<f32> {
+    let n: usize = mats.iter().map(|m| m.1).sum();
+    let mut out = Vec::with_capacity(k * n);
+    for r in 0..k {
+        for &(m, w) in mats {
+            out.extend_from_slice(&m[r * w..(r + 1) * w]);
+        }
+    }
+    out
+}
+
+/// `[r, c]` → `[c, r]`.
+fn transpose(m: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = m[i * c + j];
+        }
+    }
+    out
+}
+
+/// `out[i] = x[i] / sqrt(mean(x_row^2) + eps) * w`, row by row.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let h = w.len();
+    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        let ss: f32 = xr.iter().map(|v| v * v).sum();
+        let inv = 1.0 / (ss / h as f32 + eps).sqrt();
+        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+            *o = v * inv * g;
+        }
+    }
+}
+
+/// Rotate-half rotary embedding of one head in place.
+fn rope(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    let (a, b) = x.split_at_mut(half);
+    for j in 0..half {
+        let (x1, x2) = (a[j], b[j]);
+        a[j] = x1 * cos[j] - x2 * sin[j];
+        b[j] = x2 * cos[j] + x1 * sin[j];
+    }
+}
+
+impl HostDecoder {
+    /// Copies `model`'s weights to the host.
+    pub fn new<B: Backend>(model: &Llama<B>) -> Result<Self> {
+        let c = model.config.clone();
+        let (h, v, hd) = (c.hidden_size, c.vocab_size, c.head_dim());
+        let (qn, kvn, inter) = (c.num_heads * hd, c.num_kv_heads * hd, c.intermediate_size);
+        let embed = host(&model.embed)?;
+        let head = match &model.lm_head {
+            Some(w) => host(w)?,
+            None => transpose(&embed, v, h),
+        };
+        let layers = model
+            .layers
+            .iter()
+            .map(|l| {
+                let (wq, wk, wv) = (host(&l.wq)?, host(&l.wk)?, host(&l.wv)?);
+                let (wg, wu) = (host(&l.w_gate)?, host(&l.w_up)?);
+                Ok(HostBlock {
+                    attn_norm: host(&l.attn_norm)?,
+                    wqkv: side_by_side(&[(&wq, qn), (&wk, kvn), (&wv, kvn)], h),
+                    wo: host(&l.wo)?,
+                    mlp_norm: host(&l.mlp_norm)?,
+                    wgu: side_by_side(&[(&wg, inter), (&wu, inter)], h),
+                    w_down: host(&l.w_down)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let half = hd / 2;
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(c.max_seq_len * half),
+            Vec::with_capacity(c.max_seq_len * half),
+        );
+        for p in 0..c.max_seq_len {
+            for j in 0..half {
+                let inv = 1.0 / c.rope_theta.powf(2.0 * j as f64 / hd as f64);
+                let a = (p as f32) * (inv as f32);
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        Ok(HostDecoder {
+            norm: host(&model.norm)?,
+            config: c,
+            embed,
+            head,
+            layers,
+            cos,
+            sin,
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Runs the `(row, new tokens)` pairs of `feed` (rows distinct, tokens
+    /// not empty) at their rows' next positions, appends their keys and
+    /// values to `cache`, and returns the logits after each row's last new
+    /// token, in `feed` order. Same contract as [`Llama::forward_rows`]
+    /// without `all`.
+    pub fn forward_last<B: Backend>(
+        &mut self,
+        cache: &mut KvCache<B>,
+        feed: &[(usize, &[u32])],
+    ) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        cache.check_feed(feed, c.vocab_size)?;
+        let (h, nh, nkv, hd) = (c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim());
+        if cache.layers.len() != c.num_layers || cache.kv_heads != nkv || cache.head_dim != hd {
+            return Err(Error::Input(format!(
+                "a cache of {} layers x {} kv heads x {} for a model of {} x {nkv} x {hd}",
+                cache.layers.len(),
+                cache.kv_heads,
+                cache.head_dim,
+                c.num_layers
+            )));
+        }
+        if let Some(&(r, t)) = feed
+            .iter()
+            .find(|&&(r, t)| cache.lens[r] + t.len() > c.max_seq_len)
+        {
+            return Err(Error::Input(format!(
+                "row {r}: {} + {} tokens exceed the context window {}",
+                cache.lens[r],
+                t.len(),
+                c.max_seq_len
+            )));
+        }
+        let (inter, v, eps) = (c.intermediate_size, c.vocab_size, c.rms_norm_eps as f32);
+        let (qw, half, cap) = ((nh + 2 * nkv) * hd, hd / 2, cache.capacity);
+        let mut starts = Vec::with_capacity(feed.len() + 1);
+        starts.push(0);
+        for &(_, t) in feed {
+            starts.push(starts.last().copied().unwrap_or(0) + t.len());
+        }
+        let total = starts.last().copied().unwrap_or(0);
+        let s = &mut self.scratch;
+        s.x.clear();
+        for &(_, toks) in feed {
+            for &t in toks {
+                let t = t as usize;
+                s.x.extend_from_slice(&self.embed[t * h..(t + 1) * h]);
+            }
+        }
+        for (buf, n) in [
+            (&mut s.xn, total * h),
+            (&mut s.qkv, total * qw),
+            (&mut s.att, total * nh * hd),
+            (&mut s.gu, total * 2 * inter),
+            (&mut s.act, total * inter),
+        ] {
+            buf.resize(n, 0.0);
+        }
+        let shape = HostShape {
+            heads: nh,
+            kv_heads: nkv,
+            head_dim: hd,
+            capacity: cap,
+            q_pos: qw,
+            q_head: hd,
+            o_pos: nh * hd,
+            o_head: hd,
+        };
+        for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xn);
+            matmul(&s.xn, total, h, &layer.wqkv, qw, &mut s.qkv, false);
+            for (fi, &(slot, toks)) in feed.iter().enumerate() {
+                let (ks, vs) = &mut rows[slot];
+                for i in 0..toks.len() {
+                    let pos = cache.lens[slot] + i;
+                    let (cos, sin) = (
+                        &self.cos[pos * half..(pos + 1) * half],
+                        &self.sin[pos * half..(pos + 1) * half],
+                    );
+                    let q = &mut s.qkv[(starts[fi] + i) * qw..][..qw];
+                    for head in q[..(nh + nkv) * hd].chunks_exact_mut(hd) {
+                        rope(head, cos, sin);
+                    }
+                    for g in 0..nkv {
+                        let dst = (g * cap + pos) * hd;
+                        ks[dst..dst + hd].copy_from_slice(&q[(nh + g) * hd..][..hd]);
+                        vs[dst..dst + hd].copy_from_slice(&q[(nh + nkv + g) * hd..][..hd]);
+                    }
+                }
+            }
+            let mut outs = Vec::with_capacity(feed.len());
+            let mut rest = &mut s.att[..];
+            for &(_, t) in feed {
+                let (o, r) = rest.split_at_mut(t.len() * nh * hd);
+                outs.push(o);
+                rest = r;
+            }
+            let (rows, qkv, lens) = (&*rows, &s.qkv, &cache.lens);
+            outs.into_par_iter().enumerate().for_each(|(fi, o)| {
+                let (slot, toks) = feed[fi];
+                let (ks, vs) = &rows[slot];
+                let q = &qkv[starts[fi] * qw..];
+                attend_row(&shape, q, toks.len(), lens[slot], ks, vs, o);
+            });
+            matmul(&s.att, total, nh * hd, &layer.wo, h, &mut s.x, true);
+            rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xn);
+            matmul(&s.xn, total, h, &layer.wgu, 2 * inter, &mut s.gu, false);
+            for (a, gu) in s
+                .act
+                .chunks_exact_mut(inter)
+                .zip(s.gu.chunks_exact(2 * inter))
+            {
+                let (g, u) = gu.split_at(inter);
+                for ((a, &g), &u) in a.iter_mut().zip(g).zip(u) {
+                    *a = g / (1.0 + (-g).exp()) * u;
+                }
+            }
+            matmul(&s.act, total, inter, &layer.w_down, h, &mut s.x, true);
+        }
+        for &(r, toks) in feed {
+            cache.lens[r] += toks.len();
+        }
+        let b = feed.len();
+        s.att.clear();
+        for &end in &starts[1..] {
+            s.att.extend_from_slice(&s.x[(end - 1) * h..end * h]);
+        }
+        rms_norm(&s.att, &self.norm, eps, &mut s.xn[..b * h]);
+        s.logits.resize(b * v, 0.0);
+        matmul(&s.xn, b, h, &self.head, v, &mut s.logits, false);
+        Ok(s.logits.chunks_exact(v).map(<[f32]>::to_vec).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Logits;
+    use crate::Cpu;
+
+    fn tiny(tied: bool, kv_heads: usize) -> Llama<Cpu> {
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        c.num_layers = 2;
+        c.num_kv_heads = kv_heads;
+        c.tie_embeddings = tied;
+        c.max_seq_len = 64;
+        Llama::init(&c, 3, &Default::default())
+    }
+
+    fn burn_logits(m: &Llama<Cpu>, cache: &mut KvCache<Cpu>, feed: &[(usize, &[u32])]) -> Vec<f32> {
+        let Logits::Last(l) = m.forward_rows(cache, feed, false).unwrap() else {
+            unreachable!()
+        };
+        l.into_data().into_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn rope_rotates_pairs_by_hand() {
+        // (1, 0 | 0, 1) with angles (pi/2, 0): (cos, sin) = (0, 1) and (1, 0).
+        let mut x = [1.0, 0.0, 0.0, 1.0];
+        rope(&mut x, &[0.0, 1.0], &[1.0, 0.0]);
+        assert_eq!(x, [0.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn rms_norm_by_hand() {
+        // Row (3, 4): mean square 12.5, so x / sqrt(12.5) * (1, 2).
+        let mut out = [0.0; 2];
+        rms_norm(&[3.0, 4.0], &[1.0, 2.0], 0.0, &mut out);
+        let r = 12.5f32.sqrt();
+        assert!((out[0] - 3.0 / r).abs() < 1e-6 && (out[1] - 8.0 / r).abs() < 1e-6);
+    }
+
+    /// Prefill rows of different lengths, then decode steps with some rows
+    /// idle: the host path matches burn's cached forward on every step.
+    #[test]
+    fn matches_the_burn_forward_step_by_step() {
+        for (tied, kv) in [(true, 4), (false, 2)] {
+            let m = tiny(tied, kv);
+            let mut host = HostDecoder::new(&m).unwrap();
+            let dev = Default::default();
+            let (mut a, mut b) = (
+                KvCache::<Cpu>::new(&m.config, 3, 64, &dev),
+                KvCache::<Cpu>::new(&m.config, 3, 64, &dev),
+            );
+            let steps: Vec<Vec<(usize, Vec<u32>)>> = vec![
+                vec![(0, vec![5, 9, 200, 3]), (2, vec![17]), (1, vec![1, 2])],
+                vec![(2, vec![44]), (0, vec![1000])],
+                vec![(1, vec![7, 8, 9]), (0, vec![12]), (2, vec![1232])],
+            ];
+            let mut worst = 0.0f32;
+            for step in &steps {
+                let feed: Vec<(usize, &[u32])> = step.iter().map(|(r, t)| (*r, &t[..])).collect();
+                let want = burn_logits(&m, &mut a, &feed);
+                let got: Vec<f32> = host.forward_last(&mut b, &feed).unwrap().concat();
+                assert_eq!(want.len(), got.len());
+                for (w, g) in want.iter().zip(&got) {
+                    worst = worst.max((w - g).abs());
+                }
+                assert_eq!(a.lens(), b.lens());
+            }
+            eprintln!("tied {tied}, kv heads {kv}: max |diff| {worst:e}");
+            assert!(
+                worst < 1e-4,
+                "tied {tied}, kv heads {kv}: max |diff| {worst}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_gives_the_same_bits_alone_or_in_a_batch() {
+        let m = tiny(true, 4);
+        let mut host = HostDecoder::new(&m).unwrap();
+        let dev = Default::default();
+        let mut batch = KvCache::<Cpu>::new(&m.config, 8, 64, &dev);
+        let prompts: Vec<Vec<u32>> = (0..8)
+            .map(|r| (0..3 + r as u32).map(|i| i * 31 + r as u32).collect())
+            .collect();
+        let feed: Vec<(usize, &[u32])> = prompts
+            .iter()
+            .enumerate()
+            .map(|(r, p)| (r, &p[..]))
+            .collect();
+        let all = host.forward_last(&mut batch, &feed).unwrap();
+        for (r, p) in prompts.iter().enumerate() {
+            let mut one = KvCache::<Cpu>::new(&m.config, 1, 64, &dev);
+            let got = host.forward_last(&mut one, &[(0, &p[..])]).unwrap();
+            assert_eq!(got[0], all[r], "row {r}");
+        }
+    }
+
+    #[test]
+    fn bad_feeds_are_errors() {
+        let m = tiny(true, 4);
+        let mut host = HostDecoder::new(&m).unwrap();
+        let mut cache = KvCache::<Cpu>::new(&m.config, 2, 8, &Default::default());
+        assert!(host.forward_last(&mut cache, &[]).is_err());
+        assert!(host.forward_last(&mut cache, &[(2, &[1][..])]).is_err());
+        assert!(host
+            .forward_last(&mut cache, &[(0, &[1][..]), (0, &[2][..])])
+            .is_err());
+        assert!(host.forward_last(&mut cache, &[(0, &[5000][..])]).is_err());
+        assert!(host.forward_last(&mut cache, &[(0, &[1; 9][..])]).is_err());
+        let mut c = m.config.clone();
+        c.num_layers = 3;
+        let mut other = KvCache::<Cpu>::new(&c, 1, 8, &Default::default());
+        assert!(host.forward_last(&mut other, &[(0, &[1][..])]).is_err());
+        assert_eq!(cache.lens(), &[0, 0]);
+    }
+}

@@ -1,0 +1,228 @@
+//! Matrix products for the host decoder (`out[m, n] = x[m, k] · w[k, n]`,
+//! optionally added to `out`), all row-major f32, with the CPU's vector
+//! instructions picked at run time through `pulp` (no `unsafe` here).
+//!
+//! Every output element is one fused multiply-add chain over `k` in order,
+//! started at zero, whatever tile, thread or batch computes it: a row's
+//! result does not depend on which other rows share the product (batched
+//! decoding gives the same bits as decoding one row at a time).
+
+use pulp::{Arch, Simd, WithSimd};
+use rayon::prelude::*;
+
+/// Rows per register tile.
+const ROWS: usize = 4;
+/// Vectors (of the machine's width) per register tile.
+const VECS: usize = 2;
+/// Below this many multiply-adds a product stays on one thread.
+const PARALLEL_WORK: usize = 1 << 18;
+
+/// `out = x · w` (or `out += x · w` with `add`), `x` `[m, k]`, `w`
+/// `[k, n]`, `out` `[m, n]`. Splits the rows over rayon's threads when the
+/// product is large enough.
+///
+/// # Panics
+/// When a slice is shorter than its shape (a bug in the caller).
+pub(crate) fn matmul(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    out: &mut [f32],
+    add: bool,
+) {
+    assert!(x.len() >= m * k && w.len() >= k * n && out.len() >= m * n);
+    let (x, out) = (&x[..m * k], &mut out[..m * n]);
+    let threads = rayon::current_num_threads();
+    if threads > 1 && m >= 2 * ROWS && m * k * n >= PARALLEL_WORK {
+        let per = m.div_ceil(threads).div_ceil(ROWS) * ROWS;
+        out.par_chunks_mut(per * n)
+            .zip(x.par_chunks(per * k))
+            .for_each(|(out, x)| {
+                let m = x.len() / k;
+                Arch::new().dispatch(Kernel {
+                    x,
+                    m,
+                    k,
+                    w,
+                    n,
+                    out,
+                    add,
+                });
+            });
+    } else {
+        Arch::new().dispatch(Kernel {
+            x,
+            m,
+            k,
+            w,
+            n,
+            out,
+            add,
+        });
+    }
+}
+
+struct Kernel<'a> {
+    x: &'a [f32],
+    m: usize,
+    k: usize,
+    w: &'a [f32],
+    n: usize,
+    out: &'a mut [f32],
+    add: bool,
+}
+
+impl WithSimd for Kernel<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Kernel {
+            x,
+            m,
+            k,
+            w,
+            n,
+            out,
+            add,
+        } = self;
+        let step = S::F32_LANES * VECS;
+        let full = n / step * step;
+        for j in (0..full).step_by(step) {
+            let mut r = 0;
+            while r + ROWS <= m {
+                tile::<S, ROWS>(simd, x, r, k, w, n, j, out, add);
+                r += ROWS;
+            }
+            for r in r..m {
+                tile::<S, 1>(simd, x, r, k, w, n, j, out, add);
+            }
+        }
+        for r in 0..m {
+            let xr = &x[r * k..(r + 1) * k];
+            for j in full..n {
+                let mut s = 0.0f32;
+                for (kk, &xv) in xr.iter().enumerate() {
+                    s = xv.mul_add(w[kk * n + j], s);
+                }
+                let o = &mut out[r * n + j];
+                *o = if add { *o + s } else { s };
+            }
+        }
+    }
+}
+
+/// Columns `j..j + VECS * lanes` of rows `r0..r0 + R`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<S: Simd, const R: usize>(
+    simd: S,
+    x: &[f32],
+    r0: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    j: usize,
+    out: &mut [f32],
+    add: bool,
+) {
+    let width = S::F32_LANES * VECS;
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [[zero; VECS]; R];
+    let xs: [&[f32]; R] = std::array::from_fn(|i| &x[(r0 + i) * k..(r0 + i + 1) * k]);
+    for kk in 0..k {
+        let (wv, _) = S::as_simd_f32s(&w[kk * n + j..kk * n + j + width]);
+        for (a, xr) in acc.iter_mut().zip(&xs) {
+            let s = simd.splat_f32s(xr[kk]);
+            for (a, &wv) in a.iter_mut().zip(wv) {
+                *a = simd.mul_add_f32s(s, wv, *a);
+            }
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        let at = (r0 + i) * n + j;
+        let (ov, _) = S::as_mut_simd_f32s(&mut out[at..at + width]);
+        for (o, &a) in ov.iter_mut().zip(a) {
+            *o = if add { simd.add_f32s(*o, a) } else { a };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The same fused chain, one element at a time.
+    fn naive(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for r in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f32;
+                for kk in 0..k {
+                    s = x[r * k + kk].mul_add(w[kk * n + j], s);
+                }
+                out[r * n + j] = s;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn two_by_two_by_hand() {
+        // [1 2; 3 4] · [5 6; 7 8] = [19 22; 43 50]
+        let mut out = vec![1.0; 4];
+        matmul(
+            &[1., 2., 3., 4.],
+            2,
+            2,
+            &[5., 6., 7., 8.],
+            2,
+            &mut out,
+            false,
+        );
+        assert_eq!(out, [19., 22., 43., 50.]);
+        matmul(
+            &[1., 2., 3., 4.],
+            2,
+            2,
+            &[5., 6., 7., 8.],
+            2,
+            &mut out,
+            true,
+        );
+        assert_eq!(out, [38., 44., 86., 100.]);
+    }
+
+    #[test]
+    fn large_products_split_over_threads_give_the_same_bits() {
+        let (m, k, n) = (37, 128, 353);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
+            .collect();
+        let w: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let mut out = vec![0.0; m * n];
+        matmul(&x, m, k, &w, n, &mut out, false);
+        assert_eq!(out, naive(&x, m, k, &w, n));
+        // Row 5 alone gives the same bits as row 5 in the batch.
+        let mut one = vec![0.0; n];
+        matmul(&x[5 * k..6 * k], 1, k, &w, n, &mut one, false);
+        assert_eq!(one, out[5 * n..6 * n]);
+    }
+
+    proptest! {
+        #[test]
+        fn equals_the_naive_product(m in 1usize..11, k in 1usize..40, n in 1usize..70, seed in 0u64..1000) {
+            let val = |i: usize| (((i as u64 * 2654435761 + seed) % 1000) as f32 - 500.0) / 250.0;
+            let x: Vec<f32> = (0..m * k).map(val).collect();
+            let w: Vec<f32> = (0..k * n).map(|i| val(i + 7)).collect();
+            let mut out = vec![f32::NAN; m * n];
+            matmul(&x, m, k, &w, n, &mut out, false);
+            prop_assert_eq!(out, naive(&x, m, k, &w, n));
+        }
+    }
+}
