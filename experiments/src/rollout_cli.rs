@@ -84,6 +84,10 @@ pub struct Cli {
     /// Leave token ids and log-probabilities out of the JSON lines.
     #[arg(long)]
     pub compact: bool,
+    /// Run the model's steps through burn's ops even on the CPU, where the
+    /// default is the host decoder (to compare the two paths).
+    #[arg(long)]
+    pub burn_forward: bool,
     /// Device: `cpu`, or `cuda[:N]` in builds with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -155,11 +159,20 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         .map_err(|e| Error::Config(e.to_string()))?,
     );
     let mut solved = 0usize;
-    let (mut results, stats) = apr_rollout::run_llama(&model, &problems, &cfg, cli.slots, |r| {
+    let on_done = |r: &apr_rollout::ProblemResult| {
         solved += r.solved as usize;
         bar.inc(1);
         bar.set_message(format!("solved {solved}"));
-    })?;
+    };
+    let (mut results, stats) = if cli.burn_forward {
+        let ctx = model.config.max_seq_len;
+        let mut stepper = apr_rollout::LlamaStepper::new(model, cli.slots, ctx)?.burn_forward();
+        let mut engine = apr_rollout::Engine::new(&mut stepper, cfg.clone())?;
+        let results = engine.run(&problems, on_done)?;
+        (results, engine.stats().clone())
+    } else {
+        apr_rollout::run_llama(&model, &problems, &cfg, cli.slots, on_done)?
+    };
     bar.finish_and_clear();
     let summary = Summary::of(&results);
     let report = serde_json::json!({

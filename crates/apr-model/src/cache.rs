@@ -18,22 +18,28 @@ use rayon::prelude::*;
 
 /// Keys and values of every layer for `rows` sequences.
 ///
-/// They live in host memory, one `[kv_heads, capacity, head_dim]` block per
-/// (layer, row) for keys and one for values. A step writes each fed row's
-/// new keys and values into its blocks and computes attention on the host,
-/// each row over its own valid prefix only (in parallel over rows). burn
-/// 0.21's `flex` backend copies a whole tensor on every `slice_assign` or
-/// `scatter`, so a cache kept as burn tensors cost a copy of the entire
-/// cache per layer per step; an earlier version of this layout copied the
-/// rows' prefixes into dense `[rows, kv_heads, longest, head_dim]` tensors
-/// padded to the longest row, which dominated decoding at long contexts.
-/// (On a GPU backend this host round trip is slow; the CUDA path is
-/// issue 6's.)
+/// They live in host memory, one `[kv_heads, block, head_dim]` array per
+/// (layer, row) for keys and one for values, where a row's `block` (its
+/// allocated positions) grows by doubling up to `capacity` as the row
+/// fills: memory is committed for the tokens a row has held, not for its
+/// capacity. (Reserving every row's capacity up front made the kernel zero
+/// the whole budget, hundreds of MB, at each rollout's first steps.) A
+/// step writes each fed row's new keys and values and computes attention
+/// on the host, each row over its own valid prefix only (in parallel over
+/// rows). burn 0.21's `flex` backend copies a whole tensor on every
+/// `slice_assign` or `scatter`, so a cache kept as burn tensors cost a
+/// copy of the entire cache per layer per step; an earlier version of
+/// this layout copied the rows' prefixes into dense
+/// `[rows, kv_heads, longest, head_dim]` tensors padded to the longest
+/// row, which dominated decoding at long contexts. (On a GPU backend this
+/// host round trip is slow; the CUDA path is issue 6's.)
 #[derive(Debug)]
 pub struct KvCache<B: Backend> {
     /// `[layer][row]`: keys, then values.
     pub(crate) layers: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
     pub(crate) lens: Vec<usize>,
+    /// Positions allocated per head block, per row.
+    pub(crate) block: Vec<usize>,
     pub(crate) capacity: usize,
     pub(crate) kv_heads: usize,
     pub(crate) head_dim: usize,
@@ -46,12 +52,12 @@ impl<B: Backend> KvCache<B> {
     /// committed as rows fill up).
     pub fn new(config: &ModelConfig, rows: usize, capacity: usize, device: &B::Device) -> Self {
         let _ = device;
-        let n = config.num_kv_heads * capacity * config.head_dim();
         KvCache {
             layers: (0..config.num_layers)
-                .map(|_| (0..rows).map(|_| (vec![0.0; n], vec![0.0; n])).collect())
+                .map(|_| (0..rows).map(|_| (Vec::new(), Vec::new())).collect())
                 .collect(),
             lens: vec![0; rows],
+            block: vec![0; rows],
             capacity,
             kv_heads: config.num_kv_heads,
             head_dim: config.head_dim(),
@@ -74,9 +80,45 @@ impl<B: Backend> KvCache<B> {
         &self.lens
     }
 
-    /// Bytes held by the keys and values (f32).
+    /// Bytes the keys and values may take (f32), every row full.
     pub fn bytes(&self) -> usize {
         2 * self.layers.len() * self.rows() * self.kv_heads * self.capacity * self.head_dim * 4
+    }
+
+    /// Bytes the keys and values take now.
+    pub fn committed_bytes(&self) -> usize {
+        let floats: usize = self
+            .layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        floats * 4
+    }
+
+    /// Makes room in every layer for each fed row's new tokens (after
+    /// [`Self::check_feed`]).
+    pub(crate) fn grow(&mut self, feed: &[(usize, &[u32])]) {
+        let (hd, kvh) = (self.head_dim, self.kv_heads);
+        for &(r, toks) in feed {
+            let (need, old) = (self.lens[r] + toks.len(), self.block[r]);
+            if need <= old {
+                continue;
+            }
+            let new = need.max(2 * old).min(self.capacity);
+            let keep = self.lens[r] * hd;
+            for layer in &mut self.layers {
+                let (k, v) = &mut layer[r];
+                for x in [k, v] {
+                    let mut y = vec![0.0; kvh * new * hd];
+                    for g in 0..kvh {
+                        y[g * new * hd..][..keep].copy_from_slice(&x[g * old * hd..][..keep]);
+                    }
+                    *x = y;
+                }
+            }
+            self.block[r] = new;
+        }
     }
 
     /// Checks a step's `(row, new tokens)` pairs: at least one, rows
@@ -187,12 +229,13 @@ impl<B: AprBackend> Llama<B> {
     ) -> Result<Logits<B>> {
         let b = feed.len();
         cache.check_feed(feed, self.config.vocab_size)?;
+        cache.grow(feed);
         let t = feed.iter().map(|r| r.1.len()).max().unwrap_or(0);
-        let cap = cache.capacity;
         let new_tokens: Vec<&[u32]> = feed.iter().map(|r| r.1).collect();
         let slots: Vec<usize> = feed.iter().map(|r| r.0).collect();
         let dev = self.device();
         let lens: Vec<usize> = slots.iter().map(|&r| cache.lens[r]).collect();
+        let blocks: Vec<usize> = slots.iter().map(|&r| cache.block[r]).collect();
         let (kvh, hd, nh) = (cache.kv_heads, cache.head_dim, self.config.num_heads);
         let mut ids = Vec::with_capacity(b * t);
         let mut pos = Vec::with_capacity(b * t);
@@ -221,19 +264,28 @@ impl<B: AprBackend> Llama<B> {
                     for (new, slot) in [(&k, ks), (&v, vs)] {
                         for h in 0..kvh {
                             let src = (r * kvh + h) * t * hd;
-                            let dst = (h * cap + lens[r]) * hd;
+                            let dst = (h * blocks[r] + lens[r]) * hd;
                             slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
                         }
                     }
                 }
-                let shape = HostShape::head_major(nh, kvh, hd, t, cap);
+                let shape = HostShape::head_major(nh, kvh, hd, t);
                 let mut out = vec![0.0f32; b * nh * t * hd];
                 let rows = &*rows;
                 let per_row = nh * t * hd;
                 out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
                     let (ks, vs) = &rows[slots[r]];
                     let q = &q[r * per_row..(r + 1) * per_row];
-                    attend_row(&shape, q, new_tokens[r].len(), lens[r], ks, vs, o);
+                    attend_row(
+                        &shape,
+                        q,
+                        new_tokens[r].len(),
+                        lens[r],
+                        blocks[r],
+                        ks,
+                        vs,
+                        o,
+                    );
                 });
                 Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
             });

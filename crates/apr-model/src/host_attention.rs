@@ -13,8 +13,6 @@ pub(crate) struct HostShape {
     pub kv_heads: usize,
     /// Width of a head.
     pub head_dim: usize,
-    /// Positions per (head, row) block of the cache.
-    pub capacity: usize,
     /// Distance between consecutive positions of one head, in `q`.
     pub q_pos: usize,
     /// Distance between heads of one position, in `q`.
@@ -27,18 +25,11 @@ pub(crate) struct HostShape {
 
 impl HostShape {
     /// `q` and `out` as `[heads, t, head_dim]` blocks (the burn path).
-    pub fn head_major(
-        heads: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        t: usize,
-        capacity: usize,
-    ) -> Self {
+    pub fn head_major(heads: usize, kv_heads: usize, head_dim: usize, t: usize) -> Self {
         HostShape {
             heads,
             kv_heads,
             head_dim,
-            capacity,
             q_pos: head_dim,
             q_head: t * head_dim,
             o_pos: head_dim,
@@ -49,7 +40,7 @@ impl HostShape {
 
 /// Causal attention of one row. `q` holds `n` query positions (laid out
 /// as `s` says), at absolute positions `len..len + n`, each seeing keys
-/// `0..=position`. `keys`/`values` are `[kv_heads, capacity, hd]` with the
+/// `0..=position`. `keys`/`values` are `[kv_heads, block, hd]` with the
 /// new tokens already written. Writes the `n` positions of `out` (other
 /// elements are left alone).
 pub(crate) fn attend_row(
@@ -57,6 +48,7 @@ pub(crate) fn attend_row(
     q: &[f32],
     n: usize,
     len: usize,
+    block: usize,
     keys: &[f32],
     values: &[f32],
     out: &mut [f32],
@@ -67,6 +59,7 @@ pub(crate) fn attend_row(
         q,
         n,
         len,
+        block,
         keys,
         values,
         out,
@@ -78,6 +71,7 @@ struct Attend<'a> {
     q: &'a [f32],
     n: usize,
     len: usize,
+    block: usize,
     keys: &'a [f32],
     values: &'a [f32],
     out: &'a mut [f32],
@@ -96,6 +90,7 @@ impl WithSimd for Attend<'_> {
             q,
             n,
             len,
+            block,
             keys,
             values,
             out,
@@ -106,12 +101,13 @@ impl WithSimd for Attend<'_> {
         let mut p = vec![0.0f32; len + n];
         for h in 0..s.heads {
             let g = h / group;
-            let kb = &keys[g * s.capacity * hd..];
-            let vb = &values[g * s.capacity * hd..];
+            let stride = hd;
+            let kb = &keys[g * block * hd..];
+            let vb = &values[g * block * hd..];
             for i in 0..n {
                 let qi = &q[h * s.q_head + i * s.q_pos..][..hd];
                 let l = len + i + 1;
-                scores::<S>(simd, qi, &kb[..l * hd], &mut p[..l]);
+                scores::<S>(simd, qi, kb, stride, &mut p[..l]);
                 let mut max = f32::NEG_INFINITY;
                 for pj in &mut p[..l] {
                     *pj *= scale;
@@ -127,27 +123,23 @@ impl WithSimd for Attend<'_> {
                 for pj in &mut p[..l] {
                     *pj *= inv;
                 }
-                weighted_sum::<S>(simd, &p[..l], &vb[..l * hd], o);
+                weighted_sum::<S>(simd, &p[..l], vb, stride, o);
             }
         }
     }
 }
 
-/// `p[j] = q · k_j` for the `p.len()` keys of `k` (`[keys, hd]`), `KEYS`
-/// keys at a time.
+/// `p[j] = q · k_j` for the first `p.len()` keys of `k`, key `j` at
+/// `j * stride`; `KEYS` keys at a time.
 #[inline(always)]
-fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
+fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], stride: usize, p: &mut [f32]) {
     let hd = q.len();
     let (qv, qt) = S::as_simd_f32s(q);
     let zero = simd.splat_f32s(0.0);
-    for (kb, pb) in k.chunks(KEYS * hd).zip(p.chunks_mut(KEYS)) {
-        if pb.len() < KEYS {
-            for (kj, pj) in kb.chunks_exact(hd).zip(pb) {
-                *pj = dot::<S>(simd, q, kj);
-            }
-            continue;
-        }
-        let ks: [&[f32]; KEYS] = std::array::from_fn(|j| &kb[j * hd..(j + 1) * hd]);
+    let key = |j: usize| &k[j * stride..j * stride + hd];
+    let blocks = p.len() / KEYS * KEYS;
+    for j0 in (0..blocks).step_by(KEYS) {
+        let ks: [&[f32]; KEYS] = std::array::from_fn(|j| key(j0 + j));
         let kv: [&[S::f32s]; KEYS] = std::array::from_fn(|j| S::as_simd_f32s(ks[j]).0);
         let mut acc = [zero; KEYS];
         for (c, &x) in qv.iter().enumerate() {
@@ -160,8 +152,11 @@ fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
             for (x, y) in qt.iter().zip(S::as_simd_f32s(ks[j]).1) {
                 sum = x.mul_add(*y, sum);
             }
-            pb[j] = sum;
+            p[j0 + j] = sum;
         }
+    }
+    for j in blocks..p.len() {
+        p[j] = dot::<S>(simd, q, key(j));
     }
 }
 
@@ -183,12 +178,12 @@ fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
 /// Vectors of the output kept in registers while the keys stream by.
 const OUT_VECS: usize = 4;
 
-/// `out = sum_j w[j] * v_j` over the rows of `v` (`[w.len(), out.len()]`):
-/// `OUT_VECS` vectors of `out` at a time held in two sets of registers
-/// (even and odd rows), so the multiply-adds of consecutive rows do not
-/// wait on each other.
+/// `out = sum_j w[j] * v_j` over `w.len()` rows of `v`, row `j` at
+/// `j * stride`: `OUT_VECS` vectors of `out` at a time held in two sets of
+/// registers (even and odd rows), so the multiply-adds of consecutive rows
+/// do not wait on each other.
 #[inline(always)]
-fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
+fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], stride: usize, out: &mut [f32]) {
     let hd = out.len();
     let width = OUT_VECS * S::F32_LANES;
     let zero = simd.splat_f32s(0.0);
@@ -196,20 +191,19 @@ fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
     while c + width <= hd {
         let mut even = [zero; OUT_VECS];
         let mut odd = [zero; OUT_VECS];
+        let row = |j: usize| S::as_simd_f32s(&v[j * stride + c..][..width]).0;
         let pairs = w.chunks_exact(2);
         let last = pairs.remainder().first().map(|&x| (x, w.len() - 1));
         for (j, pair) in pairs.enumerate() {
             let (a, b) = (simd.splat_f32s(pair[0]), simd.splat_f32s(pair[1]));
-            let va = S::as_simd_f32s(&v[2 * j * hd + c..][..width]).0;
-            let vb = S::as_simd_f32s(&v[(2 * j + 1) * hd + c..][..width]).0;
+            let (va, vb) = (row(2 * j), row(2 * j + 1));
             for t in 0..OUT_VECS {
                 even[t] = simd.mul_add_f32s(a, va[t], even[t]);
                 odd[t] = simd.mul_add_f32s(b, vb[t], odd[t]);
             }
         }
         if let Some((x, j)) = last {
-            let a = simd.splat_f32s(x);
-            let va = S::as_simd_f32s(&v[j * hd + c..][..width]).0;
+            let (a, va) = (simd.splat_f32s(x), row(j));
             for t in 0..OUT_VECS {
                 even[t] = simd.mul_add_f32s(a, va[t], even[t]);
             }
@@ -223,8 +217,8 @@ fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
     if c < hd {
         let tail = &mut out[c..];
         tail.fill(0.0);
-        for (&x, row) in w.iter().zip(v.chunks_exact(hd)) {
-            axpy::<S>(simd, x, &row[c..], tail);
+        for (j, &x) in w.iter().enumerate() {
+            axpy::<S>(simd, x, &v[j * stride + c..j * stride + hd], tail);
         }
     }
 }
@@ -252,7 +246,8 @@ mod tests {
         impl WithSimd for W<'_> {
             type Output = ();
             fn with_simd<T: Simd>(self, simd: T) {
-                weighted_sum::<T>(simd, self.0, self.1, self.2)
+                let hd = self.2.len();
+                weighted_sum::<T>(simd, self.0, self.1, hd, self.2)
             }
         }
         for (hd, keys) in [(32, 7), (40, 8), (3, 5), (64, 1)] {
@@ -272,22 +267,22 @@ mod tests {
         // hd 2, one head; cached key 0 = (1, 0), new key 1 = (0, 1);
         // values (1, 2) and (3, 4). Query (ln 2 * sqrt 2, 0) at position 1
         // scores ln 2 and 0: weights 2/3 and 1/3.
-        let s = HostShape::head_major(1, 1, 2, 1, 4);
+        let s = HostShape::head_major(1, 1, 2, 1);
         let q = [std::f32::consts::LN_2 * 2f32.sqrt(), 0.0];
         let keys = [1.0, 0.0, 0.0, 1.0, 9.0, 9.0, 9.0, 9.0];
         let values = [1.0, 2.0, 3.0, 4.0, 9.0, 9.0, 9.0, 9.0];
         let mut out = [0.0; 2];
-        attend_row(&s, &q, 1, 1, &keys, &values, &mut out);
+        attend_row(&s, &q, 1, 1, 4, &keys, &values, &mut out);
         let want = [2.0 / 3.0 + 1.0, 4.0 / 3.0 + 4.0 / 3.0];
         assert!(
             (out[0] - want[0]).abs() < 1e-6 && (out[1] - want[1]).abs() < 1e-6,
             "{out:?}"
         );
         // The first of two new tokens sees only key 0: the value itself.
-        let s2 = HostShape::head_major(1, 1, 2, 2, 4);
+        let s2 = HostShape::head_major(1, 1, 2, 2);
         let q2 = [0.3, 0.1, 0.0, 0.0];
         let mut out2 = [0.0; 4];
-        attend_row(&s2, &q2, 2, 0, &keys, &values, &mut out2);
+        attend_row(&s2, &q2, 2, 0, 4, &keys, &values, &mut out2);
         assert_eq!(&out2[..2], &[1.0, 2.0]);
         assert_eq!(&out2[2..], &[2.0, 3.0]);
         // Nine keys of width 11: the 4-key blocks, the tail key, the
@@ -297,13 +292,13 @@ mod tests {
             (0..99).map(|i| (i % 7) as f32).collect(),
         );
         let mut p = [0.0; 9];
-        scores::<pulp::Scalar>(pulp::Scalar, &q, &k, &mut p);
+        scores::<pulp::Scalar>(pulp::Scalar, &q, &k, 11, &mut p);
         let mut p2 = [0.0; 9];
         struct S<'a>(&'a [f32], &'a [f32], &'a mut [f32]);
         impl WithSimd for S<'_> {
             type Output = ();
             fn with_simd<T: Simd>(self, simd: T) {
-                scores::<T>(simd, self.0, self.1, self.2)
+                scores::<T>(simd, self.0, self.1, 11, self.2)
             }
         }
         Arch::new().dispatch(S(&q, &k, &mut p2));

@@ -213,7 +213,8 @@ impl HostDecoder {
             )));
         }
         let (inter, v, eps) = (c.intermediate_size, c.vocab_size, c.rms_norm_eps as f32);
-        let (qw, half, cap) = ((nh + 2 * nkv) * hd, hd / 2, cache.capacity);
+        let (qw, half) = ((nh + 2 * nkv) * hd, hd / 2);
+        cache.grow(feed);
         let mut starts = Vec::with_capacity(feed.len() + 1);
         starts.push(0);
         for &(_, t) in feed {
@@ -241,7 +242,6 @@ impl HostDecoder {
             heads: nh,
             kv_heads: nkv,
             head_dim: hd,
-            capacity: cap,
             q_pos: qw,
             q_head: hd,
             o_pos: nh * hd,
@@ -262,8 +262,9 @@ impl HostDecoder {
                     for head in q[..(nh + nkv) * hd].chunks_exact_mut(hd) {
                         rope(head, cos, sin);
                     }
+                    let block = cache.block[slot];
                     for g in 0..nkv {
-                        let dst = (g * cap + pos) * hd;
+                        let dst = (g * block + pos) * hd;
                         ks[dst..dst + hd].copy_from_slice(&q[(nh + g) * hd..][..hd]);
                         vs[dst..dst + hd].copy_from_slice(&q[(nh + nkv + g) * hd..][..hd]);
                     }
@@ -276,12 +277,12 @@ impl HostDecoder {
                 outs.push(o);
                 rest = r;
             }
-            let (rows, qkv, lens) = (&*rows, &s.qkv, &cache.lens);
+            let (rows, qkv, lens, blocks) = (&*rows, &s.qkv, &cache.lens, &cache.block);
             outs.into_par_iter().enumerate().for_each(|(fi, o)| {
                 let (slot, toks) = feed[fi];
                 let (ks, vs) = &rows[slot];
                 let q = &qkv[starts[fi] * qw..];
-                attend_row(&shape, q, toks.len(), lens[slot], ks, vs, o);
+                attend_row(&shape, q, toks.len(), lens[slot], blocks[slot], ks, vs, o);
             });
             matmul(&s.att, total, nh * hd, &layer.wo, h, &mut s.x, true);
             rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xn);
@@ -388,6 +389,35 @@ mod tests {
         }
     }
 
+    /// A long prefill, then one token at a time past several doublings of
+    /// the rows' blocks: still the burn forward's logits.
+    #[test]
+    fn matches_the_burn_forward_over_long_rows() {
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        c.num_layers = 2;
+        let m = Llama::<Cpu>::init(&c, 5, &Default::default());
+        let mut host = HostDecoder::new(&m).unwrap();
+        let dev = Default::default();
+        let (mut a, mut b) = (
+            KvCache::<Cpu>::new(&m.config, 2, 400, &dev),
+            KvCache::<Cpu>::new(&m.config, 2, 400, &dev),
+        );
+        let prompt: Vec<u32> = (0..150).map(|i| (i * 37 % 1200) as u32).collect();
+        let mut worst = 0.0f32;
+        let mut feed_both = |feed: &[(usize, &[u32])]| {
+            let want = burn_logits(&m, &mut a, feed);
+            let got = host.forward_last(&mut b, feed).unwrap().concat();
+            for (w, g) in want.iter().zip(&got) {
+                worst = worst.max((w - g).abs());
+            }
+        };
+        feed_both(&[(0, &prompt[..]), (1, &prompt[..7])]);
+        for i in 0..120u32 {
+            feed_both(&[(0, &[i * 7 % 1233][..]), (1, &[i * 11 % 1233][..])]);
+        }
+        assert!(worst < 1e-4, "max |diff| {worst}");
+    }
+
     #[test]
     fn a_row_gives_the_same_bits_alone_or_in_a_batch() {
         let m = tiny(true, 4);
@@ -408,6 +438,23 @@ mod tests {
             let got = host.forward_last(&mut one, &[(0, &p[..])]).unwrap();
             assert_eq!(got[0], all[r], "row {r}");
         }
+    }
+
+    #[test]
+    fn the_cache_commits_memory_as_rows_fill() {
+        let m = tiny(true, 4);
+        let mut host = HostDecoder::new(&m).unwrap();
+        let mut cache = KvCache::<Cpu>::new(&m.config, 2, 5, &Default::default());
+        assert_eq!(cache.committed_bytes(), 0);
+        // One position: 2 layers x (keys + values) x 4 heads x 32 x 4 bytes.
+        let per = 2 * 2 * 4 * 32 * 4;
+        host.forward_last(&mut cache, &[(1, &[3, 4, 5][..])])
+            .unwrap();
+        assert_eq!(cache.committed_bytes(), 3 * per);
+        host.forward_last(&mut cache, &[(1, &[6][..])]).unwrap();
+        // Doubled, but never past the capacity of 5.
+        assert_eq!(cache.committed_bytes(), 5 * per);
+        assert_eq!(cache.bytes(), 2 * 5 * per);
     }
 
     #[test]
