@@ -10,7 +10,7 @@
 use crate::attention::AprBackend;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::host_attention::{attend_row, HostShape};
+use crate::host_attention::{attend_row, CachedRow, HostShape};
 use crate::model::Llama;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -276,16 +276,13 @@ impl<B: AprBackend> Llama<B> {
                 out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
                     let (ks, vs) = &rows[slots[r]];
                     let q = &q[r * per_row..(r + 1) * per_row];
-                    attend_row(
-                        &shape,
-                        q,
-                        new_tokens[r].len(),
-                        lens[r],
-                        blocks[r],
-                        ks,
-                        vs,
-                        o,
-                    );
+                    let row = CachedRow {
+                        len: lens[r],
+                        block: blocks[r],
+                        keys: ks,
+                        values: vs,
+                    };
+                    attend_row(&shape, q, new_tokens[r].len(), row, o);
                 });
                 Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
             });

@@ -38,42 +38,33 @@ impl HostShape {
     }
 }
 
+/// A row's keys and values in the cache.
+#[derive(Clone, Copy)]
+pub(crate) struct CachedRow<'a> {
+    /// Positions held before this step.
+    pub len: usize,
+    /// Positions per head block of `keys` and `values`.
+    pub block: usize,
+    /// `[kv_heads, block, hd]`, the step's new tokens already written.
+    pub keys: &'a [f32],
+    /// Same layout as `keys`.
+    pub values: &'a [f32],
+}
+
 /// Causal attention of one row. `q` holds `n` query positions (laid out
-/// as `s` says), at absolute positions `len..len + n`, each seeing keys
-/// `0..=position`. `keys`/`values` are `[kv_heads, block, hd]` with the
-/// new tokens already written. Writes the `n` positions of `out` (other
-/// elements are left alone).
-pub(crate) fn attend_row(
-    s: &HostShape,
-    q: &[f32],
-    n: usize,
-    len: usize,
-    block: usize,
-    keys: &[f32],
-    values: &[f32],
-    out: &mut [f32],
-) {
+/// as `s` says), at absolute positions `row.len..row.len + n`, each seeing
+/// keys `0..=position`. Writes the `n` positions of `out` (other elements
+/// are left alone).
+pub(crate) fn attend_row(s: &HostShape, q: &[f32], n: usize, row: CachedRow, out: &mut [f32]) {
     // Compiled once per instruction set and picked at run time.
-    Arch::new().dispatch(Attend {
-        s,
-        q,
-        n,
-        len,
-        block,
-        keys,
-        values,
-        out,
-    });
+    Arch::new().dispatch(Attend { s, q, n, row, out });
 }
 
 struct Attend<'a> {
     s: &'a HostShape,
     q: &'a [f32],
     n: usize,
-    len: usize,
-    block: usize,
-    keys: &'a [f32],
-    values: &'a [f32],
+    row: CachedRow<'a>,
     out: &'a mut [f32],
 }
 
@@ -85,16 +76,13 @@ impl WithSimd for Attend<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Attend {
-            s,
-            q,
-            n,
+        let Attend { s, q, n, row, out } = self;
+        let CachedRow {
             len,
             block,
             keys,
             values,
-            out,
-        } = self;
+        } = row;
         let hd = s.head_dim;
         let group = s.heads / s.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
@@ -108,25 +96,77 @@ impl WithSimd for Attend<'_> {
                 let qi = &q[h * s.q_head + i * s.q_pos..][..hd];
                 let l = len + i + 1;
                 scores::<S>(simd, qi, kb, stride, &mut p[..l]);
-                let mut max = f32::NEG_INFINITY;
-                for pj in &mut p[..l] {
-                    *pj *= scale;
-                    max = max.max(*pj);
-                }
-                let mut sum = 0.0f32;
-                for pj in &mut p[..l] {
-                    *pj = (*pj - max).exp();
-                    sum += *pj;
-                }
+                softmax::<S>(simd, &mut p[..l], scale);
                 let o = &mut out[h * s.o_head + i * s.o_pos..][..hd];
-                let inv = 1.0 / sum;
-                for pj in &mut p[..l] {
-                    *pj *= inv;
-                }
                 weighted_sum::<S>(simd, &p[..l], vb, stride, o);
             }
         }
     }
+}
+
+/// `p = softmax(scale * p)` in place (`p` not empty).
+#[inline(always)]
+fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) {
+    let sc = simd.splat_f32s(scale);
+    let (pv, pt) = S::as_mut_simd_f32s(p);
+    let mut mv = simd.splat_f32s(f32::NEG_INFINITY);
+    for x in pv.iter_mut() {
+        *x = simd.mul_f32s(*x, sc);
+        mv = simd.max_f32s(mv, *x);
+    }
+    let mut max = simd.reduce_max_f32s(mv);
+    for x in pt.iter_mut() {
+        *x *= scale;
+        max = max.max(*x);
+    }
+    let m = simd.splat_f32s(max);
+    let mut sv = simd.splat_f32s(0.0);
+    for x in pv.iter_mut() {
+        *x = exp_nonpositive::<S>(simd, simd.sub_f32s(*x, m));
+        sv = simd.add_f32s(sv, *x);
+    }
+    let mut sum = simd.reduce_sum_f32s(sv);
+    for x in pt.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    let iv = simd.splat_f32s(inv);
+    for x in pv.iter_mut() {
+        *x = simd.mul_f32s(*x, iv);
+    }
+    for x in pt.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// `e^x` for `x <= 0`, lane by lane, to about 2 ulp; inputs below -87 give
+/// about `e^-87` (1.6e-38) rather than smaller numbers or zero. Cephes'
+/// `expf`: `x = n ln 2 + r`, `|r| <= ln 2 / 2`, a degree-5 polynomial for
+/// `e^r`, and `2^n` built in the exponent bits.
+#[inline(always)]
+fn exp_nonpositive<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
+    // 1.5 * 2^23: adding it rounds to an integer held in the low bits.
+    const ROUND: f32 = 12_582_912.0;
+    let c = |v: f32| simd.splat_f32s(v);
+    let x = simd.max_f32s(x, c(-87.0));
+    let t = simd.add_f32s(simd.mul_f32s(x, c(std::f32::consts::LOG2_E)), c(ROUND));
+    let n = simd.sub_f32s(t, c(ROUND));
+    let r = simd.mul_add_f32s(n, c(-0.693_359_4), x);
+    let r = simd.mul_add_f32s(n, c(2.121_944_4e-4), r);
+    let mut p = c(1.987_569_1e-4);
+    for k in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        p = simd.mul_add_f32s(p, r, c(k));
+    }
+    let r2 = simd.mul_f32s(r, r);
+    let er = simd.add_f32s(simd.mul_add_f32s(p, r2, r), c(1.0));
+    // n + 127 in the exponent field: 2^n.
+    let bits = simd.sub_u32s(
+        simd.transmute_u32s_f32s(t),
+        simd.transmute_u32s_f32s(c(ROUND - 127.0)),
+    );
+    let two_n = simd.transmute_f32s_u32s(simd.wrapping_dyn_shl_u32s(bits, simd.splat_u32s(23)));
+    simd.mul_f32s(er, two_n)
 }
 
 /// `p[j] = q · k_j` for the first `p.len()` keys of `k`, key `j` at
@@ -155,8 +195,8 @@ fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], stride: usize, p: &mut [f32]) 
             p[j0 + j] = sum;
         }
     }
-    for j in blocks..p.len() {
-        p[j] = dot::<S>(simd, q, key(j));
+    for (j, pj) in p.iter_mut().enumerate().skip(blocks) {
+        *pj = dot::<S>(simd, q, key(j));
     }
 }
 
@@ -263,6 +303,37 @@ mod tests {
     }
 
     #[test]
+    fn vector_exp_within_a_few_ulp() {
+        struct E<'a>(&'a mut [f32]);
+        impl WithSimd for E<'_> {
+            type Output = ();
+            fn with_simd<T: Simd>(self, simd: T) {
+                let (v, t) = T::as_mut_simd_f32s(self.0);
+                assert!(t.is_empty());
+                for x in v {
+                    *x = exp_nonpositive::<T>(simd, *x);
+                }
+            }
+        }
+        let xs: Vec<f32> = (0..8000).map(|i| -(i as f32) * 0.0108).collect();
+        let mut ys = xs.clone();
+        Arch::new().dispatch(E(&mut ys));
+        for (x, y) in xs.iter().zip(&ys) {
+            let want = (*x as f64).exp();
+            let err = ((*y as f64 - want) / want).abs();
+            assert!(
+                err < 3e-7,
+                "exp({x}) = {y}, want {want}: relative error {err:e}"
+            );
+        }
+        let mut edge = [0.0f32, -0.5, -1e-8, -87.0, -100.0, -1e30, -0.346, -0.347];
+        Arch::new().dispatch(E(&mut edge));
+        assert_eq!(edge[0], 1.0);
+        assert!((edge[1] - (-0.5f32).exp()).abs() < 1e-7);
+        assert!(edge[4] > 0.0 && edge[4] < 2e-38 && edge[5] == edge[4]);
+    }
+
+    #[test]
     fn one_head_by_hand() {
         // hd 2, one head; cached key 0 = (1, 0), new key 1 = (0, 1);
         // values (1, 2) and (3, 4). Query (ln 2 * sqrt 2, 0) at position 1
@@ -272,7 +343,13 @@ mod tests {
         let keys = [1.0, 0.0, 0.0, 1.0, 9.0, 9.0, 9.0, 9.0];
         let values = [1.0, 2.0, 3.0, 4.0, 9.0, 9.0, 9.0, 9.0];
         let mut out = [0.0; 2];
-        attend_row(&s, &q, 1, 1, 4, &keys, &values, &mut out);
+        let row = |len| CachedRow {
+            len,
+            block: 4,
+            keys: &keys,
+            values: &values,
+        };
+        attend_row(&s, &q, 1, row(1), &mut out);
         let want = [2.0 / 3.0 + 1.0, 4.0 / 3.0 + 4.0 / 3.0];
         assert!(
             (out[0] - want[0]).abs() < 1e-6 && (out[1] - want[1]).abs() < 1e-6,
@@ -282,7 +359,7 @@ mod tests {
         let s2 = HostShape::head_major(1, 1, 2, 2);
         let q2 = [0.3, 0.1, 0.0, 0.0];
         let mut out2 = [0.0; 4];
-        attend_row(&s2, &q2, 2, 0, 4, &keys, &values, &mut out2);
+        attend_row(&s2, &q2, 2, row(0), &mut out2);
         assert_eq!(&out2[..2], &[1.0, 2.0]);
         assert_eq!(&out2[2..], &[2.0, 3.0]);
         // Nine keys of width 11: the 4-key blocks, the tail key, the

@@ -18,7 +18,7 @@
 use crate::cache::KvCache;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::host_attention::{attend_row, HostShape};
+use crate::host_attention::{attend_row, CachedRow, HostShape};
 use crate::host_matmul::matmul;
 use crate::model::Llama;
 use burn::module::Param;
@@ -282,7 +282,13 @@ impl HostDecoder {
                 let (slot, toks) = feed[fi];
                 let (ks, vs) = &rows[slot];
                 let q = &qkv[starts[fi] * qw..];
-                attend_row(&shape, q, toks.len(), lens[slot], blocks[slot], ks, vs, o);
+                let row = CachedRow {
+                    len: lens[slot],
+                    block: blocks[slot],
+                    keys: ks,
+                    values: vs,
+                };
+                attend_row(&shape, q, toks.len(), row, o);
             });
             matmul(&s.att, total, nh * hd, &layer.wo, h, &mut s.x, true);
             rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xn);

@@ -11,7 +11,7 @@ use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 /// Rows per register tile.
-const ROWS: usize = 4;
+const ROWS: usize = 6;
 /// Vectors (of the machine's width) per register tile.
 const VECS: usize = 2;
 /// Below this many multiply-adds a product stays on one thread.
