@@ -19,7 +19,7 @@ use crate::cache::KvCache;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::host_attention::{attend_row, CachedRow, HostShape};
-use crate::host_matmul::matmul;
+use crate::host_matmul::{matmul, Packed};
 use crate::model::Llama;
 use burn::module::Param;
 use burn::tensor::backend::Backend;
@@ -31,12 +31,12 @@ use rayon::prelude::*;
 struct HostBlock {
     attn_norm: Vec<f32>,
     /// `[hidden, (heads + 2 kv_heads) * head_dim]`: q, k, v side by side.
-    wqkv: Vec<f32>,
-    wo: Vec<f32>,
+    wqkv: Packed,
+    wo: Packed,
     mlp_norm: Vec<f32>,
     /// `[hidden, 2 intermediate]`: gate, then up.
-    wgu: Vec<f32>,
-    w_down: Vec<f32>,
+    wgu: Packed,
+    w_down: Packed,
 }
 
 /// Buffers kept from step to step (a step allocates nothing large).
@@ -58,7 +58,7 @@ pub struct HostDecoder {
     /// `[vocab, hidden]`.
     embed: Vec<f32>,
     /// `[hidden, vocab]` (the embedding transposed when tied).
-    head: Vec<f32>,
+    head: Packed,
     norm: Vec<f32>,
     layers: Vec<HostBlock>,
     /// `[max_seq_len, head_dim / 2]`, the angles computed as in
@@ -133,6 +133,7 @@ impl HostDecoder {
             Some(w) => host(w)?,
             None => transpose(&embed, v, h),
         };
+        let head = Packed::new(&head, h, v);
         let layers = model
             .layers
             .iter()
@@ -141,11 +142,19 @@ impl HostDecoder {
                 let (wg, wu) = (host(&l.w_gate)?, host(&l.w_up)?);
                 Ok(HostBlock {
                     attn_norm: host(&l.attn_norm)?,
-                    wqkv: side_by_side(&[(&wq, qn), (&wk, kvn), (&wv, kvn)], h),
-                    wo: host(&l.wo)?,
+                    wqkv: Packed::new(
+                        &side_by_side(&[(&wq, qn), (&wk, kvn), (&wv, kvn)], h),
+                        h,
+                        qn + 2 * kvn,
+                    ),
+                    wo: Packed::new(&host(&l.wo)?, qn, h),
                     mlp_norm: host(&l.mlp_norm)?,
-                    wgu: side_by_side(&[(&wg, inter), (&wu, inter)], h),
-                    w_down: host(&l.w_down)?,
+                    wgu: Packed::new(
+                        &side_by_side(&[(&wg, inter), (&wu, inter)], h),
+                        h,
+                        2 * inter,
+                    ),
+                    w_down: Packed::new(&host(&l.w_down)?, inter, h),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -249,7 +258,7 @@ impl HostDecoder {
         };
         for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
             rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xn);
-            matmul(&s.xn, total, h, &layer.wqkv, qw, &mut s.qkv, false);
+            matmul(&s.xn, total, &layer.wqkv, &mut s.qkv, false);
             for (fi, &(slot, toks)) in feed.iter().enumerate() {
                 let (ks, vs) = &mut rows[slot];
                 for i in 0..toks.len() {
@@ -290,9 +299,9 @@ impl HostDecoder {
                 };
                 attend_row(&shape, q, toks.len(), row, o);
             });
-            matmul(&s.att, total, nh * hd, &layer.wo, h, &mut s.x, true);
+            matmul(&s.att, total, &layer.wo, &mut s.x, true);
             rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xn);
-            matmul(&s.xn, total, h, &layer.wgu, 2 * inter, &mut s.gu, false);
+            matmul(&s.xn, total, &layer.wgu, &mut s.gu, false);
             for (a, gu) in s
                 .act
                 .chunks_exact_mut(inter)
@@ -303,7 +312,7 @@ impl HostDecoder {
                     *a = g / (1.0 + (-g).exp()) * u;
                 }
             }
-            matmul(&s.act, total, inter, &layer.w_down, h, &mut s.x, true);
+            matmul(&s.act, total, &layer.w_down, &mut s.x, true);
         }
         for &(r, toks) in feed {
             cache.lens[r] += toks.len();
@@ -315,7 +324,7 @@ impl HostDecoder {
         }
         rms_norm(&s.att, &self.norm, eps, &mut s.xn[..b * h]);
         s.logits.resize(b * v, 0.0);
-        matmul(&s.xn, b, h, &self.head, v, &mut s.logits, false);
+        matmul(&s.xn, b, &self.head, &mut s.logits, false);
         Ok(s.logits.chunks_exact(v).map(<[f32]>::to_vec).collect())
     }
 }

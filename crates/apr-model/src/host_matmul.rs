@@ -12,27 +12,55 @@ use rayon::prelude::*;
 
 /// Rows per register tile.
 const ROWS: usize = 6;
-/// Vectors (of the machine's width) per register tile.
+/// Columns per strip of a packed matrix (two vectors of 8 lanes).
+const WIDTH: usize = 16;
+/// Vectors per register tile where the machine has 8 lanes.
 const VECS: usize = 2;
 /// Below this many multiply-adds a product stays on one thread.
 const PARALLEL_WORK: usize = 1 << 18;
 
-/// `out = x · w` (or `out += x · w` with `add`), `x` `[m, k]`, `w`
-/// `[k, n]`, `out` `[m, n]`. Splits the rows over rayon's threads when the
-/// product is large enough.
+/// A `[k, n]` row-major matrix laid out for [`matmul`]: strips of
+/// `WIDTH` columns, each `[k, WIDTH]` and contiguous (the kernel walks
+/// them in order), then the last `n % WIDTH` columns one after another
+/// (`[n % WIDTH, k]`).
+#[derive(Debug, Clone)]
+pub(crate) struct Packed {
+    k: usize,
+    n: usize,
+    strips: Vec<f32>,
+    tail: Vec<f32>,
+}
+
+impl Packed {
+    /// Packs `w` (`[k, n]`, row-major).
+    ///
+    /// # Panics
+    /// When `w` is not `k * n` long (a bug in the caller).
+    pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n);
+        let full = n / WIDTH * WIDTH;
+        let mut strips = Vec::with_capacity(k * full);
+        for j in (0..full).step_by(WIDTH) {
+            for kk in 0..k {
+                strips.extend_from_slice(&w[kk * n + j..kk * n + j + WIDTH]);
+            }
+        }
+        let tail = (full..n)
+            .flat_map(|j| (0..k).map(move |kk| w[kk * n + j]))
+            .collect();
+        Packed { k, n, strips, tail }
+    }
+}
+
+/// `out = x · w` (or `out += x · w` with `add`), `x` `[m, k]`, `out`
+/// `[m, n]`. Splits the rows over rayon's threads when the product is
+/// large enough.
 ///
 /// # Panics
 /// When a slice is shorter than its shape (a bug in the caller).
-pub(crate) fn matmul(
-    x: &[f32],
-    m: usize,
-    k: usize,
-    w: &[f32],
-    n: usize,
-    out: &mut [f32],
-    add: bool,
-) {
-    assert!(x.len() >= m * k && w.len() >= k * n && out.len() >= m * n);
+pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, out: &mut [f32], add: bool) {
+    let (k, n) = (w.k, w.n);
+    assert!(x.len() >= m * k && out.len() >= m * n);
     let (x, out) = (&x[..m * k], &mut out[..m * n]);
     let threads = rayon::current_num_threads();
     if threads > 1 && m >= 2 * ROWS && m * k * n >= PARALLEL_WORK {
@@ -41,35 +69,17 @@ pub(crate) fn matmul(
             .zip(x.par_chunks(per * k))
             .for_each(|(out, x)| {
                 let m = x.len() / k;
-                Arch::new().dispatch(Kernel {
-                    x,
-                    m,
-                    k,
-                    w,
-                    n,
-                    out,
-                    add,
-                });
+                Arch::new().dispatch(Kernel { x, m, w, out, add });
             });
     } else {
-        Arch::new().dispatch(Kernel {
-            x,
-            m,
-            k,
-            w,
-            n,
-            out,
-            add,
-        });
+        Arch::new().dispatch(Kernel { x, m, w, out, add });
     }
 }
 
 struct Kernel<'a> {
     x: &'a [f32],
     m: usize,
-    k: usize,
-    w: &'a [f32],
-    n: usize,
+    w: &'a Packed,
     out: &'a mut [f32],
     add: bool,
 }
@@ -79,42 +89,48 @@ impl WithSimd for Kernel<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Kernel {
-            x,
-            m,
-            k,
-            w,
-            n,
-            out,
-            add,
-        } = self;
-        let step = S::F32_LANES * VECS;
-        let full = n / step * step;
-        for j in (0..full).step_by(step) {
-            let mut r = 0;
-            while r + ROWS <= m {
-                tile::<S, ROWS>(simd, x, r, k, w, n, j, out, add);
-                r += ROWS;
-            }
-            for r in r..m {
-                tile::<S, 1>(simd, x, r, k, w, n, j, out, add);
+        let Kernel { x, m, w, out, add } = self;
+        let (k, n) = (w.k, w.n);
+        let full = n / WIDTH * WIDTH;
+        for (si, strip) in w.strips.chunks_exact(k * WIDTH).enumerate() {
+            let j = si * WIDTH;
+            if S::F32_LANES * VECS == WIDTH {
+                let mut r = 0;
+                while r + ROWS <= m {
+                    tile::<S, ROWS>(simd, x, r, k, strip, n, j, out, add);
+                    r += ROWS;
+                }
+                for r in r..m {
+                    tile::<S, 1>(simd, x, r, k, strip, n, j, out, add);
+                }
+            } else {
+                for r in 0..m {
+                    let mut acc = [0.0f32; WIDTH];
+                    for (kk, &xv) in x[r * k..(r + 1) * k].iter().enumerate() {
+                        for (a, &wv) in acc.iter_mut().zip(&strip[kk * WIDTH..(kk + 1) * WIDTH]) {
+                            *a = xv.mul_add(wv, *a);
+                        }
+                    }
+                    for (o, a) in out[r * n + j..r * n + j + WIDTH].iter_mut().zip(acc) {
+                        *o = if add { *o + a } else { a };
+                    }
+                }
             }
         }
-        for r in 0..m {
-            let xr = &x[r * k..(r + 1) * k];
-            for j in full..n {
+        for (t, col) in w.tail.chunks_exact(k).enumerate() {
+            for r in 0..m {
                 let mut s = 0.0f32;
-                for (kk, &xv) in xr.iter().enumerate() {
-                    s = xv.mul_add(w[kk * n + j], s);
+                for (&xv, &wv) in x[r * k..(r + 1) * k].iter().zip(col) {
+                    s = xv.mul_add(wv, s);
                 }
-                let o = &mut out[r * n + j];
+                let o = &mut out[r * n + full + t];
                 *o = if add { *o + s } else { s };
             }
         }
     }
 }
 
-/// Columns `j..j + VECS * lanes` of rows `r0..r0 + R`.
+/// Columns `j..j + WIDTH` (one strip, `[k, WIDTH]`) of rows `r0..r0 + R`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tile<S: Simd, const R: usize>(
@@ -122,18 +138,17 @@ fn tile<S: Simd, const R: usize>(
     x: &[f32],
     r0: usize,
     k: usize,
-    w: &[f32],
+    strip: &[f32],
     n: usize,
     j: usize,
     out: &mut [f32],
     add: bool,
 ) {
-    let width = S::F32_LANES * VECS;
     let zero = simd.splat_f32s(0.0);
     let mut acc = [[zero; VECS]; R];
     let xs: [&[f32]; R] = std::array::from_fn(|i| &x[(r0 + i) * k..(r0 + i + 1) * k]);
-    for kk in 0..k {
-        let (wv, _) = S::as_simd_f32s(&w[kk * n + j..kk * n + j + width]);
+    for (kk, row) in strip.chunks_exact(WIDTH).enumerate() {
+        let (wv, _) = S::as_simd_f32s(row);
         for (a, xr) in acc.iter_mut().zip(&xs) {
             let s = simd.splat_f32s(xr[kk]);
             for (a, &wv) in a.iter_mut().zip(wv) {
@@ -143,7 +158,7 @@ fn tile<S: Simd, const R: usize>(
     }
     for (i, a) in acc.iter().enumerate() {
         let at = (r0 + i) * n + j;
-        let (ov, _) = S::as_mut_simd_f32s(&mut out[at..at + width]);
+        let (ov, _) = S::as_mut_simd_f32s(&mut out[at..at + WIDTH]);
         for (o, &a) in ov.iter_mut().zip(a) {
             *o = if add { simd.add_f32s(*o, a) } else { a };
         }
@@ -174,25 +189,10 @@ mod tests {
     fn two_by_two_by_hand() {
         // [1 2; 3 4] · [5 6; 7 8] = [19 22; 43 50]
         let mut out = vec![1.0; 4];
-        matmul(
-            &[1., 2., 3., 4.],
-            2,
-            2,
-            &[5., 6., 7., 8.],
-            2,
-            &mut out,
-            false,
-        );
+        let w = Packed::new(&[5., 6., 7., 8.], 2, 2);
+        matmul(&[1., 2., 3., 4.], 2, &w, &mut out, false);
         assert_eq!(out, [19., 22., 43., 50.]);
-        matmul(
-            &[1., 2., 3., 4.],
-            2,
-            2,
-            &[5., 6., 7., 8.],
-            2,
-            &mut out,
-            true,
-        );
+        matmul(&[1., 2., 3., 4.], 2, &w, &mut out, true);
         assert_eq!(out, [38., 44., 86., 100.]);
     }
 
@@ -206,11 +206,11 @@ mod tests {
             .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
             .collect();
         let mut out = vec![0.0; m * n];
-        matmul(&x, m, k, &w, n, &mut out, false);
+        matmul(&x, m, &Packed::new(&w, k, n), &mut out, false);
         assert_eq!(out, naive(&x, m, k, &w, n));
         // Row 5 alone gives the same bits as row 5 in the batch.
         let mut one = vec![0.0; n];
-        matmul(&x[5 * k..6 * k], 1, k, &w, n, &mut one, false);
+        matmul(&x[5 * k..6 * k], 1, &Packed::new(&w, k, n), &mut one, false);
         assert_eq!(one, out[5 * n..6 * n]);
     }
 
@@ -221,7 +221,7 @@ mod tests {
             let x: Vec<f32> = (0..m * k).map(val).collect();
             let w: Vec<f32> = (0..k * n).map(|i| val(i + 7)).collect();
             let mut out = vec![f32::NAN; m * n];
-            matmul(&x, m, k, &w, n, &mut out, false);
+            matmul(&x, m, &Packed::new(&w, k, n), &mut out, false);
             prop_assert_eq!(out, naive(&x, m, k, &w, n));
         }
     }
