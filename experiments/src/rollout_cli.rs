@@ -81,6 +81,10 @@ pub struct Cli {
     /// Prefill each continuation in full instead of reusing the parent's cache.
     #[arg(long)]
     pub no_prefix_reuse: bool,
+    /// End a thread whose spawn block numbers its entries out of order
+    /// (the default reads them by position, as the reference does).
+    #[arg(long)]
+    pub strict_spawn_indices: bool,
     /// Leave token ids and log-probabilities out of the JSON lines.
     #[arg(long)]
     pub compact: bool,
@@ -130,6 +134,9 @@ impl Cli {
         }
         if self.no_prefix_reuse {
             c.prefix_reuse = false;
+        }
+        if self.strict_spawn_indices {
+            c.spawn_indices = apr_trace::SpawnIndices::Strict;
         }
         c.validate()?;
         Ok(c)

@@ -78,6 +78,11 @@ pub struct RolloutConfig {
     /// `limits.max_new_tokens` (for throughput benchmarks, as vLLM's
     /// `ignore_eos`).
     pub ignore_eos: bool,
+    /// How the child indices of a model's spawn block are read: by
+    /// position (the default, as the reference's rollout code) or strictly
+    /// (entries numbered out of order end the thread with a protocol
+    /// error).
+    pub spawn_indices: apr_trace::SpawnIndices,
 }
 
 impl Default for RolloutConfig {
@@ -92,6 +97,7 @@ impl Default for RolloutConfig {
             step_tokens: 2048,
             prefix_reuse: true,
             ignore_eos: false,
+            spawn_indices: apr_trace::SpawnIndices::Positional,
         }
     }
 }

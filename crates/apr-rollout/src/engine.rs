@@ -25,7 +25,7 @@ use crate::stepper::StepModel;
 use apr_countdown::{verify_text, Problem};
 use apr_model::init::SplitMix;
 use apr_trace::protocol::{
-    continuation_for, ends_with_spawn, parse_spawn, root_prompt, SPAWN_CLOSE, SPAWN_OPEN,
+    continuation_for_with, ends_with_spawn, parse_spawn_with, root_prompt, SPAWN_CLOSE, SPAWN_OPEN,
 };
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{dict_stats, parse_trace, Conditioning, TraceTokenizer};
@@ -470,7 +470,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             }
             return self.finish(t, FinishReason::Eos);
         }
-        let block = match parse_spawn(&text) {
+        let block = match parse_spawn_with(&text, self.cfg.spawn_indices) {
             Ok(b) => b,
             Err(e) => return self.finish(t, FinishReason::Protocol(e.to_string())),
         };
@@ -552,7 +552,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             .iter()
             .map(|&k| self.threads[k].calls.last().map_or("", |c| c.text.as_str()))
             .collect();
-        match continuation_for(&parent_text, &texts) {
+        match continuation_for_with(&parent_text, &texts, self.cfg.spawn_indices) {
             Ok(next) => self.start_call(p, next),
             Err(e) => self.finish(p, FinishReason::Protocol(e.to_string())),
         }

@@ -223,6 +223,44 @@ fn protocol_violations_end_the_thread_with_a_reason() {
 }
 
 #[test]
+fn out_of_order_child_indices_spawn_by_position_unless_strict() {
+    let cfg = RolloutConfig {
+        limits: Limits {
+            max_new_tokens: 100,
+            ..Limits::default()
+        },
+        ..apr_cfg()
+    };
+    let swapped = SPAWN_TWO
+        .replace("Sub Search 0 at", "Sub Search 7 at")
+        .replace("Sub Search 1 at", "Sub Search 5 at");
+    // The reference's reading: two children, joined as Sub Search 0 and 1.
+    let r = one(&toy(), &swapped, cfg.clone());
+    assert_eq!(r.child_threads, 2, "{:?}", r.root.finish);
+    let next = &r.root.calls[1].text;
+    assert!(
+        next.contains("in Sub Search 0 at level 1 at Node #0,0>"),
+        "{next}"
+    );
+    assert!(
+        next.contains("in Sub Search 1 at level 1 at Node #0,1>"),
+        "{next}"
+    );
+    // Strict: the spawn block is a protocol error.
+    let strict = RolloutConfig {
+        spawn_indices: apr_trace::SpawnIndices::Strict,
+        ..cfg
+    };
+    let r = one(&toy(), &swapped, strict);
+    assert_eq!(r.child_threads, 0);
+    assert!(
+        matches!(&r.root.finish, FinishReason::Protocol(m) if m.contains("has index 7")),
+        "{:?}",
+        r.root.finish
+    );
+}
+
+#[test]
 fn limits_end_threads_and_problems_still_get_results() {
     // Children: no script matches their prompts, so they run away until
     // max_new_tokens; the parent then resumes and runs away too.

@@ -32,8 +32,8 @@ pub use error::{Error, Result};
 pub use line::{Conditioning, Line, LineRef, Trace};
 pub use parse::{parse_line, parse_trace, parse_trace_bytes, ParseError, ParseErrorKind};
 pub use protocol::{
-    check_protocol, continuation, continuation_for, join_message, parse_spawn, ChildPrompt,
-    JoinResult, SpawnBlock,
+    check_protocol, continuation, continuation_for, continuation_for_with, join_message,
+    parse_spawn, parse_spawn_with, ChildPrompt, JoinResult, SpawnBlock, SpawnIndices,
 };
 pub use solution::{extract_solution, extract_solution_text, SolutionPath};
 pub use tokenizer::TraceTokenizer;

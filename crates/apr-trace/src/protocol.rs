@@ -92,10 +92,33 @@ pub fn ends_with_spawn(text: &str) -> bool {
     text.ends_with(SPAWN_CLOSE)
 }
 
+/// How the child indices written in a spawn block
+/// (`<Start Sub Search {i} at level ...>`) are read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpawnIndices {
+    /// They must be `0, 1, 2, ...` in order; otherwise the block is an
+    /// error ([`Error::BadChildIndex`]). The grammar the solvers write.
+    #[default]
+    Strict,
+    /// They are ignored: children are numbered by their position in the
+    /// block, and the join block uses those numbers. This is what the
+    /// reference's rollout code does (it reads each entry's node id and
+    /// enumerates the entries), so a model that numbers its entries out of
+    /// order still spawns there.
+    Positional,
+}
+
 /// Reads the spawn block that ends `parent_text` and the start state of
 /// every child it names, found from the parent's `Generated Node` lines and
-/// the operations of the state each was generated from.
+/// the operations of the state each was generated from. Child indices must
+/// be in order ([`SpawnIndices::Strict`]).
 pub fn parse_spawn(parent_text: &str) -> Result<SpawnBlock> {
+    parse_spawn_with(parent_text, SpawnIndices::Strict)
+}
+
+/// [`parse_spawn`], reading the written child indices as `indices` says.
+pub fn parse_spawn_with(parent_text: &str, indices: SpawnIndices) -> Result<SpawnBlock> {
     let trace = parse_trace(parent_text)?;
     let lines = &trace.lines;
     let Some(open) = lines
@@ -113,13 +136,14 @@ pub fn parse_spawn(parent_text: &str) -> Result<SpawnBlock> {
                 return Err(Error::UnexpectedLineInSpawnBlock { line: line_no })
             }
             Line::SpawnChild { index, level, id } => {
-                if *index as usize != children.len() {
+                let position = children.len() as u32;
+                if *index != position && indices == SpawnIndices::Strict {
                     return Err(Error::BadChildIndex {
                         position: children.len(),
                         found: *index,
                     });
                 }
-                children.push((*index, *level, id.clone()));
+                children.push((position, *level, id.clone()));
             }
             Line::EndCallingSubSearches if !closed => closed = true,
             _ if closed => return Err(Error::NoSpawnBlock),
@@ -264,7 +288,17 @@ pub fn push_join_block(s: &mut String, results: &[JoinResult<'_>]) {
 /// The continuation of `parent_text` (ending in a spawn block) given the
 /// texts of its finished children, in block order.
 pub fn continuation_for(parent_text: &str, child_texts: &[&str]) -> Result<String> {
-    let block = parse_spawn(parent_text)?;
+    continuation_for_with(parent_text, child_texts, SpawnIndices::Strict)
+}
+
+/// [`continuation_for`], reading the spawn block's indices as `indices`
+/// says (the join block numbers the children by position either way).
+pub fn continuation_for_with(
+    parent_text: &str,
+    child_texts: &[&str],
+    indices: SpawnIndices,
+) -> Result<String> {
+    let block = parse_spawn_with(parent_text, indices)?;
     if block.children.len() != child_texts.len() {
         return Err(Error::JoinCountMismatch {
             expected: block.children.len(),
@@ -427,6 +461,17 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n\
                 found: 1
             })
         ));
+        // Read by position, the same block spawns child 0 at node 0,0, and
+        // its join block says "Sub Search 0".
+        let block = parse_spawn_with(&idx, SpawnIndices::Positional).unwrap();
+        assert_eq!(block.children.len(), 1);
+        assert_eq!(
+            (block.children[0].index, block.children[0].id.to_string()),
+            (0, "0,0".to_string())
+        );
+        let next = continuation_for_with(&idx, &["x"], SpawnIndices::Positional).unwrap();
+        assert!(next.ends_with("<Sub Searches>\n<No Solution in Sub Search 0 at level 1 at Node #0,0>\n<End Sub Searches>\n"), "{next}");
+        assert!(continuation_for(&idx, &["x"]).is_err());
         let junk = format!(
             "{PARENT}<Calling Sub Searches>\nNo solution found.\n<End Calling Sub Searches>\n"
         );

@@ -9,7 +9,9 @@ use crate::error::Result;
 use apr_countdown::{verify_text, Problem};
 use apr_model::generate::SampleConfig;
 use apr_model::{AprBackend, Llama};
-use apr_trace::protocol::{continuation_for, ends_with_spawn, parse_spawn, root_prompt};
+use apr_trace::protocol::{
+    continuation_for_with, ends_with_spawn, parse_spawn_with, root_prompt, SpawnIndices,
+};
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{parse_trace, Conditioning, TraceDict, TraceTokenizer};
 use serde::Serialize;
@@ -176,7 +178,9 @@ impl<B: AprBackend> Sampler<'_, B> {
             if !ends_with_spawn(&call) {
                 return Ok(t);
             }
-            let block = match parse_spawn(&call) {
+            // Entries numbered out of order are read by position, as the
+            // reference's rollout code and the engine's default do.
+            let block = match parse_spawn_with(&call, SpawnIndices::Positional) {
                 Ok(b) => b,
                 Err(e) => {
                     t.finish = Finish::Protocol(e.to_string());
@@ -198,7 +202,7 @@ impl<B: AprBackend> Sampler<'_, B> {
                 .iter()
                 .map(|k| k.calls.last().map_or("", String::as_str))
                 .collect();
-            let next = continuation_for(&call, &last);
+            let next = continuation_for_with(&call, &last, SpawnIndices::Positional);
             t.children.push(kids);
             match next {
                 Ok(n) => text = n,
