@@ -89,16 +89,15 @@ impl WithSimd for Attend<'_> {
         let mut p = vec![0.0f32; len + n];
         for h in 0..s.heads {
             let g = h / group;
-            let stride = hd;
             let kb = &keys[g * block * hd..];
             let vb = &values[g * block * hd..];
             for i in 0..n {
                 let qi = &q[h * s.q_head + i * s.q_pos..][..hd];
                 let l = len + i + 1;
-                scores::<S>(simd, qi, kb, stride, &mut p[..l]);
+                scores::<S>(simd, qi, kb, &mut p[..l]);
                 softmax::<S>(simd, &mut p[..l], scale);
                 let o = &mut out[h * s.o_head + i * s.o_pos..][..hd];
-                weighted_sum::<S>(simd, &p[..l], vb, stride, o);
+                weighted_sum::<S>(simd, &p[..l], vb, o);
             }
         }
     }
@@ -169,14 +168,14 @@ fn exp_nonpositive<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
     simd.mul_f32s(er, two_n)
 }
 
-/// `p[j] = q · k_j` for the first `p.len()` keys of `k`, key `j` at
-/// `j * stride`; `KEYS` keys at a time.
+/// `p[j] = q · k_j` for the first `p.len()` keys of `k` (`[keys, hd]`),
+/// `KEYS` keys at a time.
 #[inline(always)]
-fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], stride: usize, p: &mut [f32]) {
+fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
     let hd = q.len();
     let (qv, qt) = S::as_simd_f32s(q);
     let zero = simd.splat_f32s(0.0);
-    let key = |j: usize| &k[j * stride..j * stride + hd];
+    let key = |j: usize| &k[j * hd..(j + 1) * hd];
     let blocks = p.len() / KEYS * KEYS;
     for j0 in (0..blocks).step_by(KEYS) {
         let ks: [&[f32]; KEYS] = std::array::from_fn(|j| key(j0 + j));
@@ -218,12 +217,12 @@ fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
 /// Vectors of the output kept in registers while the keys stream by.
 const OUT_VECS: usize = 4;
 
-/// `out = sum_j w[j] * v_j` over `w.len()` rows of `v`, row `j` at
-/// `j * stride`: `OUT_VECS` vectors of `out` at a time held in two sets of
+/// `out = sum_j w[j] * v_j` over the first `w.len()` rows of `v`
+/// (`[rows, out.len()]`): `OUT_VECS` vectors of `out` at a time held in two sets of
 /// registers (even and odd rows), so the multiply-adds of consecutive rows
 /// do not wait on each other.
 #[inline(always)]
-fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], stride: usize, out: &mut [f32]) {
+fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
     let hd = out.len();
     let width = OUT_VECS * S::F32_LANES;
     let zero = simd.splat_f32s(0.0);
@@ -231,7 +230,7 @@ fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], stride: usize, out: &mut
     while c + width <= hd {
         let mut even = [zero; OUT_VECS];
         let mut odd = [zero; OUT_VECS];
-        let row = |j: usize| S::as_simd_f32s(&v[j * stride + c..][..width]).0;
+        let row = |j: usize| S::as_simd_f32s(&v[j * hd + c..][..width]).0;
         let pairs = w.chunks_exact(2);
         let last = pairs.remainder().first().map(|&x| (x, w.len() - 1));
         for (j, pair) in pairs.enumerate() {
@@ -258,7 +257,7 @@ fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], stride: usize, out: &mut
         let tail = &mut out[c..];
         tail.fill(0.0);
         for (j, &x) in w.iter().enumerate() {
-            axpy::<S>(simd, x, &v[j * stride + c..j * stride + hd], tail);
+            axpy::<S>(simd, x, &v[j * hd + c..(j + 1) * hd], tail);
         }
     }
 }
@@ -286,8 +285,7 @@ mod tests {
         impl WithSimd for W<'_> {
             type Output = ();
             fn with_simd<T: Simd>(self, simd: T) {
-                let hd = self.2.len();
-                weighted_sum::<T>(simd, self.0, self.1, hd, self.2)
+                weighted_sum::<T>(simd, self.0, self.1, self.2)
             }
         }
         for (hd, keys) in [(32, 7), (40, 8), (3, 5), (64, 1)] {
@@ -369,13 +367,13 @@ mod tests {
             (0..99).map(|i| (i % 7) as f32).collect(),
         );
         let mut p = [0.0; 9];
-        scores::<pulp::Scalar>(pulp::Scalar, &q, &k, 11, &mut p);
+        scores::<pulp::Scalar>(pulp::Scalar, &q, &k, &mut p);
         let mut p2 = [0.0; 9];
         struct S<'a>(&'a [f32], &'a [f32], &'a mut [f32]);
         impl WithSimd for S<'_> {
             type Output = ();
             fn with_simd<T: Simd>(self, simd: T) {
-                scores::<T>(simd, self.0, self.1, 11, self.2)
+                scores::<T>(simd, self.0, self.1, self.2)
             }
         }
         Arch::new().dispatch(S(&q, &k, &mut p2));
