@@ -97,6 +97,16 @@ impl ModelConfig {
         self.hidden_size / self.num_heads
     }
 
+    /// Rotary inverse frequencies `1 / theta^(2j / head_dim)` for
+    /// `j < head_dim / 2`, computed in f64 and kept in f32 as Hugging Face
+    /// does; position `p`'s angle is `(p as f32) * inv[j]`.
+    pub(crate) fn rope_inv_freq(&self) -> Vec<f32> {
+        let hd = self.head_dim();
+        (0..hd / 2)
+            .map(|j| (1.0 / self.rope_theta.powf(2.0 * j as f64 / hd as f64)) as f32)
+            .collect()
+    }
+
     /// Parameters outside the embedding and the output projection.
     pub fn non_embedding_params(&self) -> usize {
         let h = self.hidden_size;

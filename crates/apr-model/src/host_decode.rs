@@ -163,10 +163,10 @@ impl HostDecoder {
             Vec::with_capacity(c.max_seq_len * half),
             Vec::with_capacity(c.max_seq_len * half),
         );
+        let inv = c.rope_inv_freq();
         for p in 0..c.max_seq_len {
-            for j in 0..half {
-                let inv = 1.0 / c.rope_theta.powf(2.0 * j as f64 / hd as f64);
-                let a = (p as f32) * (inv as f32);
+            for f in &inv {
+                let a = (p as f32) * f;
                 cos.push(a.cos());
                 sin.push(a.sin());
             }

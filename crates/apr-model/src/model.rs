@@ -158,9 +158,7 @@ impl<B: AprBackend> Llama<B> {
         let c = &self.config;
         let hd = c.head_dim();
         let half = hd / 2;
-        let inv: Vec<f64> = (0..half)
-            .map(|j| 1.0 / c.rope_theta.powf(2.0 * j as f64 / hd as f64))
-            .collect();
+        let inv = c.rope_inv_freq();
         let table = |heads: usize| {
             let (mut cos, mut sin) = (
                 Vec::with_capacity(b * t * heads * hd),
@@ -170,7 +168,7 @@ impl<B: AprBackend> Llama<B> {
             for &p in positions {
                 for (j, f) in inv.iter().enumerate() {
                     // As Hugging Face: the angle in f32.
-                    let a = (p as f32) * (*f as f32);
+                    let a = (p as f32) * f;
                     (rc[j], rs[j]) = (a.cos(), a.sin());
                     (rc[j + half], rs[j + half]) = (rc[j], rs[j]);
                 }
