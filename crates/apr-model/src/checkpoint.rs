@@ -32,13 +32,17 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
+/// A tensor's values, row-major, as f32 on the host.
+pub(crate) fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| Error::Input(format!("reading weights: {e:?}")))
+}
+
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> HostTensor {
     let shape = t.dims().to_vec();
-    let data = t
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap_or_default();
+    let data = host_values(t).unwrap_or_default();
     HostTensor { shape, data }
 }
 

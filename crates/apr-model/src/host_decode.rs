@@ -16,6 +16,7 @@
 //! ([`crate::AprBackend::HOST_DECODE`]).
 
 use crate::cache::KvCache;
+use crate::checkpoint::host_values;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::host_attention::{attend_row, CachedRow, HostShape};
@@ -69,11 +70,7 @@ pub struct HostDecoder {
 }
 
 fn host<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> Result<Vec<f32>> {
-    p.val()
-        .into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .map_err(|e| Error::Input(format!("reading weights: {e:?}")))
+    host_values(p.val())
 }
 
 /// `[k, n_i]` matrices side by side: `[k, sum n_i]`.
@@ -83,17 +80,6 @@ fn side_by_side(mats: &[(&[f32], usize)], k: usize) -> Vec<f32> {
     for r in 0..k {
         for &(m, w) in mats {
             out.extend_from_slice(&m[r * w..(r + 1) * w]);
-        }
-    }
-    out
-}
-
-/// `[r, c]` → `[c, r]`.
-fn transpose(m: &[f32], r: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0.0; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = m[i * c + j];
         }
     }
     out
@@ -131,7 +117,7 @@ impl HostDecoder {
         let embed = host(&model.embed)?;
         let head = match &model.lm_head {
             Some(w) => host(w)?,
-            None => transpose(&embed, v, h),
+            None => host_values(model.embed.val().transpose())?,
         };
         let head = Packed::new(&head, h, v);
         let layers = model
