@@ -4,7 +4,7 @@
 
 use crate::{Error, Result};
 use apr_model::{checkpoint, AprBackend, Llama, ModelConfig};
-use apr_rollout::{Engine, LlamaStepper, Mode, RolloutConfig};
+use apr_rollout::{LlamaStepper, Mode, RolloutConfig};
 use apr_trace::protocol::root_prompt;
 use apr_trace::TraceTokenizer;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -119,9 +119,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             } else {
                 "apr-rollout (burn)"
             };
-            let mut engine = Engine::new(&mut stepper, cfg.clone())?;
-            engine.run(&batch[..b], |_| {})?;
-            let s = engine.stats();
+            let (_, s) = apr_rollout::run_stepper(&mut stepper, &batch[..b], &cfg, |_| {})?;
             println!(
                 "{}",
                 serde_json::json!({

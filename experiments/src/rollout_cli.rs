@@ -171,15 +171,12 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         bar.inc(1);
         bar.set_message(format!("solved {solved}"));
     };
-    let (mut results, stats) = if cli.burn_forward {
-        let ctx = model.config.max_seq_len;
-        let mut stepper = apr_rollout::LlamaStepper::new(model, cli.slots, ctx)?.burn_forward();
-        let mut engine = apr_rollout::Engine::new(&mut stepper, cfg.clone())?;
-        let results = engine.run(&problems, on_done)?;
-        (results, engine.stats().clone())
-    } else {
-        apr_rollout::run_llama(&model, &problems, &cfg, cli.slots, on_done)?
-    };
+    let ctx = model.config.max_seq_len;
+    let mut stepper = apr_rollout::LlamaStepper::new(model, cli.slots, ctx)?;
+    if cli.burn_forward {
+        stepper = stepper.burn_forward();
+    }
+    let (mut results, stats) = apr_rollout::run_stepper(&mut stepper, &problems, &cfg, on_done)?;
     bar.finish_and_clear();
     let summary = Summary::of(&results);
     let report = serde_json::json!({

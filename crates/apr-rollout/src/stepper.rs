@@ -121,7 +121,19 @@ pub fn run_llama<B: AprBackend>(
     on_done: impl FnMut(&crate::ProblemResult),
 ) -> Result<(Vec<crate::ProblemResult>, crate::EngineStats)> {
     let mut stepper = LlamaStepper::new(model.clone(), slots, model.config.max_seq_len)?;
-    let mut engine = crate::Engine::new(&mut stepper, cfg.clone())?;
+    run_stepper(&mut stepper, problems, cfg, on_done)
+}
+
+/// Runs `cfg` on `problems` with any [`StepModel`]: the results in
+/// (problem, sample) order and the engine's counters. `on_done` sees each
+/// result as it finishes.
+pub fn run_stepper(
+    stepper: &mut impl StepModel,
+    problems: &[apr_countdown::Problem],
+    cfg: &crate::RolloutConfig,
+    on_done: impl FnMut(&crate::ProblemResult),
+) -> Result<(Vec<crate::ProblemResult>, crate::EngineStats)> {
+    let mut engine = crate::Engine::new(stepper, cfg.clone())?;
     let results = engine.run(problems, on_done)?;
     Ok((results, engine.stats().clone()))
 }
