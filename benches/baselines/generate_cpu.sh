@@ -3,7 +3,8 @@
 # PyTorch + transformers `generate` on the same checkpoint and prompts, run
 # back to back on this machine. Usage:
 #   benches/baselines/generate_cpu.sh [MODEL_DIR|-] [BATCHES] [NEW_TOKENS]
-# MODEL_DIR `-` (the default) makes a random-weight `tiny` model. With
+# MODEL_DIR `-` (the default) makes a random-weight model of preset $PRESET
+# (default `tiny`; `small` is the 25M-parameter preset). With
 # COMPARE_BURN=1 the engine also runs every batch with its steps through
 # burn's ops (the path before the host decoder), for a "burn" column.
 # Needs: cargo build --release -p apr-experiments; python3 with torch and transformers.
@@ -14,7 +15,7 @@ new=${3:-128}
 dir=$(mktemp -d)
 bin=target/release
 if [ "$model" = "-" ]; then
-  model_args=(--save-model "$dir/model")
+  model_args=(--preset "${PRESET:-tiny}" --save-model "$dir/model")
   model="$dir/model"
 else
   model_args=(--model "$model")

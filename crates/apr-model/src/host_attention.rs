@@ -3,6 +3,7 @@
 //! (no padding to the batch's longest row, no dense copy of the cache).
 //! Vector instructions are picked at run time through `pulp`.
 
+use crate::host_math::exp_nonpositive;
 use pulp::{Arch, Simd, WithSimd};
 
 /// The shapes and layouts of one step.
@@ -139,35 +140,6 @@ fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) {
     }
 }
 
-/// `e^x` for `x <= 0`, lane by lane, to about 2 ulp; inputs below -87 give
-/// about `e^-87` (1.6e-38) rather than smaller numbers or zero. Cephes'
-/// `expf`: `x = n ln 2 + r`, `|r| <= ln 2 / 2`, a degree-5 polynomial for
-/// `e^r`, and `2^n` built in the exponent bits.
-#[inline(always)]
-fn exp_nonpositive<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
-    // 1.5 * 2^23: adding it rounds to an integer held in the low bits.
-    const ROUND: f32 = 12_582_912.0;
-    let c = |v: f32| simd.splat_f32s(v);
-    let x = simd.max_f32s(x, c(-87.0));
-    let t = simd.add_f32s(simd.mul_f32s(x, c(std::f32::consts::LOG2_E)), c(ROUND));
-    let n = simd.sub_f32s(t, c(ROUND));
-    let r = simd.mul_add_f32s(n, c(-0.693_359_4), x);
-    let r = simd.mul_add_f32s(n, c(2.121_944_4e-4), r);
-    let mut p = c(1.987_569_1e-4);
-    for k in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
-        p = simd.mul_add_f32s(p, r, c(k));
-    }
-    let r2 = simd.mul_f32s(r, r);
-    let er = simd.add_f32s(simd.mul_add_f32s(p, r2, r), c(1.0));
-    // n + 127 in the exponent field: 2^n.
-    let bits = simd.sub_u32s(
-        simd.transmute_u32s_f32s(t),
-        simd.transmute_u32s_f32s(c(ROUND - 127.0)),
-    );
-    let two_n = simd.transmute_f32s_u32s(simd.wrapping_dyn_shl_u32s(bits, simd.splat_u32s(23)));
-    simd.mul_f32s(er, two_n)
-}
-
 /// `p[j] = q · k_j` for the first `p.len()` keys of `k` (`[keys, hd]`),
 /// `KEYS` keys at a time.
 #[inline(always)]
@@ -298,37 +270,6 @@ mod tests {
                 assert_eq!(*o, want, "hd {hd}, keys {keys}, column {d}");
             }
         }
-    }
-
-    #[test]
-    fn vector_exp_within_a_few_ulp() {
-        struct E<'a>(&'a mut [f32]);
-        impl WithSimd for E<'_> {
-            type Output = ();
-            fn with_simd<T: Simd>(self, simd: T) {
-                let (v, t) = T::as_mut_simd_f32s(self.0);
-                assert!(t.is_empty());
-                for x in v {
-                    *x = exp_nonpositive::<T>(simd, *x);
-                }
-            }
-        }
-        let xs: Vec<f32> = (0..8000).map(|i| -(i as f32) * 0.0108).collect();
-        let mut ys = xs.clone();
-        Arch::new().dispatch(E(&mut ys));
-        for (x, y) in xs.iter().zip(&ys) {
-            let want = (*x as f64).exp();
-            let err = ((*y as f64 - want) / want).abs();
-            assert!(
-                err < 3e-7,
-                "exp({x}) = {y}, want {want}: relative error {err:e}"
-            );
-        }
-        let mut edge = [0.0f32, -0.5, -1e-8, -87.0, -100.0, -1e30, -0.346, -0.347];
-        Arch::new().dispatch(E(&mut edge));
-        assert_eq!(edge[0], 1.0);
-        assert!((edge[1] - (-0.5f32).exp()).abs() < 1e-7);
-        assert!(edge[4] > 0.0 && edge[4] < 2e-38 && edge[5] == edge[4]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::checkpoint::host_values;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::host_attention::{attend_row, CachedRow, HostShape};
+use crate::host_math::silu_mul;
 use crate::host_matmul::{matmul, Packed};
 use crate::model::Llama;
 use burn::module::Param;
@@ -294,9 +295,7 @@ impl HostDecoder {
                 .zip(s.gu.chunks_exact(2 * inter))
             {
                 let (g, u) = gu.split_at(inter);
-                for ((a, &g), &u) in a.iter_mut().zip(g).zip(u) {
-                    *a = g / (1.0 + (-g).exp()) * u;
-                }
+                silu_mul(g, u, a);
             }
             matmul(&s.act, total, &layer.w_down, &mut s.x, true);
         }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod generate;
 mod host_attention;
 pub mod host_decode;
+mod host_math;
 mod host_matmul;
 pub mod init;
 pub mod model;
