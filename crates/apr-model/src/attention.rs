@@ -6,10 +6,17 @@
 //! that keeps its own `[batch, heads, t, t]` intermediate. On the CPU that
 //! made attention the larger part of a training step for the `tiny` preset.
 //!
-//! [`AprBackend::causal_attention`] replaces it. The forward pass is the
-//! backend's own attention kernel (for `flex`, a tiled flash attention that
-//! never holds the `t x t` scores); the backward pass recomputes the
-//! probabilities once and applies the standard formulas
+//! [`AprBackend::causal_attention`] replaces it with one autodiff node,
+//! in one of two forms:
+//!
+//! - on a backend whose tensors live on the host (the CPU,
+//!   [`AprBackend::HOST_DECODE`]), `crate::host_causal`'s kernels: the
+//!   forward keeps only the output and each query's log-sum-exp, the
+//!   backward rebuilds the probabilities from them; neither holds a
+//!   `t x t` matrix, and both visit only the pairs a query may see;
+//! - elsewhere (CUDA), burn's ops: the forward computes the probabilities
+//!   once (an additive causal bias, softmax) and keeps them, and the
+//!   backward applies the closed form
 //!
 //! ```text
 //! S = scale * Q Kᵀ + causal,  P = softmax(S),  O = P V
@@ -17,7 +24,7 @@
 //! dQ = scale * dS K,  dK = scale * dSᵀ Q
 //! ```
 //!
-//! keeping only `Q`, `K`, `V` and `O` between the passes.
+//! Without gradient tracking, the backend's own attention runs.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -28,13 +35,17 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{AttentionModuleOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use std::sync::Arc;
+
+use crate::host_causal::{self, CausalShape};
 
 /// A burn backend the model runs on: [`Backend`] plus causal attention
 /// with a fast backward pass under autodiff.
 pub trait AprBackend: Backend {
     /// Whether cached decoding should run on the host
-    /// ([`crate::HostDecoder`]) rather than through this backend's ops:
-    /// true for the CPU backend, whose tensors live on the host anyway.
+    /// ([`crate::HostDecoder`]) rather than through this backend's ops, and
+    /// causal attention under autodiff on host kernels: true for the CPU
+    /// backend, whose tensors live on the host anyway.
     const HOST_DECODE: bool = false;
 
     /// Causal self-attention: `q`, `k`, `v` `[batch, heads, t, head_dim]`
@@ -65,21 +76,117 @@ impl AprBackend for burn::backend::Cuda {}
 #[derive(Debug)]
 struct CausalAttention;
 
+/// What the backward pass keeps.
+#[derive(Debug, Clone)]
+enum Saved<B: Backend> {
+    /// `Q`, `K`, `V`, the output `O` and the probabilities `P` (burn ops).
+    Dense([FloatTensor<B>; 5]),
+    /// The host kernels' inputs, output and log-sum-exp.
+    Host(Arc<HostSaved<B>>),
+}
+
+/// Host copies of a forward pass, `[batch, heads, t, head_dim]`.
+#[derive(Debug)]
+struct HostSaved<B: Backend> {
+    dims: [usize; 4],
+    device: B::Device,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    o: Vec<f32>,
+    lse: Vec<f32>,
+}
+
+impl<B: Backend> HostSaved<B> {
+    fn shape(&self) -> CausalShape {
+        let [b, h, t, d] = self.dims;
+        CausalShape {
+            blocks: b * h,
+            t,
+            d,
+        }
+    }
+}
+
 impl<B: Backend> Backward<B, 3> for CausalAttention {
-    /// `Q`, `K`, `V`, the output `O` and the probabilities `P`.
-    type State = [FloatTensor<B>; 5];
+    type State = Saved<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_q, node_k, node_v] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let [q, k, v, o, p] = ops.state;
-        let [dq, dk, dv] = attention_backward::<B>(q, k, v, o, p, grad);
+        let [dq, dk, dv] = match ops.state {
+            Saved::Dense([q, k, v, o, p]) => attention_backward::<B>(q, k, v, o, p, grad),
+            Saved::Host(h) => host_backward(&h, grad),
+        };
         for (node, g) in [(node_q, dq), (node_k, dk), (node_v, dv)] {
             if let Some(node) = node {
                 grads.register::<B>(node.id, g);
             }
         }
     }
+}
+
+/// A tensor's values on the host, when it holds f32s.
+fn host_values<B: Backend>(t: &FloatTensor<B>) -> Option<Vec<f32>> {
+    wrap::<B>(t.clone()).into_data().to_vec::<f32>().ok()
+}
+
+fn from_host<B: Backend>(v: Vec<f32>, dims: [usize; 4], device: &B::Device) -> FloatTensor<B> {
+    unwrap(Tensor::<B, 4>::from_data(TensorData::new(v, dims), device))
+}
+
+/// The host forward pass, when the inputs are f32 self-attention
+/// (`q`, `k`, `v` of one shape).
+fn host_forward<B: Backend>(
+    q: &FloatTensor<B>,
+    k: &FloatTensor<B>,
+    v: &FloatTensor<B>,
+) -> Option<(HostSaved<B>, FloatTensor<B>)> {
+    let tq = wrap::<B>(q.clone());
+    let dims = tq.dims();
+    if wrap::<B>(k.clone()).dims() != dims || wrap::<B>(v.clone()).dims() != dims {
+        return None;
+    }
+    let device = tq.device();
+    let (q, k, v) = (
+        host_values::<B>(q)?,
+        host_values::<B>(k)?,
+        host_values::<B>(v)?,
+    );
+    let [b, h, t, d] = dims;
+    let (o, lse) = host_causal::forward(
+        CausalShape {
+            blocks: b * h,
+            t,
+            d,
+        },
+        &q,
+        &k,
+        &v,
+    );
+    let out = from_host::<B>(o.clone(), dims, &device);
+    Some((
+        HostSaved {
+            dims,
+            device,
+            q,
+            k,
+            v,
+            o,
+            lse,
+        },
+        out,
+    ))
+}
+
+fn host_backward<B: Backend>(h: &HostSaved<B>, grad: FloatTensor<B>) -> [FloatTensor<B>; 3] {
+    let go = wrap::<B>(grad)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default();
+    let grads = host_causal::backward(h.shape(), &h.q, &h.k, &h.v, &h.o, &h.lse, &go);
+    grads.map(|g| from_host::<B>(g, h.dims, &h.device))
 }
 
 impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
@@ -98,9 +205,14 @@ impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (qp, kp, vp) = (q.primitive, k.primitive, v.primitive);
+                if B::HOST_DECODE {
+                    if let Some((saved, o)) = host_forward::<B>(&qp, &kp, &vp) {
+                        return prep.finish(Saved::Host(Arc::new(saved)), o);
+                    }
+                }
                 let p = probabilities(wrap::<B>(qp.clone()), wrap(kp.clone()));
                 let o = unwrap(p.clone().matmul(wrap(vp.clone())));
-                prep.finish([qp, kp, vp, o.clone(), unwrap(p)], o)
+                prep.finish(Saved::Dense([qp, kp, vp, o.clone(), unwrap(p)]), o)
             }
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::causal_attention(q.primitive, k.primitive, v.primitive))
@@ -228,6 +340,110 @@ mod tests {
         let g2 = (theirs * w).sum().backward();
         for x in [&q, &k, &v] {
             close(x.grad(&g1).unwrap(), x.grad(&g2).unwrap());
+        }
+    }
+
+    /// The burn-ops form (the CUDA path) agrees with the host kernels.
+    #[test]
+    fn dense_form_matches_the_host_kernels() {
+        let dev = Default::default();
+        let [b, h, t, d] = [2, 3, 29, 16];
+        let n = b * h * t * d;
+        let vals: Vec<Vec<f32>> = (1..=4).map(|s| rand4(s, [b, h, t, d])).collect();
+        let mk = |v: &Vec<f32>| {
+            unwrap(Tensor::<Cpu, 4>::from_data(
+                TensorData::new(v.clone(), [b, h, t, d]),
+                &dev,
+            ))
+        };
+        let (q, k, v, w) = (mk(&vals[0]), mk(&vals[1]), mk(&vals[2]), mk(&vals[3]));
+        let p = probabilities(wrap::<Cpu>(q.clone()), wrap(k.clone()));
+        let o = unwrap(p.clone().matmul(wrap(v.clone())));
+        let dense = attention_backward::<Cpu>(q, k, v, o.clone(), unwrap(p), w);
+        let s = CausalShape {
+            blocks: b * h,
+            t,
+            d,
+        };
+        let (ho, lse) = host_causal::forward(s, &vals[0], &vals[1], &vals[2]);
+        let host = host_causal::backward(s, &vals[0], &vals[1], &vals[2], &ho, &lse, &vals[3]);
+        let worst = |a: FloatTensor<Cpu>, b: &[f32]| {
+            let a: Vec<f32> = wrap::<Cpu>(a).into_data().to_vec().unwrap();
+            assert_eq!(a.len(), n);
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
+        };
+        assert!(worst(o, &ho) < 1e-5);
+        for (g, hg) in dense.into_iter().zip(&host) {
+            assert!(worst(g, hg) < 1e-4);
+        }
+    }
+}
+
+/// Timing of both forms at the `tiny` preset's training shape (one
+/// 1,063-token sequence, 4 heads of 32), side by side; not a correctness
+/// test: `cargo test --release -p apr-model --lib attention::timing -- --ignored --nocapture`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::backend::Cpu;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn host_and_dense() {
+        let dims = [1, 4, 1063, 32];
+        let n: usize = dims.iter().product();
+        let mut rng = crate::init::SplitMix::new(1);
+        let vals: Vec<Vec<f32>> = (0..4).map(|_| rng.normal_vec(n, 1.0)).collect();
+        let dev = Default::default();
+        let mk = |v: &Vec<f32>| {
+            unwrap(Tensor::<Cpu, 4>::from_data(
+                TensorData::new(v.clone(), dims),
+                &dev,
+            ))
+        };
+        let s = CausalShape {
+            blocks: 4,
+            t: 1063,
+            d: 32,
+        };
+        let best = |f: &mut dyn FnMut() -> (f64, f64)| {
+            (0..5)
+                .map(|_| f())
+                .fold((f64::MAX, f64::MAX), |a, b| (a.0.min(b.0), a.1.min(b.1)))
+        };
+        let host = best(&mut || {
+            let t0 = Instant::now();
+            let (o, lse) = host_causal::forward(s, &vals[0], &vals[1], &vals[2]);
+            let f = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let g = host_causal::backward(s, &vals[0], &vals[1], &vals[2], &o, &lse, &vals[3]);
+            assert_eq!(g[0].len(), n);
+            (f, t1.elapsed().as_secs_f64())
+        });
+        let dense = best(&mut || {
+            let (q, k, v, w) = (mk(&vals[0]), mk(&vals[1]), mk(&vals[2]), mk(&vals[3]));
+            let t0 = Instant::now();
+            let p = probabilities(wrap::<Cpu>(q.clone()), wrap(k.clone()));
+            let o = unwrap(p.clone().matmul(wrap(v.clone())));
+            let o = wrap::<Cpu>(o).into_data();
+            let f = t0.elapsed().as_secs_f64();
+            let o = unwrap(Tensor::<Cpu, 4>::from_data(o, &dev));
+            let t1 = Instant::now();
+            let g = attention_backward::<Cpu>(q, k, v, o, unwrap(p), w);
+            let g: Vec<TensorData> = g.into_iter().map(|g| wrap::<Cpu>(g).into_data()).collect();
+            assert_eq!(g.len(), 3);
+            (f, t1.elapsed().as_secs_f64())
+        });
+        for (name, (f, b)) in [("host kernels", host), ("burn ops (dense)", dense)] {
+            println!(
+                "{name}: forward {:.1} ms, backward {:.1} ms",
+                f * 1e3,
+                b * 1e3
+            );
         }
     }
 }

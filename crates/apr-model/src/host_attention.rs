@@ -104,9 +104,10 @@ impl WithSimd for Attend<'_> {
     }
 }
 
-/// `p = softmax(scale * p)` in place (`p` not empty).
+/// `p = softmax(scale * p)` in place (`p` not empty); returns the
+/// log-sum-exp of `scale * p` (what a backward pass needs to rebuild `p`).
 #[inline(always)]
-fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) {
+pub(crate) fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) -> f32 {
     let sc = simd.splat_f32s(scale);
     let (pv, pt) = S::as_mut_simd_f32s(p);
     let mut mv = simd.splat_f32s(f32::NEG_INFINITY);
@@ -138,12 +139,13 @@ fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) {
     for x in pt.iter_mut() {
         *x *= inv;
     }
+    max + sum.ln()
 }
 
 /// `p[j] = q · k_j` for the first `p.len()` keys of `k` (`[keys, hd]`),
 /// `KEYS` keys at a time.
 #[inline(always)]
-fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
+pub(crate) fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
     let hd = q.len();
     let (qv, qt) = S::as_simd_f32s(q);
     let zero = simd.splat_f32s(0.0);
@@ -194,7 +196,7 @@ const OUT_VECS: usize = 4;
 /// registers (even and odd rows), so the multiply-adds of consecutive rows
 /// do not wait on each other.
 #[inline(always)]
-fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
+pub(crate) fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
     let hd = out.len();
     let width = OUT_VECS * S::F32_LANES;
     let zero = simd.splat_f32s(0.0);
@@ -236,7 +238,7 @@ fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
 
 /// `out += w * x`.
 #[inline(always)]
-fn axpy<S: Simd>(simd: S, w: f32, x: &[f32], out: &mut [f32]) {
+pub(crate) fn axpy<S: Simd>(simd: S, w: f32, x: &[f32], out: &mut [f32]) {
     let ((xv, xt), (ov, ot)) = (S::as_simd_f32s(x), S::as_mut_simd_f32s(out));
     let ws = simd.splat_f32s(w);
     for (o, &x) in ov.iter_mut().zip(xv) {

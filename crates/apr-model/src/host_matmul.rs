@@ -306,3 +306,54 @@ mod tests {
         }
     }
 }
+
+/// Timing of the kernel at the `small` preset's batch-64 decode shapes, not
+/// a correctness test (best of 7 x 40 products):
+/// `cargo test --release -p apr-model --lib host_matmul::timing -- --ignored --nocapture`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn gflops() {
+        for (m, k, n) in [
+            (64, 512, 512),
+            (64, 512, 1376),
+            (64, 1376, 512),
+            (6, 512, 1376),
+        ] {
+            let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+            let w: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+            let p = Packed::new(&w, k, n);
+            let mut out = vec![0.0; m * n];
+            let reps = 40;
+            let (mut both, mut one) = (f64::MAX, f64::MAX);
+            for _ in 0..7 {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    matmul(&x, m, &p, &mut out, false);
+                }
+                both = both.min(t.elapsed().as_secs_f64());
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    let out = &mut out[..];
+                    Arch::new().dispatch(Kernel {
+                        x: &x,
+                        m,
+                        w: &p,
+                        out,
+                        add: false,
+                    });
+                }
+                one = one.min(t.elapsed().as_secs_f64());
+            }
+            let flop = 2.0 * (m * k * n * reps) as f64;
+            println!(
+                "{m}x{k}x{n}: {:.1} GFLOP/s on rayon's threads, {:.1} on one",
+                flop / both / 1e9,
+                flop / one / 1e9
+            );
+        }
+    }
+}

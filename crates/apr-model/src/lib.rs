@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 mod host_attention;
+mod host_causal;
 pub mod host_decode;
 mod host_math;
 mod host_matmul;
