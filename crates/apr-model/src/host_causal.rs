@@ -182,11 +182,11 @@ impl WithSimd for Backward<'_> {
                 // p_ij = exp(scale q_i·k_j - lse_i), never above 1.
                 scores::<S>(simd, qi, k, p);
                 let (sc, l) = (simd.splat_f32s(scale), simd.splat_f32s(lse[i]));
-                let (pv, pt_) = S::as_mut_simd_f32s(p);
+                let (pv, tail) = S::as_mut_simd_f32s(p);
                 for x in pv.iter_mut() {
                     *x = exp_nonpositive::<S>(simd, simd.sub_f32s(simd.mul_f32s(*x, sc), l));
                 }
-                for x in pt_.iter_mut() {
+                for x in tail.iter_mut() {
                     *x = (*x * scale - lse[i]).min(0.0).exp();
                 }
                 // ds_ij = p_ij (dO_i·v_j - dO_i·o_i), scaled for dq and dk.
