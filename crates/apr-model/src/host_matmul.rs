@@ -201,13 +201,7 @@ fn packed_tile<S: Simd>(
             }
         }
     }
-    for (i, a) in acc.iter().enumerate() {
-        let at = (r0 + i) * n + j;
-        let (ov, _) = S::as_mut_simd_f32s(&mut out[at..at + WIDTH]);
-        for (o, &a) in ov.iter_mut().zip(a) {
-            *o = if add { simd.add_f32s(*o, a) } else { a };
-        }
-    }
+    store::<S, ROWS>(simd, &acc, r0, n, j, out, add);
 }
 
 /// Columns `j..j + WIDTH` (one strip, `[k, WIDTH]`) of rows `r0..r0 + R`.
@@ -236,6 +230,22 @@ fn tile<S: Simd, const R: usize>(
             }
         }
     }
+    store::<S, R>(simd, &acc, r0, n, j, out, add);
+}
+
+/// Writes (or adds) a register tile of rows `r0..r0 + R` at columns
+/// `j..j + WIDTH` of `out` (`n` columns).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn store<S: Simd, const R: usize>(
+    simd: S,
+    acc: &[[S::f32s; VECS]; R],
+    r0: usize,
+    n: usize,
+    j: usize,
+    out: &mut [f32],
+    add: bool,
+) {
     for (i, a) in acc.iter().enumerate() {
         let at = (r0 + i) * n + j;
         let (ov, _) = S::as_mut_simd_f32s(&mut out[at..at + WIDTH]);
