@@ -34,9 +34,10 @@ use burn::backend::Autodiff;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{AttentionModuleOptions, FloatTensor};
-use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use std::sync::Arc;
 
+use crate::checkpoint::host_values;
 use crate::host_causal::{self, CausalShape};
 
 /// A burn backend the model runs on: [`Backend`] plus causal attention
@@ -97,17 +98,6 @@ struct HostSaved<B: Backend> {
     lse: Vec<f32>,
 }
 
-impl<B: Backend> HostSaved<B> {
-    fn shape(&self) -> CausalShape {
-        let [b, h, t, d] = self.dims;
-        CausalShape {
-            blocks: b * h,
-            t,
-            d,
-        }
-    }
-}
-
 impl<B: Backend> Backward<B, 3> for CausalAttention {
     type State = Saved<B>;
 
@@ -126,11 +116,6 @@ impl<B: Backend> Backward<B, 3> for CausalAttention {
     }
 }
 
-/// A tensor's values on the host, when it holds f32s.
-fn host_values<B: Backend>(t: &FloatTensor<B>) -> Option<Vec<f32>> {
-    wrap::<B>(t.clone()).into_data().to_vec::<f32>().ok()
-}
-
 fn from_host<B: Backend>(v: Vec<f32>, dims: [usize; 4], device: &B::Device) -> FloatTensor<B> {
     unwrap(Tensor::<B, 4>::from_data(TensorData::new(v, dims), device))
 }
@@ -142,28 +127,18 @@ fn host_forward<B: Backend>(
     k: &FloatTensor<B>,
     v: &FloatTensor<B>,
 ) -> Option<(HostSaved<B>, FloatTensor<B>)> {
-    let tq = wrap::<B>(q.clone());
-    let dims = tq.dims();
-    if wrap::<B>(k.clone()).dims() != dims || wrap::<B>(v.clone()).dims() != dims {
+    let layout = |t: &FloatTensor<B>| {
+        let t = wrap::<B>(t.clone());
+        (t.dims(), t.dtype())
+    };
+    let (dims, dtype) = layout(q);
+    if dtype != DType::F32 || layout(k) != (dims, dtype) || layout(v) != (dims, dtype) {
         return None;
     }
-    let device = tq.device();
-    let (q, k, v) = (
-        host_values::<B>(q)?,
-        host_values::<B>(k)?,
-        host_values::<B>(v)?,
-    );
-    let [b, h, t, d] = dims;
-    let (o, lse) = host_causal::forward(
-        CausalShape {
-            blocks: b * h,
-            t,
-            d,
-        },
-        &q,
-        &k,
-        &v,
-    );
+    let device = wrap::<B>(q.clone()).device();
+    let host = |t: &FloatTensor<B>| host_values(wrap::<B>(t.clone())).ok();
+    let (q, k, v) = (host(q)?, host(k)?, host(v)?);
+    let (o, lse) = host_causal::forward(CausalShape::of(dims), &q, &k, &v);
     let out = from_host::<B>(o.clone(), dims, &device);
     Some((
         HostSaved {
@@ -180,12 +155,9 @@ fn host_forward<B: Backend>(
 }
 
 fn host_backward<B: Backend>(h: &HostSaved<B>, grad: FloatTensor<B>) -> [FloatTensor<B>; 3] {
-    let go = wrap::<B>(grad)
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap_or_default();
-    let grads = host_causal::backward(h.shape(), &h.q, &h.k, &h.v, &h.o, &h.lse, &go);
+    let go = host_values(wrap::<B>(grad)).unwrap_or_default();
+    let shape = CausalShape::of(h.dims);
+    let grads = host_causal::backward(shape, &h.q, &h.k, &h.v, &h.o, &h.lse, &go);
     grads.map(|g| from_host::<B>(g, h.dims, &h.device))
 }
 
@@ -360,11 +332,7 @@ mod tests {
         let p = probabilities(wrap::<Cpu>(q.clone()), wrap(k.clone()));
         let o = unwrap(p.clone().matmul(wrap(v.clone())));
         let dense = attention_backward::<Cpu>(q, k, v, o.clone(), unwrap(p), w);
-        let s = CausalShape {
-            blocks: b * h,
-            t,
-            d,
-        };
+        let s = CausalShape::of([b, h, t, d]);
         let (ho, lse) = host_causal::forward(s, &vals[0], &vals[1], &vals[2]);
         let host = host_causal::backward(s, &vals[0], &vals[1], &vals[2], &ho, &lse, &vals[3]);
         let worst = |a: FloatTensor<Cpu>, b: &[f32]| {
@@ -405,11 +373,7 @@ mod timing {
                 &dev,
             ))
         };
-        let s = CausalShape {
-            blocks: 4,
-            t: 1063,
-            d: 32,
-        };
+        let s = CausalShape::of(dims);
         let best = |f: &mut dyn FnMut() -> (f64, f64)| {
             (0..5)
                 .map(|_| f())

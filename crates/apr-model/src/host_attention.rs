@@ -175,7 +175,7 @@ pub(crate) fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
 
 /// `a · b`.
 #[inline(always)]
-fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
     let ((av, at), (bv, bt)) = (S::as_simd_f32s(a), S::as_simd_f32s(b));
     let mut acc = simd.splat_f32s(0.0);
     for (&x, &y) in av.iter().zip(bv) {

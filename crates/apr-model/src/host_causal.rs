@@ -15,7 +15,7 @@
 //!            dv_j = sum_i p_ij dO_i
 //! ```
 
-use crate::host_attention::{scores, softmax, weighted_sum};
+use crate::host_attention::{dot, scores, softmax, weighted_sum};
 use crate::host_math::exp_nonpositive;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
@@ -33,6 +33,16 @@ pub(crate) struct CausalShape {
 }
 
 impl CausalShape {
+    /// The shape of `[batch, heads, t, head_dim]` tensors.
+    pub fn of(dims: [usize; 4]) -> Self {
+        let [b, h, t, d] = dims;
+        CausalShape {
+            blocks: b * h,
+            t,
+            d,
+        }
+    }
+
     fn scale(&self) -> f32 {
         1.0 / (self.d as f32).sqrt()
     }
@@ -191,7 +201,7 @@ impl WithSimd for Backward<'_> {
                 }
                 // ds_ij = p_ij (dO_i·v_j - dO_i·o_i), scaled for dq and dk.
                 scores::<S>(simd, goi, v, ds);
-                let di: f32 = goi.iter().zip(&o[row.clone()]).map(|(a, b)| a * b).sum();
+                let di = dot::<S>(simd, goi, &o[row.clone()]);
                 for (x, &pj) in ds.iter_mut().zip(p.iter()) {
                     *x = pj * (*x - di) * scale;
                 }

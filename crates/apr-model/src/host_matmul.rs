@@ -8,9 +8,10 @@
 //! decoding gives the same bits as decoding one row at a time).
 //!
 //! Layout: the weight is packed once into strips of `WIDTH` columns; each
-//! call copies its rows of `x` into tiles of `ROWS` rows interleaved along
-//! `k` (the kernel's broadcasts then read one stream instead of `ROWS`).
-//! Threads split the rows in whole tiles, the last taking the partial one.
+//! call copies its rows of `x` into tiles of up to `ROWS` rows interleaved
+//! along `k` (the kernel's broadcasts then read one stream instead of one
+//! per row). Threads split the rows in whole tiles, the last taking the
+//! partial one.
 
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
@@ -91,8 +92,8 @@ pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, out: &mut [f32], add: bool
 }
 
 thread_local! {
-    /// Each thread's copy of its row tiles, `x` interleaved (`[k, ROWS]`
-    /// per tile), kept between calls.
+    /// Each thread's copy of its row tiles ([`interleave`]), kept between
+    /// calls.
     static PACKED_X: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -112,75 +113,78 @@ impl WithSimd for Kernel<'_> {
         let Kernel { x, m, w, out, add } = self;
         let (k, n) = (w.k, w.n);
         let full = n / WIDTH * WIDTH;
-        let tiles = if S::F32_LANES * VECS == WIDTH {
-            m / ROWS
-        } else {
-            0
-        };
+        let vector_tiles = S::F32_LANES * VECS == WIDTH;
         // Taken out of the thread-local and put back (no closure: a closure
         // would not inherit the kernel's target features).
         let mut xp = PACKED_X.take();
-        {
-            xp.clear();
-            xp.resize(tiles * ROWS * k, 0.0);
-            for (t, xp) in xp.chunks_exact_mut(ROWS * k).enumerate() {
-                for (kk, xp) in xp.chunks_exact_mut(ROWS).enumerate() {
-                    for (i, v) in xp.iter_mut().enumerate() {
-                        *v = x[(t * ROWS + i) * k + kk];
-                    }
+        if vector_tiles {
+            interleave(x, k, &mut xp);
+        }
+        let whole = m / ROWS * ROWS;
+        for (si, strip) in w.strips.chunks_exact(k * WIDTH).enumerate() {
+            let j = si * WIDTH;
+            if vector_tiles {
+                let (tiles, rest) = xp.split_at(whole * k);
+                for (t, xt) in tiles.chunks_exact(ROWS * k).enumerate() {
+                    tile::<S, ROWS>(simd, xt, t * ROWS, strip, n, j, out, add);
                 }
-            }
-            for (si, strip) in w.strips.chunks_exact(k * WIDTH).enumerate() {
-                let j = si * WIDTH;
-                if S::F32_LANES * VECS == WIDTH {
-                    let mut r = 0;
-                    for xt in xp.chunks_exact(ROWS * k) {
-                        packed_tile::<S>(simd, xt, r, strip, n, j, out, add);
-                        r += ROWS;
-                    }
-                    match m - r {
-                        0 => {}
-                        1 => tile::<S, 1>(simd, x, r, k, strip, n, j, out, add),
-                        2 => tile::<S, 2>(simd, x, r, k, strip, n, j, out, add),
-                        3 => tile::<S, 3>(simd, x, r, k, strip, n, j, out, add),
-                        4 => tile::<S, 4>(simd, x, r, k, strip, n, j, out, add),
-                        _ => tile::<S, 5>(simd, x, r, k, strip, n, j, out, add),
-                    }
-                } else {
-                    for r in 0..m {
-                        let mut acc = [0.0f32; WIDTH];
-                        for (kk, &xv) in x[r * k..(r + 1) * k].iter().enumerate() {
-                            for (a, &wv) in acc.iter_mut().zip(&strip[kk * WIDTH..(kk + 1) * WIDTH])
-                            {
-                                *a = xv.mul_add(wv, *a);
-                            }
-                        }
-                        for (o, a) in out[r * n + j..r * n + j + WIDTH].iter_mut().zip(acc) {
-                            *o = if add { *o + a } else { a };
-                        }
-                    }
+                match m - whole {
+                    0 => {}
+                    1 => tile::<S, 1>(simd, rest, whole, strip, n, j, out, add),
+                    2 => tile::<S, 2>(simd, rest, whole, strip, n, j, out, add),
+                    3 => tile::<S, 3>(simd, rest, whole, strip, n, j, out, add),
+                    4 => tile::<S, 4>(simd, rest, whole, strip, n, j, out, add),
+                    _ => tile::<S, 5>(simd, rest, whole, strip, n, j, out, add),
                 }
-            }
-            for (t, col) in w.tail.chunks_exact(k).enumerate() {
+            } else {
                 for r in 0..m {
-                    let mut s = 0.0f32;
-                    for (&xv, &wv) in x[r * k..(r + 1) * k].iter().zip(col) {
-                        s = xv.mul_add(wv, s);
+                    let mut acc = [0.0f32; WIDTH];
+                    for (kk, &xv) in x[r * k..(r + 1) * k].iter().enumerate() {
+                        for (a, &wv) in acc.iter_mut().zip(&strip[kk * WIDTH..(kk + 1) * WIDTH]) {
+                            *a = xv.mul_add(wv, *a);
+                        }
                     }
-                    let o = &mut out[r * n + full + t];
-                    *o = if add { *o + s } else { s };
+                    for (o, a) in out[r * n + j..r * n + j + WIDTH].iter_mut().zip(acc) {
+                        *o = if add { *o + a } else { a };
+                    }
                 }
+            }
+        }
+        for (t, col) in w.tail.chunks_exact(k).enumerate() {
+            for r in 0..m {
+                let mut s = 0.0f32;
+                for (&xv, &wv) in x[r * k..(r + 1) * k].iter().zip(col) {
+                    s = xv.mul_add(wv, s);
+                }
+                let o = &mut out[r * n + full + t];
+                *o = if add { *o + s } else { s };
             }
         }
         PACKED_X.set(xp);
     }
 }
 
-/// Columns `j..j + WIDTH` (one strip, `[k, WIDTH]`) of rows `r0..r0 + ROWS`,
-/// whose `x` values are interleaved (`[k, ROWS]`).
+/// Copies the rows of `x` (`[m, k]`) into `xp` in tiles of `ROWS` rows
+/// (the last one holding the rows left over), each interleaved along `k`
+/// (`[k, rows]`), so a tile's broadcasts read one stream.
+fn interleave(x: &[f32], k: usize, xp: &mut Vec<f32>) {
+    xp.clear();
+    xp.resize(x.len(), 0.0);
+    for (xs, xp) in x.chunks(ROWS * k).zip(xp.chunks_mut(ROWS * k)) {
+        let rows = xs.len() / k;
+        for (kk, xp) in xp.chunks_exact_mut(rows).enumerate() {
+            for (i, v) in xp.iter_mut().enumerate() {
+                *v = xs[i * k + kk];
+            }
+        }
+    }
+}
+
+/// Columns `j..j + WIDTH` (one strip, `[k, WIDTH]`) of rows `r0..r0 + R`,
+/// whose `x` values are interleaved (`xt`, `[k, R]`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn packed_tile<S: Simd>(
+fn tile<S: Simd, const R: usize>(
     simd: S,
     xt: &[f32],
     r0: usize,
@@ -191,8 +195,8 @@ fn packed_tile<S: Simd>(
     add: bool,
 ) {
     let zero = simd.splat_f32s(0.0);
-    let mut acc = [[zero; VECS]; ROWS];
-    for (row, xs) in strip.chunks_exact(WIDTH).zip(xt.chunks_exact(ROWS)) {
+    let mut acc = [[zero; VECS]; R];
+    for (row, xs) in strip.chunks_exact(WIDTH).zip(xt.chunks_exact(R)) {
         let (wv, _) = S::as_simd_f32s(row);
         for (a, &xv) in acc.iter_mut().zip(xs) {
             let s = simd.splat_f32s(xv);
@@ -201,51 +205,6 @@ fn packed_tile<S: Simd>(
             }
         }
     }
-    store::<S, ROWS>(simd, &acc, r0, n, j, out, add);
-}
-
-/// Columns `j..j + WIDTH` (one strip, `[k, WIDTH]`) of rows `r0..r0 + R`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn tile<S: Simd, const R: usize>(
-    simd: S,
-    x: &[f32],
-    r0: usize,
-    k: usize,
-    strip: &[f32],
-    n: usize,
-    j: usize,
-    out: &mut [f32],
-    add: bool,
-) {
-    let zero = simd.splat_f32s(0.0);
-    let mut acc = [[zero; VECS]; R];
-    let xs: [&[f32]; R] = std::array::from_fn(|i| &x[(r0 + i) * k..(r0 + i + 1) * k]);
-    for (kk, row) in strip.chunks_exact(WIDTH).enumerate() {
-        let (wv, _) = S::as_simd_f32s(row);
-        for (a, xr) in acc.iter_mut().zip(&xs) {
-            let s = simd.splat_f32s(xr[kk]);
-            for (a, &wv) in a.iter_mut().zip(wv) {
-                *a = simd.mul_add_f32s(s, wv, *a);
-            }
-        }
-    }
-    store::<S, R>(simd, &acc, r0, n, j, out, add);
-}
-
-/// Writes (or adds) a register tile of rows `r0..r0 + R` at columns
-/// `j..j + WIDTH` of `out` (`n` columns).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn store<S: Simd, const R: usize>(
-    simd: S,
-    acc: &[[S::f32s; VECS]; R],
-    r0: usize,
-    n: usize,
-    j: usize,
-    out: &mut [f32],
-    add: bool,
-) {
     for (i, a) in acc.iter().enumerate() {
         let at = (r0 + i) * n + j;
         let (ov, _) = S::as_mut_simd_f32s(&mut out[at..at + WIDTH]);
