@@ -9,6 +9,7 @@
 
 use crate::attention::AprBackend;
 use crate::config::ModelConfig;
+use crate::device_cache::DeviceKv;
 use crate::error::{Error, Result};
 use crate::host_attention::{attend_row, CachedRow, HostShape};
 use crate::model::Llama;
@@ -31,12 +32,18 @@ use rayon::prelude::*;
 /// copy of the entire cache per layer per step; an earlier version of
 /// this layout copied the rows' prefixes into dense
 /// `[rows, kv_heads, longest, head_dim]` tensors padded to the longest
-/// row, which dominated decoding at long contexts. (On a GPU backend this
-/// host round trip is slow; the CUDA path is issue 6's.)
+/// row, which dominated decoding at long contexts.
+///
+/// On a backend whose memory is not the host's (CUDA) the cache is kept
+/// as backend tensors instead ([`Self::on_device`], what [`Self::new`]
+/// picks there; `crate::device_cache` has the layout): no host round trip
+/// per layer.
 #[derive(Debug)]
 pub struct KvCache<B: Backend> {
-    /// `[layer][row]`: keys, then values.
+    /// `[layer][row]`: keys, then values (empty when on the device).
     pub(crate) layers: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
+    /// The cache as device tensors, when it is kept there.
+    pub(crate) device: Option<DeviceKv<B>>,
     pub(crate) lens: Vec<usize>,
     /// Positions allocated per head block, per row.
     pub(crate) block: Vec<usize>,
@@ -46,13 +53,26 @@ pub struct KvCache<B: Backend> {
     _backend: std::marker::PhantomData<B>,
 }
 
-impl<B: Backend> KvCache<B> {
-    /// An empty cache of `rows` sequences of at most `capacity` tokens
-    /// (`device` is where the per-step tensors are built; the memory is
-    /// committed as rows fill up).
+impl<B: AprBackend> KvCache<B> {
+    /// An empty cache of `rows` sequences of at most `capacity` tokens, in
+    /// host memory on a backend with [`AprBackend::HOST_DECODE`] (the CPU)
+    /// and as device tensors otherwise ([`Self::on_device`]). Memory is
+    /// committed as rows fill up.
     pub fn new(config: &ModelConfig, rows: usize, capacity: usize, device: &B::Device) -> Self {
-        let _ = device;
+        if B::HOST_DECODE {
+            Self::on_host(config, rows, capacity)
+        } else {
+            Self::on_device(config, rows, capacity, device)
+        }
+    }
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache in host memory (each row's block grows by doubling).
+    /// [`crate::HostDecoder`] needs this one.
+    pub fn on_host(config: &ModelConfig, rows: usize, capacity: usize) -> Self {
         KvCache {
+            device: None,
             layers: (0..config.num_layers)
                 .map(|_| (0..rows).map(|_| (Vec::new(), Vec::new())).collect())
                 .collect(),
@@ -63,6 +83,27 @@ impl<B: Backend> KvCache<B> {
             head_dim: config.head_dim(),
             _backend: std::marker::PhantomData,
         }
+    }
+
+    /// An empty cache kept as tensors on `device` (all rows' positions
+    /// grow together, by doubling, with the longest row): what a GPU
+    /// backend needs; on the CPU only to test this path.
+    pub fn on_device(
+        config: &ModelConfig,
+        rows: usize,
+        capacity: usize,
+        device: &B::Device,
+    ) -> Self {
+        let mut cache = Self::on_host(config, 0, capacity);
+        cache.lens = vec![0; rows];
+        cache.block = vec![0; rows];
+        cache.device = Some(DeviceKv::new(config, device));
+        cache
+    }
+
+    /// Whether the cache is kept as device tensors ([`Self::on_device`]).
+    pub fn is_on_device(&self) -> bool {
+        self.device.is_some()
     }
 
     /// Number of rows.
@@ -87,6 +128,15 @@ impl<B: Backend> KvCache<B> {
 
     /// Bytes the keys and values take now.
     pub fn committed_bytes(&self) -> usize {
+        if let Some(d) = &self.device {
+            return 2
+                * d.num_layers()
+                * self.rows()
+                * d.positions
+                * self.kv_heads
+                * self.head_dim
+                * 4;
+        }
         let floats: usize = self
             .layers
             .iter()
@@ -100,6 +150,15 @@ impl<B: Backend> KvCache<B> {
     /// [`Self::check_feed`]).
     pub(crate) fn grow(&mut self, feed: &[(usize, &[u32])]) {
         let (hd, kvh) = (self.head_dim, self.kv_heads);
+        if let Some(d) = &mut self.device {
+            let need = feed
+                .iter()
+                .map(|&(r, t)| self.lens[r] + t.len())
+                .max()
+                .unwrap_or(0);
+            d.grow(need, self.capacity, self.lens.len(), kvh * hd);
+            return;
+        }
         for &(r, toks) in feed {
             let (need, old) = (self.lens[r] + toks.len(), self.block[r]);
             if need <= old {
@@ -254,38 +313,46 @@ impl<B: AprBackend> Llama<B> {
                 .into_vec()
                 .unwrap_or_default()
         };
-        for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = self.block(layer, x, &rope, |q, k, v| {
-                // `[b, heads, t, hd]` and `[b, kv_heads, t, hd]`, row-major.
-                let (q, k, v) = (host(q), host(k), host(v));
-                for (r, &row) in slots.iter().enumerate() {
-                    let n = new_tokens[r].len();
-                    let (ks, vs) = &mut rows[row];
-                    for (new, slot) in [(&k, ks), (&v, vs)] {
-                        for h in 0..kvh {
-                            let src = (r * kvh + h) * t * hd;
-                            let dst = (h * blocks[r] + lens[r]) * hd;
-                            slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
+        if let Some(d) = &mut cache.device {
+            let news: Vec<usize> = new_tokens.iter().map(|t| t.len()).collect();
+            let plan = d.plan(&slots, &lens, &news);
+            for (i, layer) in self.layers.iter().enumerate() {
+                x = self.block(layer, x, &rope, |q, k, v| d.attend(i, &plan, q, k, v));
+            }
+        } else {
+            for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
+                x = self.block(layer, x, &rope, |q, k, v| {
+                    // `[b, heads, t, hd]` and `[b, kv_heads, t, hd]`, row-major.
+                    let (q, k, v) = (host(q), host(k), host(v));
+                    for (r, &row) in slots.iter().enumerate() {
+                        let n = new_tokens[r].len();
+                        let (ks, vs) = &mut rows[row];
+                        for (new, slot) in [(&k, ks), (&v, vs)] {
+                            for h in 0..kvh {
+                                let src = (r * kvh + h) * t * hd;
+                                let dst = (h * blocks[r] + lens[r]) * hd;
+                                slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
+                            }
                         }
                     }
-                }
-                let shape = HostShape::head_major(nh, kvh, hd, t);
-                let mut out = vec![0.0f32; b * nh * t * hd];
-                let rows = &*rows;
-                let per_row = nh * t * hd;
-                out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
-                    let (ks, vs) = &rows[slots[r]];
-                    let q = &q[r * per_row..(r + 1) * per_row];
-                    let row = CachedRow {
-                        len: lens[r],
-                        block: blocks[r],
-                        keys: ks,
-                        values: vs,
-                    };
-                    attend_row(&shape, q, new_tokens[r].len(), row, o);
+                    let shape = HostShape::head_major(nh, kvh, hd, t);
+                    let mut out = vec![0.0f32; b * nh * t * hd];
+                    let rows = &*rows;
+                    let per_row = nh * t * hd;
+                    out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
+                        let (ks, vs) = &rows[slots[r]];
+                        let q = &q[r * per_row..(r + 1) * per_row];
+                        let row = CachedRow {
+                            len: lens[r],
+                            block: blocks[r],
+                            keys: ks,
+                            values: vs,
+                        };
+                        attend_row(&shape, q, new_tokens[r].len(), row, o);
+                    });
+                    Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
                 });
-                Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
-            });
+            }
         }
         for &(r, toks) in feed {
             cache.lens[r] += toks.len();

@@ -188,6 +188,11 @@ impl HostDecoder {
         let c = &self.config;
         cache.check_feed(feed, c.vocab_size)?;
         let (h, nh, nkv, hd) = (c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim());
+        if cache.is_on_device() {
+            return Err(Error::Input(
+                "the host decoder needs a cache in host memory (KvCache::on_host)".into(),
+            ));
+        }
         if cache.layers.len() != c.num_layers || cache.kv_heads != nkv || cache.head_dim != hd {
             return Err(Error::Input(format!(
                 "a cache of {} layers x {} kv heads x {} for a model of {} x {nkv} x {hd}",

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
+mod device_cache;
 pub mod error;
 pub mod generate;
 mod host_attention;

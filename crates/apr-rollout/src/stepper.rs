@@ -59,6 +59,21 @@ impl<B: AprBackend> LlamaStepper<B> {
         self
     }
 
+    /// Steps through burn's ops with the KV cache kept as backend tensors
+    /// ([`KvCache::on_device`], what a GPU backend gets anyway): on the CPU,
+    /// to test that path.
+    pub fn device_cache(mut self) -> Self {
+        let c = &self.model.config;
+        self.cache = KvCache::on_device(
+            c,
+            self.cache.rows(),
+            self.cache.capacity(),
+            &self.model.device(),
+        );
+        self.host = None;
+        self
+    }
+
     /// Whether steps run on the [`HostDecoder`].
     pub fn host_decode(&self) -> bool {
         self.host.is_some()

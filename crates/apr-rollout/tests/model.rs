@@ -1,6 +1,7 @@
 //! The engine on a real (random-weight) `tiny` model: batched decoding
 //! gives exactly the tokens of one-thread-at-a-time decoding, and sampled
-//! rollouts do not depend on the batch.
+//! rollouts do not depend on the batch, on the host decoder and on the
+//! GPU path's device-tensor cache.
 
 use apr_countdown::{Problem, ProblemSpec};
 use apr_model::{Cpu, Llama, ModelConfig};
@@ -15,9 +16,24 @@ fn problems(n: u64) -> Vec<Problem> {
 }
 
 fn rollout(slots: usize, cfg: &RolloutConfig, ps: &[Problem]) -> Vec<ProblemResult> {
+    rollout_on(slots, cfg, ps, false)
+}
+
+/// With `device_cache`, steps go through burn's ops with the cache kept as
+/// tensors (the GPU path); otherwise through the host decoder.
+fn rollout_on(
+    slots: usize,
+    cfg: &RolloutConfig,
+    ps: &[Problem],
+    device_cache: bool,
+) -> Vec<ProblemResult> {
     let cfg_m = ModelConfig::preset("tiny").unwrap();
     let model = Llama::<Cpu>::init(&cfg_m, 5, &Default::default());
     let mut stepper = LlamaStepper::new(model, slots, 256).unwrap();
+    if device_cache {
+        stepper = stepper.device_cache();
+        assert!(!stepper.host_decode());
+    }
     Engine::new(&mut stepper, cfg.clone())
         .unwrap()
         .run(ps, |_| {})
@@ -76,4 +92,24 @@ fn sampled_rollouts_do_not_depend_on_the_batch() {
         a[0].root.calls[0].generated_ids,
         a[1].root.calls[0].generated_ids
     );
+}
+
+/// The GPU path's cache (burn ops, keys and values kept as tensors) samples
+/// the same tokens as the host decoder, in batches.
+#[test]
+fn the_device_cache_path_samples_the_host_decoders_tokens() {
+    let ps = problems(3);
+    let c = RolloutConfig {
+        samples: 2,
+        ..cfg(SamplingParams::temperature(1.0))
+    };
+    let host = rollout_on(4, &c, &ps, false);
+    let device = rollout_on(4, &c, &ps, true);
+    for (x, y) in host.iter().zip(&device) {
+        let (cx, cy) = (&x.root.calls[0], &y.root.calls[0]);
+        assert_eq!(cx.generated_ids, cy.generated_ids);
+        for (a, b) in cx.logprobs.iter().zip(&cy.logprobs) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
 }
