@@ -79,6 +79,13 @@ pub struct OptimConfig {
     /// Micro-batches per optimiser step.
     #[serde(default = "one")]
     pub accum_steps: usize,
+    /// Devices to split each step's micro-batches over (data parallel,
+    /// burn's multi-device gradient accumulation; `crate::parallel`): the
+    /// run's device and the next ones of its backend (`cuda:0` with 4
+    /// gives `cuda:0..=3`). At most `accum_steps`; 1 (the default) is one
+    /// device.
+    #[serde(default = "one")]
+    pub data_parallel: usize,
     /// AdamW weight decay.
     #[serde(default = "default_wd")]
     pub weight_decay: f64,
@@ -214,6 +221,9 @@ impl SftConfig {
         }
         if o.max_steps == 0 || o.batch_tokens == 0 || o.accum_steps == 0 {
             return bad("max_steps, batch_tokens and accum_steps must be positive");
+        }
+        if o.data_parallel == 0 || o.data_parallel > o.accum_steps {
+            return bad("data_parallel must be between 1 and accum_steps (each device takes whole micro-batches)");
         }
         if o.lr.is_nan() || o.lr <= 0.0 || !(0.0..=1.0).contains(&o.min_lr_ratio) {
             return bad("lr must be positive and min_lr_ratio in [0, 1]");

@@ -13,6 +13,7 @@ pub mod grads;
 pub mod grpo;
 pub mod grpo_config;
 pub mod grpo_train;
+mod parallel;
 /// SVG plots (re-exported from `apr-plot`).
 pub use apr_plot as plot;
 pub mod sample;

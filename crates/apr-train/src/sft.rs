@@ -4,14 +4,16 @@ use crate::config::SftConfig;
 use crate::data::{epoch_batches, load_corpus, Batch, Corpus};
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
+use crate::parallel::micro_batch_grads;
 use crate::plot::{line_plot, Series};
 use crate::state;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::{Device as _, DeviceId};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -194,6 +196,7 @@ where
         |s: &TrainState| s.step,
         device,
     )?;
+    let devices = data_parallel_devices::<B>(device, o.data_parallel);
     let sdir = state_dir(out);
     let bar = state::progress(opts.progress, o.max_steps as u64, st.step as u64);
     let mut batches = epoch_batches(&lens, o.batch_tokens, o.seed, st.epoch);
@@ -230,17 +233,13 @@ where
                     .sum::<usize>()
             })
             .sum();
-        let mut acc = GradientsAccumulator::<Llama<B>>::new();
-        let mut loss_sum = 0.0;
-        for b in &micro {
-            let (nll, _) = batch_nll(&model, &corpus.train, &corpus.train_from, b);
-            let loss = nll / targets.max(1) as f64;
-            let v: f64 = loss.clone().into_scalar().elem();
-            loss_sum += v;
-            let g = GradientsParams::from_grads(loss.backward(), &model);
-            acc.accumulate(&model, g);
-        }
-        let mut grads = acc.grads();
+        let (loss_sum, mut grads) =
+            micro_batch_grads(&model, &devices, &micro, |m: &Llama<B>, b: &Batch| {
+                let (nll, _) = batch_nll(m, &corpus.train, &corpus.train_from, b);
+                let loss = nll / targets.max(1) as f64;
+                let v: f64 = loss.clone().into_scalar().elem();
+                (loss, v)
+            })?;
         let norm = clip_global::<B, Llama<B>>(&model, &mut grads, o.grad_clip);
         let lr = cfg.lr_at(st.step);
         model = optim.step(lr, model, grads);
@@ -295,6 +294,15 @@ where
     };
     state::write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// `device` and the next `n - 1` devices of its backend (on the CPU
+/// backend, which has one device, `n` times the CPU).
+fn data_parallel_devices<B: Backend>(device: &B::Device, n: usize) -> Vec<B::Device> {
+    let id = device.to_id();
+    (0..n.max(1) as u16)
+        .map(|i| B::Device::from_id(DeviceId::new(id.type_id, id.index_id + i)))
+        .collect()
 }
 
 fn write_plot(out: &Path, metrics: &state::Metrics) -> Result<()> {

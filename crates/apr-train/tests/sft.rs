@@ -113,3 +113,32 @@ fn resume_reproduces_the_uninterrupted_loss_curve() {
         }
     }
 }
+
+/// Data-parallel training over two "devices" (on the CPU backend, the CPU
+/// twice: the replicas, threads, gradient moves and the accumulation all
+/// run) gives the loss curve of the same micro-batches on one device.
+#[test]
+fn data_parallel_steps_match_one_device() {
+    let run = |dp: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        write_traces(&dir.path().join("t.jsonl"), 8);
+        let mut cfg = config(dir.path(), 4, 3e-3);
+        cfg.optim.accum_steps = 2;
+        cfg.optim.batch_tokens = 512;
+        cfg.optim.data_parallel = dp;
+        cfg.validate().unwrap();
+        apr_train::train::<B>(&cfg, &Default::default(), &RunOptions::default()).unwrap();
+        losses(dir.path())
+    };
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one.len(), 4);
+    for (a, b) in one.iter().zip(&two) {
+        assert!((a.1 - b.1).abs() < 1e-6, "step {}: {} vs {}", a.0, a.1, b.1);
+    }
+    // The loss moved: the steps did train.
+    assert!((one[0].1 - one[3].1).abs() > 1e-3, "{one:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 4, 3e-3);
+    cfg.optim.data_parallel = 2;
+    assert!(cfg.validate().is_err(), "more devices than micro-batches");
+}
