@@ -44,11 +44,22 @@ pub struct Cli {
     /// engine's CPU default is the host decoder), side by side.
     #[arg(long)]
     pub compare_burn: bool,
+    /// Device: `cpu`, `cuda` or `cuda:N` (builds with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Untimed runs of each batch before the timed one (burn's GPU kernels
+    /// compile and autotune on first use).
+    #[arg(long, default_value_t = 0)]
+    pub warmup_runs: usize,
+    /// Write every timed run's generated token ids here (JSON: batch size
+    /// to one list per sequence), to compare devices.
+    #[arg(long)]
+    pub tokens_out: Option<PathBuf>,
 }
 
 /// Runs `decode-bench`; prints one JSON line per batch size.
 pub fn run(cli: Cli) -> Result<()> {
-    go::<apr_model::Cpu>(&cli, &Default::default())
+    crate::device::with_backend!(&cli.device, infer, |B, d| go::<B>(&cli, d))
 }
 
 fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
@@ -94,6 +105,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         crate::jsonl::write_atomic(path, j.to_string().as_bytes())?;
     }
     let ctx = model.config.max_seq_len;
+    let mut tokens = serde_json::Map::new();
     for &b in &cli.batches {
         let cfg = RolloutConfig {
             mode: Mode::Single,
@@ -119,17 +131,37 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             } else {
                 "apr-rollout (burn)"
             };
-            let (_, s) = apr_rollout::run_stepper(&mut stepper, &batch[..b], &cfg, |_| {})?;
+            for _ in 0..cli.warmup_runs {
+                apr_rollout::run_stepper(&mut stepper, &batch[..b], &cfg, |_| {})?;
+            }
+            let (res, s) = apr_rollout::run_stepper(&mut stepper, &batch[..b], &cfg, |_| {})?;
             println!(
                 "{}",
                 serde_json::json!({
-                    "impl": name, "batch": b, "new_tokens": cli.new_tokens,
+                    "impl": name, "device": cli.device, "batch": b,
+                    "new_tokens": cli.new_tokens, "warmup_runs": cli.warmup_runs,
                     "generated_tokens": s.generated_tokens, "seconds": s.seconds,
                     "tokens_per_s": s.generated_tokens as f64 / s.seconds,
                     "steps": s.steps,
                 })
             );
+            if !burn {
+                let ids: Vec<&[u32]> = res
+                    .iter()
+                    .map(|r| {
+                        r.root
+                            .calls
+                            .first()
+                            .map_or(&[][..], |c| c.generated_ids.as_slice())
+                    })
+                    .collect();
+                tokens.insert(b.to_string(), serde_json::json!(ids));
+            }
         }
+    }
+    if let Some(path) = &cli.tokens_out {
+        let j = serde_json::Value::Object(tokens).to_string();
+        crate::jsonl::write_atomic(path, j.as_bytes())?;
     }
     Ok(())
 }
