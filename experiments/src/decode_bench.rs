@@ -47,6 +47,10 @@ pub struct Cli {
     /// Device: `cpu`, `cuda` or `cuda:N` (builds with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Float type of weights and activations: `f32` or `bf16` (burn's
+    /// per-device default dtype; checkpoints stay f32 on disk).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     /// Untimed runs of each batch before the timed one (burn's GPU kernels
     /// compile and autotune on first use).
     #[arg(long, default_value_t = 0)]
@@ -59,7 +63,10 @@ pub struct Cli {
 
 /// Runs `decode-bench`; prints one JSON line per batch size.
 pub fn run(cli: Cli) -> Result<()> {
-    crate::device::with_backend!(&cli.device, infer, |B, d| go::<B>(&cli, d))
+    crate::device::with_backend!(&cli.device, infer, |B, d| {
+        crate::device::set_dtype::<B>(d, &cli.dtype)?;
+        go::<B>(&cli, d)
+    })
 }
 
 fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {

@@ -32,6 +32,26 @@ pub fn parse(s: &str) -> Result<Device> {
     }
 }
 
+/// Makes `dtype` (`f32` or `bf16`) the float type of every tensor created
+/// on `device` from now on (burn's `set_default_dtypes`): weights,
+/// activations, and on the CUDA backend the KV cache. Call it before
+/// anything touches the device. Checkpoints stay f32 on disk; the CPU's
+/// host decoder computes in f32 from the (rounded) weights.
+pub fn set_dtype<B: burn::tensor::backend::Backend>(device: &B::Device, dtype: &str) -> Result<()> {
+    use burn::tensor::{FloatDType, IntDType};
+    let float = match dtype {
+        "f32" => return Ok(()),
+        "bf16" => FloatDType::BF16,
+        other => {
+            return Err(Error::Config(format!(
+                "unknown dtype {other:?} (f32, bf16)"
+            )))
+        }
+    };
+    burn::tensor::set_default_dtypes::<B>(device, float, IntDType::I32)
+        .map_err(|e| Error::Config(format!("dtype {dtype}: {e:?}")))
+}
+
 /// Evaluates `$body` on the backend the `--device` string names: inside it
 /// `$B` is the backend type (`infer`: `apr_model::Cpu` or `Cuda`; `train`:
 /// `CpuTrain` or `CudaTrain`) and `$dev` a reference to its device. An

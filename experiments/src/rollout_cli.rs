@@ -95,6 +95,10 @@ pub struct Cli {
     /// Device: `cpu`, or `cuda[:N]` in builds with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Float type of weights and activations: `f32` or `bf16` (burn's
+    /// per-device default dtype; checkpoints stay f32 on disk).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
 
 /// Modes on the command line.
@@ -145,7 +149,10 @@ impl Cli {
 
 /// Runs `rollout`.
 pub fn run(cli: Cli) -> Result<()> {
-    crate::device::with_backend!(&cli.device, infer, |B, d| go::<B>(&cli, d))
+    crate::device::with_backend!(&cli.device, infer, |B, d| {
+        crate::device::set_dtype::<B>(d, &cli.dtype)?;
+        go::<B>(&cli, d)
+    })
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {

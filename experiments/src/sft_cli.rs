@@ -30,6 +30,10 @@ pub struct Cli {
     /// Device: `cpu`, or `cuda[:N]` in builds with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Float type of weights and activations: `f32` or `bf16` (burn's
+    /// per-device default dtype; checkpoints stay f32 on disk).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -76,6 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
         stop_after: None,
     };
     let summary = crate::device::with_backend!(&cli.device, train, |B, d| {
+        crate::device::set_dtype::<B>(d, &cli.dtype)?;
         apr_train::train::<B>(&cfg, d, &opts)?
     });
     println!(
