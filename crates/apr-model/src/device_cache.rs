@@ -27,8 +27,11 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 #[derive(Debug)]
 pub(crate) struct DeviceKv<B: Backend> {
     /// Per layer: keys, then values, `[rows * positions, kv_heads * head_dim]`
-    /// (empty until the first step).
+    /// (`placeholder` until the first step).
     layers: Vec<(Tensor<B, 2>, Tensor<B, 2>)>,
+    /// A 1 x 1 tensor that stands in for a cache tensor while it is being
+    /// updated (no zero-sized buffers, which a GPU runtime may refuse).
+    placeholder: Tensor<B, 2>,
     /// Positions allocated per row.
     pub(crate) positions: usize,
     device: B::Device,
@@ -54,9 +57,12 @@ pub(crate) struct StepPlan<B: Backend> {
 impl<B: Backend> DeviceKv<B> {
     /// An empty cache for `config`'s layers on `device`.
     pub(crate) fn new(config: &ModelConfig, device: &B::Device) -> Self {
-        let empty = || Tensor::<B, 2>::zeros([0, 0], device);
+        let placeholder = Tensor::<B, 2>::zeros([1, 1], device);
         DeviceKv {
-            layers: (0..config.num_layers).map(|_| (empty(), empty())).collect(),
+            layers: (0..config.num_layers)
+                .map(|_| (placeholder.clone(), placeholder.clone()))
+                .collect(),
+            placeholder,
             positions: 0,
             device: device.clone(),
         }
@@ -138,7 +144,7 @@ impl<B: Backend> DeviceKv<B> {
         let [_, nh, _, hd] = q.dims();
         let kvh = k.dims()[1];
         let (b, t, len, width) = (plan.b, plan.t, plan.len, kvh * hd);
-        let placeholder = Tensor::<B, 2>::zeros([0, 0], &self.device);
+        let placeholder = &self.placeholder;
         let write = |cache: &mut Tensor<B, 2>, new: Tensor<B, 4>| -> Tensor<B, 4> {
             let new = new
                 .swap_dims(1, 2)
