@@ -24,7 +24,8 @@
 //! dQ = scale * dS K,  dK = scale * dSᵀ Q
 //! ```
 //!
-//! Without gradient tracking, the backend's own attention runs.
+//! Without gradient tracking, the CPU backend runs the host kernels'
+//! forward and other backends their own attention.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -58,17 +59,44 @@ pub trait AprBackend: Backend {
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let opts = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: true,
-        };
-        Self::attention(q, k, v, None, None, opts)
+        backend_causal_attention::<Self>(q, k, v)
     }
+}
+
+/// The backend's own causal attention.
+fn backend_causal_attention<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let opts = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: true,
+    };
+    B::attention(q, k, v, None, None, opts)
 }
 
 impl AprBackend for burn::backend::Flex {
     const HOST_DECODE: bool = true;
+
+    /// The host kernel's forward for f32 self-attention (only the causal
+    /// half of the pairs, no `t x t` tensor): validation losses, the
+    /// reference model's log-probabilities and evaluation run through it.
+    /// Other inputs go to flex's own attention.
+    fn causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match host_inputs::<Self>(&q, &k, &v) {
+            Some((dims, device, hq, hk, hv)) => {
+                let (o, _) = host_causal::forward(CausalShape::of(dims), &hq, &hk, &hv);
+                from_host::<Self>(o, dims, &device)
+            }
+            None => backend_causal_attention::<Self>(q, k, v),
+        }
+    }
 }
 
 #[cfg(feature = "cuda")]
@@ -120,13 +148,14 @@ fn from_host<B: Backend>(v: Vec<f32>, dims: [usize; 4], device: &B::Device) -> F
     unwrap(Tensor::<B, 4>::from_data(TensorData::new(v, dims), device))
 }
 
-/// The host forward pass, when the inputs are f32 self-attention
-/// (`q`, `k`, `v` of one shape).
-fn host_forward<B: Backend>(
+/// The dims, device and host copies of `q`, `k`, `v` when they are f32
+/// self-attention inputs (one shape).
+#[allow(clippy::type_complexity)]
+fn host_inputs<B: Backend>(
     q: &FloatTensor<B>,
     k: &FloatTensor<B>,
     v: &FloatTensor<B>,
-) -> Option<(HostSaved<B>, FloatTensor<B>)> {
+) -> Option<([usize; 4], B::Device, Vec<f32>, Vec<f32>, Vec<f32>)> {
     let layout = |t: &FloatTensor<B>| {
         let t = wrap::<B>(t.clone());
         (t.dims(), t.dtype())
@@ -137,7 +166,17 @@ fn host_forward<B: Backend>(
     }
     let device = wrap::<B>(q.clone()).device();
     let host = |t: &FloatTensor<B>| host_values(wrap::<B>(t.clone())).ok();
-    let (q, k, v) = (host(q)?, host(k)?, host(v)?);
+    Some((dims, device, host(q)?, host(k)?, host(v)?))
+}
+
+/// The host forward pass, when the inputs are f32 self-attention
+/// (`q`, `k`, `v` of one shape).
+fn host_forward<B: Backend>(
+    q: &FloatTensor<B>,
+    k: &FloatTensor<B>,
+    v: &FloatTensor<B>,
+) -> Option<(HostSaved<B>, FloatTensor<B>)> {
+    let (dims, device, q, k, v) = host_inputs::<B>(q, k, v)?;
     let (o, lse) = host_causal::forward(CausalShape::of(dims), &q, &k, &v);
     let out = from_host::<B>(o.clone(), dims, &device);
     Some((
@@ -270,6 +309,36 @@ mod tests {
         let v: Vec<f32> = b.into_data().to_vec().unwrap();
         let n = f32::NEG_INFINITY;
         assert_eq!(v, vec![0.0, 0.0, n, 0.0, 0.0, 0.0]);
+    }
+
+    /// Without autodiff the CPU backend runs the host kernel's forward: the
+    /// output of flex's own attention, to 1e-5.
+    #[test]
+    fn the_cpu_forward_without_gradients_is_flex_attention() {
+        let dev = Default::default();
+        let shape = [2, 3, 45, 16];
+        let mk =
+            |seed| Tensor::<Cpu, 4>::from_data(TensorData::new(rand4(seed, shape), shape), &dev);
+        let (q, k, v) = (mk(5), mk(6), mk(7));
+        let ours = wrap::<Cpu>(Cpu::causal_attention(
+            unwrap(q.clone()),
+            unwrap(k.clone()),
+            unwrap(v.clone()),
+        ));
+        let theirs = wrap::<Cpu>(backend_causal_attention::<Cpu>(
+            unwrap(q),
+            unwrap(k),
+            unwrap(v),
+        ));
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            ours.into_data().to_vec().unwrap(),
+            theirs.into_data().to_vec().unwrap(),
+        );
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst < 1e-5, "max |diff| {worst}");
     }
 
     /// Output and gradients equal those of burn's generic attention
