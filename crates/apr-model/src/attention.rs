@@ -82,7 +82,7 @@ impl AprBackend for burn::backend::Flex {
 
     /// The host kernel's forward for f32 self-attention (only the causal
     /// half of the pairs, no `t x t` tensor): validation losses, the
-    /// reference model's log-probabilities and evaluation run through it.
+    /// reference model's log-probabilities run through it.
     /// Other inputs go to flex's own attention.
     fn causal_attention(
         q: FloatTensor<Self>,
