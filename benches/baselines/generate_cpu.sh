@@ -9,6 +9,8 @@
 # burn's ops (the path before the host decoder), for a "burn" column.
 # Needs: cargo build --release -p apr-experiments; python3 with torch and transformers.
 set -euo pipefail
+# Keep freed memory committed (see .cargo/config.toml).
+export MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY:--1}
 model=${1:--}
 batches=${2:-1,8,64,256}
 new=${3:-128}

@@ -4,6 +4,8 @@
 #   benches/baselines/sft_cpu.sh [CONFIG] [STEPS]
 # Needs: cargo build --release -p apr-experiments; python3 with torch.
 set -euo pipefail
+# Keep freed memory committed (see .cargo/config.toml).
+export MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY:--1}
 cfg=${1:-experiments/configs/sft-tiny-apr.toml}
 steps=${2:-12}
 skip=2

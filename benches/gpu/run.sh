@@ -21,6 +21,8 @@
 # DEVICE=cpu TORCH_DEVICE=cpu NEW_TOKENS=16 STEPS=4 BATCHES=1,8 runs the same
 # steps on the CPU (to check the script itself).
 set -uo pipefail
+# Keep freed memory committed (see .cargo/config.toml).
+export MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY:--1}
 out=${1:-${OUT:-/tmp}/gpu-bench}
 bin=${BIN:-target/release}
 steps=${STEPS:-12}
