@@ -4,6 +4,8 @@
 # binaries built beforehand (they need no CUDA toolkit to build):
 #   cargo build --release --features cuda -p apr-experiments
 #   benches/gpu/run.sh [OUT_DIR]            # default $OUT/gpu-bench or /tmp/gpu-bench
+# or packed by benches/gpu/pack.sh into target/gpu-bins.tar.xz (to carry to
+# a device machine; unpacked into target/release here when missing).
 # Steps (each under its own time limit, so one failure leaves the rest):
 #  1. a random-weight `small` model; the CPU's and CUDA's last-position
 #     logits of a prompt (max |diff|, tolerance 1e-3) and the engine's greedy
@@ -31,6 +33,10 @@ dev=${DEVICE:-cuda}
 tdev=${TORCH_DEVICE:-cuda}
 batches=${BATCHES:-1,64,256}
 mkdir -p "$out"
+# The binaries as benches/gpu/pack.sh carried them, when they are not built here.
+if [ ! -x "$bin/decode-bench" ] && [ -f target/gpu-bins.tar.xz ]; then
+  mkdir -p "$bin" && xz -dc target/gpu-bins.tar.xz | tar -C "$bin" -xf -
+fi
 log() { echo "[$(date +%T)] $*" | tee -a "$out/log.txt"; }
 # Every step gets at most its own limit and what is left of BUDGET_S
 # (default 540 s, to fit one 600-second call); steps past the budget are
