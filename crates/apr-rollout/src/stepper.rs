@@ -90,6 +90,22 @@ impl<B: AprBackend> LlamaStepper<B> {
     }
 }
 
+impl<B: AprBackend> LlamaStepper<B> {
+    /// One cached forward through burn's ops: each fed row's last logits.
+    fn burn_step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        let Logits::Last(l) = self.model.forward_rows(&mut self.cache, feed, false)? else {
+            return Err(Error::Step("cached forward gave all logits".into()));
+        };
+        let v = self.model.config.vocab_size;
+        let data: Vec<f32> = l
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| Error::Step(format!("{e:?}")))?;
+        Ok(data.chunks(v).map(<[f32]>::to_vec).collect())
+    }
+}
+
 impl<B: AprBackend> StepModel for LlamaStepper<B> {
     fn slots(&self) -> usize {
         self.cache.rows()
@@ -107,16 +123,23 @@ impl<B: AprBackend> StepModel for LlamaStepper<B> {
         if let Some(host) = &mut self.host {
             return Ok(host.forward_last(&mut self.cache, feed)?);
         }
-        let Logits::Last(l) = self.model.forward_rows(&mut self.cache, feed, false)? else {
-            return Err(Error::Step("cached forward gave all logits".into()));
-        };
-        let v = self.model.config.vocab_size;
-        let data: Vec<f32> = l
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| Error::Step(format!("{e:?}")))?;
-        Ok(data.chunks(v).map(<[f32]>::to_vec).collect())
+        // Through burn every row of a call is padded to the call's longest
+        // feed (the queries, and a `[rows, heads, t, len]` score tensor):
+        // the one-token rows go together and each longer (prefill) row on
+        // its own, so a prefill does not pad the whole batch to its length.
+        let (ones, longer): (Vec<usize>, Vec<usize>) =
+            (0..feed.len()).partition(|&i| feed[i].1.len() == 1);
+        let mut out = vec![Vec::new(); feed.len()];
+        let groups = std::iter::once(ones)
+            .filter(|g| !g.is_empty())
+            .chain(longer.into_iter().map(|i| vec![i]));
+        for group in groups {
+            let part: Vec<(usize, &[u32])> = group.iter().map(|&i| feed[i]).collect();
+            for (i, logits) in group.into_iter().zip(self.burn_step(&part)?) {
+                out[i] = logits;
+            }
+        }
+        Ok(out)
     }
 
     fn truncate(&mut self, slot: usize, len: usize) -> Result<()> {
