@@ -123,19 +123,18 @@ impl<B: Backend> KvCache<B> {
 
     /// Bytes the keys and values may take (f32), every row full.
     pub fn bytes(&self) -> usize {
-        2 * self.layers.len() * self.rows() * self.kv_heads * self.capacity * self.head_dim * 4
+        self.bytes_for(self.capacity)
+    }
+
+    /// Bytes of the keys and values of every row holding `positions`.
+    fn bytes_for(&self, positions: usize) -> usize {
+        2 * self.layers.len() * self.rows() * self.kv_heads * positions * self.head_dim * 4
     }
 
     /// Bytes the keys and values take now.
     pub fn committed_bytes(&self) -> usize {
         if let Some(d) = &self.device {
-            return 2
-                * d.num_layers()
-                * self.rows()
-                * d.positions
-                * self.kv_heads
-                * self.head_dim
-                * 4;
+            return self.bytes_for(d.positions);
         }
         let floats: usize = self
             .layers
@@ -317,7 +316,10 @@ impl<B: AprBackend> Llama<B> {
             let news: Vec<usize> = new_tokens.iter().map(|t| t.len()).collect();
             let plan = d.plan(&slots, &lens, &news);
             for (i, layer) in self.layers.iter().enumerate() {
-                x = self.block(layer, x, &rope, |q, k, v| d.attend(i, &plan, q, k, v));
+                x = self.block(layer, x, &rope, |q, k, v| {
+                    let (k, v) = d.update(i, &plan, k, v);
+                    self.sdpa(q, k, v, Some(plan.mask.clone()))
+                });
             }
         } else {
             for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {

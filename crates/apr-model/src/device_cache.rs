@@ -9,9 +9,9 @@
 //!   (assign) per tensor, in place where the backend can (burn's CUDA
 //!   backend does when the tensor has one owner, which this cache keeps);
 //! - reads the fed rows' first `L` positions (`L` the longest fed row
-//!   after the step) with one `select`, as `[b, kv_heads, L, head_dim]`;
-//! - attends with two batched products and a softmax, positions past a
-//!   row's length and later queries' keys masked by an additive `-inf`.
+//!   after the step) with one `select`, as `[b, kv_heads, L, head_dim]`,
+//!   for the model's attention (`Llama::sdpa`) with the step's mask:
+//!   positions past a row's length and later queries' keys hidden.
 //!
 //! `positions` (the same for every row) grows by doubling, up to the
 //! capacity, as the longest row grows, so memory follows the longest row
@@ -19,9 +19,8 @@
 //! [`crate::KvCache`] (rows grown one by one) remains the CPU's.
 
 use crate::config::ModelConfig;
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData};
 
 /// Keys and values of every layer as device tensors.
 #[derive(Debug)]
@@ -47,8 +46,8 @@ pub(crate) struct StepPlan<B: Backend> {
     /// The cache rows to read, `[b * len]`: fed row `i`'s positions
     /// `0..len`.
     read: Tensor<B, 1, Int>,
-    /// `[b, 1, t, len]`: 0 where a query sees a key, `-inf` elsewhere.
-    mask: Tensor<B, 4>,
+    /// `[b, t, len]`: true where a query may not see a key.
+    pub(crate) mask: Tensor<B, 3, Bool>,
     len: usize,
     b: usize,
     t: usize,
@@ -66,11 +65,6 @@ impl<B: Backend> DeviceKv<B> {
             positions: 0,
             device: device.clone(),
         }
-    }
-
-    /// Number of layers.
-    pub(crate) fn num_layers(&self) -> usize {
-        self.layers.len()
     }
 
     /// Makes every row hold at least `need` positions (at most
@@ -114,7 +108,7 @@ impl<B: Backend> DeviceKv<B> {
             for j in 0..t {
                 // A padding query (j >= n) sees what the row's last does.
                 let last = l + j.min(n.saturating_sub(1));
-                mask.extend((0..len).map(|q| if q <= last { 0.0 } else { f32::NEG_INFINITY }));
+                mask.extend((0..len).map(|q| q > last));
             }
         }
         let d = &self.device;
@@ -123,7 +117,7 @@ impl<B: Backend> DeviceKv<B> {
             src: Tensor::from_data(TensorData::new(src, [n]), d),
             dst: Tensor::from_data(TensorData::new(dst, [n, 1]), d),
             read: Tensor::from_data(TensorData::new(read, [b * len]), d),
-            mask: Tensor::from_data(TensorData::new(mask, [b, 1, t, len]), d),
+            mask: Tensor::from_data(TensorData::new(mask, [b, t, len]), d),
             len,
             b,
             t,
@@ -132,17 +126,16 @@ impl<B: Backend> DeviceKv<B> {
 
     /// Layer `layer`'s step: writes `k`, `v` (`[b, kv_heads, t, hd]`, the
     /// fed rows' new keys and values, rotated) into the cache and returns
-    /// the attention of `q` (`[b, heads, t, hd]`) over each row's keys.
-    pub(crate) fn attend(
+    /// the fed rows' keys and values after it, `[b, kv_heads, len, hd]`
+    /// (positions past a row's length are stale: `plan.mask` hides them).
+    pub(crate) fn update(
         &mut self,
         layer: usize,
         plan: &StepPlan<B>,
-        q: Tensor<B, 4>,
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
-    ) -> Tensor<B, 4> {
-        let [_, nh, _, hd] = q.dims();
-        let kvh = k.dims()[1];
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let [_, kvh, _, hd] = k.dims();
         let (b, t, len, width) = (plan.b, plan.t, plan.len, kvh * hd);
         let placeholder = &self.placeholder;
         let write = |cache: &mut Tensor<B, 2>, new: Tensor<B, 4>| -> Tensor<B, 4> {
@@ -153,26 +146,14 @@ impl<B: Backend> DeviceKv<B> {
             // Taken out of the cache so that the scatter owns it (in place).
             let old = std::mem::replace(cache, placeholder.clone());
             *cache = old.scatter_nd(plan.dst.clone(), new, IndexingUpdateOp::Assign);
-            let group = nh / kvh;
-            let rows = cache
+            cache
                 .clone()
                 .select(0, plan.read.clone())
                 .reshape([b, len, kvh, hd])
-                .swap_dims(1, 2);
-            if group == 1 {
-                rows
-            } else {
-                rows.reshape([b, kvh, 1, len, hd])
-                    .expand([b, kvh, group, len, hd])
-                    .reshape([b, nh, len, hd])
-            }
+                .swap_dims(1, 2)
         };
         let (kc, vc) = &mut self.layers[layer];
-        let keys = write(kc, k);
-        let values = write(vc, v);
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = q.matmul(keys.swap_dims(2, 3)).mul_scalar(scale) + plan.mask.clone();
-        softmax(scores, 3).matmul(values)
+        (write(kc, k), write(vc, v))
     }
 }
 
@@ -202,14 +183,14 @@ mod tests {
         let dst: Vec<i64> = p.dst.into_data().convert::<i64>().into_vec().unwrap();
         assert_eq!(dst, [2 * 4 + 1, 2 * 4 + 2, 3]);
         assert_eq!(ints(p.read), [8, 9, 10, 11, 0, 1, 2, 3]);
-        let m: Vec<f32> = p.mask.into_data().into_vec().unwrap();
-        let inf = f32::NEG_INFINITY;
+        let m: Vec<bool> = p.mask.into_data().into_vec().unwrap();
+        let (o, x) = (false, true);
         #[rustfmt::skip]
         let want = [
-            0.0, 0.0, inf, inf, // slot 2, query at position 1
-            0.0, 0.0, 0.0, inf, // slot 2, query at position 2
-            0.0, 0.0, 0.0, 0.0, // slot 0, query at position 3
-            0.0, 0.0, 0.0, 0.0, // slot 0, padding: as its last query
+            o, o, x, x, // slot 2, query at position 1
+            o, o, o, x, // slot 2, query at position 2
+            o, o, o, o, // slot 0, query at position 3
+            o, o, o, o, // slot 0, padding: as its last query
         ];
         assert_eq!(m, want);
         // Growing past the capacity stops at it.
