@@ -65,7 +65,7 @@ impl Packed {
 /// With a few rows (decoding one sequence) the product is bound by reading
 /// the weight from memory; split by columns, each thread streams its own
 /// part of it (split by rows, every thread would stream all of it): the
-/// `small` preset decodes one row 1.4-1.6x faster. With many rows the
+/// `small` preset decodes one row 1.3-1.4x faster. With many rows the
 /// weight is reused from cache by every tile and rows split evenly.
 ///
 /// # Panics
@@ -78,66 +78,59 @@ pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, out: &mut [f32], add: bool
     let threads = rayon::current_num_threads();
     let large = threads > 1 && m * k * n >= PARALLEL_WORK;
     let rows: Vec<&mut [f32]> = out.chunks_exact_mut(n.max(1)).collect();
+    // Each part: its rows of `x` and of `out`, its strips, and whether it
+    // also computes the columns past the last strip.
+    let mut parts = Vec::with_capacity(threads);
     if large && m >= 2 * ROWS {
         // Whole tiles for each thread, the last one also taking the rows
         // left over (a partial tile costs less than a whole one).
         let per = (m / ROWS / threads).max(1) * ROWS;
-        let mut parts = Vec::with_capacity(threads);
         let (mut x, mut rows) = (x, rows);
         while parts.len() + 1 < threads && rows.len() > per {
             let rest = rows.split_off(per);
             let (xa, xb) = x.split_at(per * k);
-            parts.push((xa, rows));
+            parts.push((xa, rows, 0..strips, true));
             (x, rows) = (xb, rest);
         }
-        parts.push((x, rows));
-        parts.into_par_iter().for_each(|(x, mut out)| {
-            let m = out.len();
-            Arch::new().dispatch(Kernel {
-                x,
-                m,
-                w,
-                strips: 0..strips,
-                tail: true,
-                out: &mut out,
-                add,
-            });
-        });
-        return;
-    }
-    let parts = if large { threads.min(strips).max(1) } else { 1 };
-    // Part p computes strips bounds[p]..bounds[p + 1]; the last part also
-    // computes the columns past the last strip.
-    let bounds: Vec<usize> = (0..=parts).map(|p| p * strips / parts).collect();
-    let mut pieces: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::with_capacity(m)).collect();
-    for row in rows {
-        let mut rest = row;
-        for (p, rows) in pieces.iter_mut().enumerate() {
-            let width = if p + 1 == parts {
-                rest.len()
-            } else {
-                (bounds[p + 1] - bounds[p]) * WIDTH
-            };
-            let (a, b) = rest.split_at_mut(width);
-            rows.push(a);
-            rest = b;
+        parts.push((x, rows, 0..strips, true));
+    } else {
+        let n_parts = if large { threads.min(strips).max(1) } else { 1 };
+        // Part p computes strips bounds[p]..bounds[p + 1]; the last part
+        // also computes the columns past the last strip.
+        let bounds: Vec<usize> = (0..=n_parts).map(|p| p * strips / n_parts).collect();
+        let mut pieces: Vec<Vec<&mut [f32]>> =
+            (0..n_parts).map(|_| Vec::with_capacity(m)).collect();
+        for row in rows {
+            let mut rest = row;
+            for (p, rows) in pieces.iter_mut().enumerate() {
+                let width = if p + 1 == n_parts {
+                    rest.len()
+                } else {
+                    (bounds[p + 1] - bounds[p]) * WIDTH
+                };
+                let (a, b) = rest.split_at_mut(width);
+                rows.push(a);
+                rest = b;
+            }
+        }
+        for (p, rows) in pieces.into_iter().enumerate() {
+            parts.push((x, rows, bounds[p]..bounds[p + 1], p + 1 == n_parts));
         }
     }
-    let run = |(p, mut out): (usize, Vec<&mut [f32]>)| {
+    let run = |(x, mut out, strips, tail): (&[f32], Vec<&mut [f32]>, _, bool)| {
         Arch::new().dispatch(Kernel {
             x,
-            m,
             w,
-            strips: bounds[p]..bounds[p + 1],
-            tail: p + 1 == parts,
+            strips,
+            tail,
             out: &mut out,
             add,
         });
     };
-    if parts > 1 {
-        pieces.into_par_iter().enumerate().for_each(run);
+    if parts.len() > 1 {
+        parts.into_par_iter().for_each(run);
     } else {
-        pieces.into_iter().enumerate().for_each(run);
+        parts.into_iter().for_each(run);
     }
 }
 
@@ -148,11 +141,11 @@ thread_local! {
 }
 
 /// One thread's share of a product: strips `strips` of `w` (and the
-/// columns past the last strip when `tail`) for all `m` rows. `out[r]` is
-/// row `r`'s part of the output, starting at column `strips.start * WIDTH`.
+/// columns past the last strip when `tail`) for the rows of `out`, whose
+/// `x` rows are `x`. `out[r]` is row `r`'s part of the output, starting at
+/// column `strips.start * WIDTH`.
 struct Kernel<'a, 'o> {
     x: &'a [f32],
-    m: usize,
     w: &'a Packed,
     strips: std::ops::Range<usize>,
     tail: bool,
@@ -167,14 +160,13 @@ impl WithSimd for Kernel<'_, '_> {
     fn with_simd<S: Simd>(self, simd: S) {
         let Kernel {
             x,
-            m,
             w,
             strips,
             tail,
             out,
             add,
         } = self;
-        let k = w.k;
+        let (k, m) = (w.k, out.len());
         let s0 = strips.start;
         let vector_tiles = S::F32_LANES * VECS == WIDTH;
         // Taken out of the thread-local and put back (no closure: a closure
@@ -389,7 +381,6 @@ mod timing {
                     let mut rows: Vec<&mut [f32]> = out.chunks_exact_mut(n).collect();
                     Arch::new().dispatch(Kernel {
                         x: &x,
-                        m,
                         w: &p,
                         strips: 0..n / WIDTH,
                         tail: true,
