@@ -88,9 +88,7 @@ impl<B: AprBackend> LlamaStepper<B> {
     pub fn cache_bytes(&self) -> usize {
         self.cache.bytes()
     }
-}
 
-impl<B: AprBackend> LlamaStepper<B> {
     /// One cached forward through burn's ops: each fed row's last logits.
     fn burn_step(&mut self, feed: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
         let Logits::Last(l) = self.model.forward_rows(&mut self.cache, feed, false)? else {

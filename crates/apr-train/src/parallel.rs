@@ -21,8 +21,8 @@ use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
 
-/// The summed loss and the summed gradients (on `devices[0]`, where
-/// `model` lives) of `micro`, micro-batch `i` computed on device
+/// The summed loss and the summed gradients (on `model`'s device, which
+/// is `devices[0]`) of `micro`, micro-batch `i` computed on device
 /// `i % devices.len()` by `loss_of` (a loss to differentiate and its
 /// value).
 pub(crate) fn micro_batch_grads<B, F>(
@@ -70,12 +70,12 @@ where
         }
         parts.sort_by_key(|p| p.0);
     }
-    let main = &devices[0];
+    let main = model.device();
     let mut acc = GradientsAccumulator::<Llama<B>>::new();
     let mut sum = 0.0;
     for (_, v, g) in parts {
         sum += v;
-        acc.accumulate(model, if n == 1 { g } else { g.to_device(main, model) });
+        acc.accumulate(model, if n == 1 { g } else { g.to_device(&main, model) });
     }
     Ok((sum, acc.grads()))
 }
