@@ -91,7 +91,7 @@ impl AprBackend for burn::backend::Flex {
     ) -> FloatTensor<Self> {
         match host_inputs::<Self>(&q, &k, &v) {
             Some((dims, device, hq, hk, hv)) => {
-                let (o, _) = host_causal::forward(CausalShape::of(dims), &hq, &hk, &hv);
+                let (o, _) = host_causal::forward(token_major(dims), &hq, &hk, &hv);
                 from_host::<Self>(o, dims, &device)
             }
             None => backend_causal_attention::<Self>(q, k, v),
@@ -114,7 +114,8 @@ enum Saved<B: Backend> {
     Host(Arc<HostSaved<B>>),
 }
 
-/// Host copies of a forward pass, `[batch, heads, t, head_dim]`.
+/// Host copies of a forward pass, for tensors `[batch, heads, t,
+/// head_dim]`, in [`token_major`] order.
 #[derive(Debug)]
 struct HostSaved<B: Backend> {
     dims: [usize; 4],
@@ -144,12 +145,37 @@ impl<B: Backend> Backward<B, 3> for CausalAttention {
     }
 }
 
-fn from_host<B: Backend>(v: Vec<f32>, dims: [usize; 4], device: &B::Device) -> FloatTensor<B> {
-    unwrap(Tensor::<B, 4>::from_data(TensorData::new(v, dims), device))
+/// The host kernels' view of `[batch, heads, t, head_dim]` tensors: their
+/// values read in `[batch, t, heads, head_dim]` order.
+///
+/// The model builds `q`, `k` and `v` as `[batch, t, heads, head_dim]`
+/// (the projections' layout) and hands them over with the two middle axes
+/// swapped, a strided view; swapping back gives contiguous memory, read
+/// with one copy, where reading the view as it is walked it element by
+/// element (about a tenth of a training step). The output goes back the
+/// same way: contiguous `[batch, t, heads, head_dim]` values, viewed with
+/// the axes swapped, which the model swaps back and reshapes for free.
+fn token_major(dims: [usize; 4]) -> CausalShape {
+    let [b, h, t, d] = dims;
+    CausalShape::token_major([b, t, h, d])
 }
 
-/// The dims, device and host copies of `q`, `k`, `v` when they are f32
-/// self-attention inputs (one shape).
+/// A `[batch, heads, t, head_dim]` tensor from values in `[batch, t, heads,
+/// head_dim]` order (see [`token_major`]).
+fn from_host<B: Backend>(v: Vec<f32>, dims: [usize; 4], device: &B::Device) -> FloatTensor<B> {
+    let [b, h, t, d] = dims;
+    let x = Tensor::<B, 4>::from_data(TensorData::new(v, [b, t, h, d]), device);
+    unwrap(x.swap_dims(1, 2))
+}
+
+/// The values of a `[batch, heads, t, head_dim]` tensor in `[batch, t,
+/// heads, head_dim]` order (see [`token_major`]).
+fn host_tokens<B: Backend>(t: &FloatTensor<B>) -> Option<Vec<f32>> {
+    host_values(wrap::<B>(t.clone()).swap_dims(1, 2)).ok()
+}
+
+/// The dims, device and host copies (in [`token_major`] order) of `q`, `k`,
+/// `v` when they are f32 self-attention inputs (one shape).
 #[allow(clippy::type_complexity)]
 fn host_inputs<B: Backend>(
     q: &FloatTensor<B>,
@@ -165,8 +191,13 @@ fn host_inputs<B: Backend>(
         return None;
     }
     let device = wrap::<B>(q.clone()).device();
-    let host = |t: &FloatTensor<B>| host_values(wrap::<B>(t.clone())).ok();
-    Some((dims, device, host(q)?, host(k)?, host(v)?))
+    Some((
+        dims,
+        device,
+        host_tokens::<B>(q)?,
+        host_tokens::<B>(k)?,
+        host_tokens::<B>(v)?,
+    ))
 }
 
 /// The host forward pass, when the inputs are f32 self-attention
@@ -177,7 +208,7 @@ fn host_forward<B: Backend>(
     v: &FloatTensor<B>,
 ) -> Option<(HostSaved<B>, FloatTensor<B>)> {
     let (dims, device, q, k, v) = host_inputs::<B>(q, k, v)?;
-    let (o, lse) = host_causal::forward(CausalShape::of(dims), &q, &k, &v);
+    let (o, lse) = host_causal::forward(token_major(dims), &q, &k, &v);
     let out = from_host::<B>(o.clone(), dims, &device);
     Some((
         HostSaved {
@@ -194,8 +225,8 @@ fn host_forward<B: Backend>(
 }
 
 fn host_backward<B: Backend>(h: &HostSaved<B>, grad: FloatTensor<B>) -> [FloatTensor<B>; 3] {
-    let go = host_values(wrap::<B>(grad)).unwrap_or_default();
-    let shape = CausalShape::of(h.dims);
+    let go = host_tokens::<B>(&grad).unwrap_or_default();
+    let shape = token_major(h.dims);
     let grads = host_causal::backward(shape, &h.q, &h.k, &h.v, &h.o, &h.lse, &go);
     grads.map(|g| from_host::<B>(g, h.dims, &h.device))
 }
@@ -448,15 +479,22 @@ mod timing {
                 .map(|_| f())
                 .fold((f64::MAX, f64::MAX), |a, b| (a.0.min(b.0), a.1.min(b.1)))
         };
-        let host = best(&mut || {
-            let t0 = Instant::now();
-            let (o, lse) = host_causal::forward(s, &vals[0], &vals[1], &vals[2]);
-            let f = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let g = host_causal::backward(s, &vals[0], &vals[1], &vals[2], &o, &lse, &vals[3]);
-            assert_eq!(g[0].len(), n);
-            (f, t1.elapsed().as_secs_f64())
-        });
+        let host = |form| {
+            best(&mut || {
+                let t0 = Instant::now();
+                let (o, lse) = host_causal::forward_in(form, s, &vals[0], &vals[1], &vals[2]);
+                let f = t0.elapsed().as_secs_f64();
+                let t1 = Instant::now();
+                let (q, k, v, w) = (&vals[0], &vals[1], &vals[2], &vals[3]);
+                let g = host_causal::backward_in(form, s, q, k, v, &o, &lse, w);
+                assert_eq!(g[0].len(), n);
+                (f, t1.elapsed().as_secs_f64())
+            })
+        };
+        let (tiled, pairwise) = (
+            host(host_causal::Form::Tiled),
+            host(host_causal::Form::Pairwise),
+        );
         let dense = best(&mut || {
             let (q, k, v, w) = (mk(&vals[0]), mk(&vals[1]), mk(&vals[2]), mk(&vals[3]));
             let t0 = Instant::now();
@@ -471,7 +509,12 @@ mod timing {
             assert_eq!(g.len(), 3);
             (f, t1.elapsed().as_secs_f64())
         });
-        for (name, (f, b)) in [("host kernels", host), ("burn ops (dense)", dense)] {
+        let forms = [
+            ("host kernels, tiled", tiled),
+            ("host kernels, pairwise", pairwise),
+            ("burn ops (dense)", dense),
+        ];
+        for (name, (f, b)) in forms {
             println!(
                 "{name}: forward {:.1} ms, backward {:.1} ms",
                 f * 1e3,

@@ -16,12 +16,13 @@
 //! ```
 
 use crate::host_attention::{dot, scores, softmax, weighted_sum};
+use crate::host_causal_tiled::{self, BackwardIn};
 use crate::host_math::exp_nonpositive;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 /// The shape of one call: `blocks` (batch x heads) blocks of `t` positions
-/// of width `d`.
+/// of width `d`, and where each block's rows lie.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CausalShape {
     /// Batch x heads.
@@ -30,6 +31,12 @@ pub(crate) struct CausalShape {
     pub t: usize,
     /// Head width.
     pub d: usize,
+    /// Heads.
+    pub heads: usize,
+    /// `[batch, t, heads, d]` (the projections' layout: a block's rows are
+    /// `heads * d` apart) rather than `[batch, heads, t, d]` (a block's
+    /// rows contiguous).
+    pub token_major: bool,
 }
 
 impl CausalShape {
@@ -40,10 +47,21 @@ impl CausalShape {
             blocks: b * h,
             t,
             d,
+            heads: h,
+            token_major: false,
         }
     }
 
-    fn scale(&self) -> f32 {
+    /// The shape of `[batch, t, heads, head_dim]` tensors.
+    pub fn token_major(dims: [usize; 4]) -> Self {
+        let [b, t, h, d] = dims;
+        CausalShape {
+            token_major: true,
+            ..Self::of([b, h, t, d])
+        }
+    }
+
+    pub(crate) fn scale(&self) -> f32 {
         1.0 / (self.d as f32).sqrt()
     }
 
@@ -54,18 +72,169 @@ impl CausalShape {
             "slices of the wrong length"
         );
     }
+
+    /// Distance between a block's consecutive rows.
+    fn stride(&self) -> usize {
+        if self.token_major {
+            self.heads * self.d
+        } else {
+            self.d
+        }
+    }
+
+    /// The rows of block `blk` (`batch * heads + head`) of `x`.
+    fn rows<'a>(&self, x: &'a [f32], blk: usize) -> Rows<'a> {
+        let base = if self.token_major {
+            let (b, h) = (blk / self.heads, blk % self.heads);
+            (b * self.t * self.heads + h) * self.d
+        } else {
+            blk * self.t * self.d
+        };
+        Rows {
+            x: &x[base..],
+            stride: self.stride(),
+            d: self.d,
+        }
+    }
+
+    /// The rows of `x`, block by block (`[blocks][t]`).
+    fn split_rows<'a>(&self, x: &'a mut [f32]) -> Vec<Vec<&'a mut [f32]>> {
+        let mut out: Vec<Vec<&mut [f32]>> = (0..self.blocks)
+            .map(|_| Vec::with_capacity(self.t))
+            .collect();
+        let (t, h) = (self.t, self.heads);
+        for (r, row) in x.chunks_exact_mut(self.d).enumerate() {
+            let blk = if self.token_major {
+                r / (t * h) * h + r % h
+            } else {
+                r / t
+            };
+            out[blk].push(row);
+        }
+        out
+    }
+
+    /// The same blocks, each contiguous.
+    fn head_major(&self) -> Self {
+        CausalShape {
+            token_major: false,
+            ..*self
+        }
+    }
+
+    /// `x` reordered from this layout to [`head_major`](Self::head_major)'s
+    /// (`back`: the other way).
+    fn reorder(&self, x: &[f32], back: bool) -> Vec<f32> {
+        let (t, d) = (self.t, self.d);
+        let mut out = vec![0.0; x.len()];
+        if back {
+            for (blk, rows) in self.split_rows(&mut out).into_iter().enumerate() {
+                for (i, row) in rows.into_iter().enumerate() {
+                    let at = (blk * t + i) * d;
+                    row.copy_from_slice(&x[at..at + d]);
+                }
+            }
+        } else {
+            for (r, row) in out.chunks_exact_mut(d).enumerate() {
+                row.copy_from_slice(self.rows(x, r / t).row(r % t));
+            }
+        }
+        out
+    }
 }
 
-/// Forward pass: the output (`[blocks, t, d]`) and each query's log-sum-exp
-/// (`[blocks, t]`).
+/// The rows of one block: row `i` is `x[i * stride..][..d]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rows<'a> {
+    /// From the block's first row on.
+    pub x: &'a [f32],
+    /// Distance between rows.
+    pub stride: usize,
+    /// Row width.
+    pub d: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Row `i`.
+    #[inline(always)]
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.x[i * self.stride..][..self.d]
+    }
+}
+
+/// Forward pass: the output (in the inputs' layout) and each query's
+/// log-sum-exp (`[blocks, t]`).
 ///
 /// # Panics
 /// When a slice does not have the shape's length (a bug in the caller).
 pub(crate) fn forward(s: CausalShape, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    forward_in(Form::Tiled, s, q, k, v)
+}
+
+/// How the passes compute their products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// Register tiles ([`host_causal_tiled`](crate::host_causal_tiled)) where
+    /// the machine and head width allow, else pairwise.
+    Tiled,
+    /// One dot product per (query, key) pair, on contiguous blocks (other
+    /// layouts are reordered on the way in and out).
+    Pairwise,
+}
+
+impl Form {
+    /// Whether this form runs tiled on this machine for width `d`.
+    fn tiled(self, d: usize) -> bool {
+        struct Probe(usize);
+        impl WithSimd for Probe {
+            type Output = bool;
+            #[inline(always)]
+            fn with_simd<S: Simd>(self, _: S) -> bool {
+                host_causal_tiled::usable::<S>(self.0)
+            }
+        }
+        self == Form::Tiled && Arch::new().dispatch(Probe(d))
+    }
+}
+
+/// [`forward`] in the given form.
+pub(crate) fn forward_in(
+    form: Form,
+    s: CausalShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
     s.check(&[q, k, v]);
     let (t, d) = (s.t, s.d);
     let mut o = vec![0.0f32; q.len()];
     let mut lse = vec![0.0f32; s.blocks * t];
+    if form.tiled(d) {
+        s.split_rows(&mut o)
+            .into_par_iter()
+            .zip(lse.par_chunks_mut(t))
+            .enumerate()
+            .for_each(|(blk, (mut o, lse))| {
+                let x = [s.rows(q, blk), s.rows(k, blk), s.rows(v, blk)];
+                Arch::new().dispatch(TiledForward {
+                    s,
+                    x,
+                    o: &mut o,
+                    lse,
+                });
+            });
+        return (o, lse);
+    }
+    if s.token_major {
+        let h = s.head_major();
+        let (q, k, v) = (
+            s.reorder(q, false),
+            s.reorder(k, false),
+            s.reorder(v, false),
+        );
+        let (o, lse) = forward_in(Form::Pairwise, h, &q, &k, &v);
+        return (s.reorder(&o, true), lse);
+    }
     o.par_chunks_mut(t * d)
         .zip(lse.par_chunks_mut(t))
         .enumerate()
@@ -75,6 +244,22 @@ pub(crate) fn forward(s: CausalShape, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f
             Arch::new().dispatch(Forward { s, q, k, v, o, lse });
         });
     (o, lse)
+}
+
+struct TiledForward<'a, 'o> {
+    s: CausalShape,
+    x: [Rows<'a>; 3],
+    o: &'a mut [&'o mut [f32]],
+    lse: &'a mut [f32],
+}
+
+impl WithSimd for TiledForward<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        host_causal_tiled::forward(simd, self.s, self.x, self.o, self.lse);
+    }
 }
 
 struct Forward<'a> {
@@ -118,11 +303,58 @@ pub(crate) fn backward(
     lse: &[f32],
     go: &[f32],
 ) -> [Vec<f32>; 3] {
+    backward_in(Form::Tiled, s, q, k, v, o, lse, go)
+}
+
+/// [`backward`] in the given form.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_in(
+    form: Form,
+    s: CausalShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    o: &[f32],
+    lse: &[f32],
+    go: &[f32],
+) -> [Vec<f32>; 3] {
     s.check(&[q, k, v, o, go]);
     assert_eq!(lse.len(), s.blocks * s.t, "log-sum-exp of the wrong length");
     let (t, d) = (s.t, s.d);
     let n = q.len();
     let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+    if form.tiled(d) {
+        let (rq, rk, rv) = (
+            s.split_rows(&mut dq),
+            s.split_rows(&mut dk),
+            s.split_rows(&mut dv),
+        );
+        rq.into_par_iter().zip(rk).zip(rv).enumerate().for_each(
+            |(blk, ((mut dq, mut dk), mut dv))| {
+                let rows = |x| s.rows(x, blk);
+                let x = BackwardIn {
+                    q: rows(q),
+                    k: rows(k),
+                    v: rows(v),
+                    o: rows(o),
+                    go: rows(go),
+                    lse: &lse[blk * t..(blk + 1) * t],
+                };
+                Arch::new().dispatch(TiledBackward {
+                    s,
+                    x,
+                    grads: [&mut dq, &mut dk, &mut dv],
+                });
+            },
+        );
+        return [dq, dk, dv];
+    }
+    if s.token_major {
+        let h = s.head_major();
+        let r = |x| s.reorder(x, false);
+        let g = backward_in(Form::Pairwise, h, &r(q), &r(k), &r(v), &r(o), lse, &r(go));
+        return g.map(|g| s.reorder(&g, true));
+    }
     dq.par_chunks_mut(t * d)
         .zip(dk.par_chunks_mut(t * d))
         .zip(dv.par_chunks_mut(t * d))
@@ -143,6 +375,21 @@ pub(crate) fn backward(
             });
         });
     [dq, dk, dv]
+}
+
+struct TiledBackward<'a, 'g> {
+    s: CausalShape,
+    x: BackwardIn<'a>,
+    grads: [&'a mut [&'g mut [f32]]; 3],
+}
+
+impl WithSimd for TiledBackward<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        host_causal_tiled::backward(simd, self.s, self.x, self.grads);
+    }
 }
 
 struct Backward<'a> {
@@ -312,11 +559,7 @@ mod tests {
     fn two_positions_by_hand() {
         // d 1 (scale 1): q = k = (1, 1): s = [[1], [1, 1]], so query 1
         // averages v = (2, 4): o = (2, 3); lse = (1, 1 + ln 2).
-        let s = CausalShape {
-            blocks: 1,
-            t: 2,
-            d: 1,
-        };
+        let s = CausalShape::of([1, 1, 2, 1]);
         let (o, lse) = forward(s, &[1.0, 1.0], &[1.0, 1.0], &[2.0, 4.0]);
         close(&o, &[2.0, 3.0], 1e-6);
         close(&lse, &[1.0, 1.0 + 2f64.ln()], 1e-6);
@@ -336,24 +579,95 @@ mod tests {
         close(&dq, &[0.0, 0.0], 1e-6);
     }
 
+    /// Both forms against the f64 reference. Head widths 32, 16 and 64
+    /// take the tiled form (on machines with 8-lane vectors); lengths that
+    /// are not multiples of the tiles (6 queries, 16 keys, 24-query blocks)
+    /// leave partial tiles everywhere.
     #[test]
     fn matches_the_dense_form_in_f64() {
-        for (blocks, t, d) in [(3, 37, 8), (2, 19, 32), (1, 70, 13)] {
-            let s = CausalShape { blocks, t, d };
-            let mut rng = crate::init::SplitMix::new(t as u64);
-            let n = blocks * t * d;
-            let (q, k, v, w) = (
-                rng.normal_vec(n, 1.0),
-                rng.normal_vec(n, 1.0),
-                rng.normal_vec(n, 1.0),
-                rng.normal_vec(n, 1.0),
+        let shapes = [
+            (3, 37, 8),
+            (2, 19, 32),
+            (1, 70, 13),
+            (2, 53, 16),
+            (1, 100, 64),
+            (1, 1, 32),
+            (2, 24, 32),
+        ];
+        for form in [Form::Tiled, Form::Pairwise] {
+            for (blocks, t, d) in shapes {
+                let s = CausalShape::of([1, blocks, t, d]);
+                let mut rng = crate::init::SplitMix::new(t as u64);
+                let n = blocks * t * d;
+                let (q, k, v, w) = (
+                    rng.normal_vec(n, 1.0),
+                    rng.normal_vec(n, 1.0),
+                    rng.normal_vec(n, 1.0),
+                    rng.normal_vec(n, 1.0),
+                );
+                let (o, lse) = forward_in(form, s, &q, &k, &v);
+                let (want_o, want) = dense(s, &q, &k, &v, &w);
+                close(&o, &want_o, 1e-5);
+                let got = backward_in(form, s, &q, &k, &v, &o, &lse, &w);
+                for (g, w) in got.iter().zip(&want) {
+                    close(g, w, 1e-4);
+                }
+            }
+        }
+    }
+
+    /// The two forms agree to rounding, and the tiled form's log-sum-exp
+    /// is the pairwise one's (the same softmax over the same scores, up to
+    /// the order of the multiply-adds).
+    #[test]
+    fn tiled_and_pairwise_forms_agree() {
+        let s = CausalShape::of([1, 2, 61, 32]);
+        let mut rng = crate::init::SplitMix::new(7);
+        let n = s.blocks * s.t * s.d;
+        let x: Vec<Vec<f32>> = (0..4).map(|_| rng.normal_vec(n, 1.0)).collect();
+        let (o1, l1) = forward_in(Form::Tiled, s, &x[0], &x[1], &x[2]);
+        let (o2, l2) = forward_in(Form::Pairwise, s, &x[0], &x[1], &x[2]);
+        let as64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        close(&o1, &as64(&o2), 1e-5);
+        close(&l1, &as64(&l2), 1e-5);
+        let g1 = backward_in(Form::Tiled, s, &x[0], &x[1], &x[2], &o1, &l1, &x[3]);
+        let g2 = backward_in(Form::Pairwise, s, &x[0], &x[1], &x[2], &o2, &l2, &x[3]);
+        for (a, b) in g1.iter().zip(&g2) {
+            close(a, &as64(b), 1e-4);
+        }
+    }
+
+    /// `[batch, t, heads, d]` inputs give the `[batch, heads, t, d]` results
+    /// reordered, in both forms (the pairwise one reorders its inputs; the
+    /// tiled one reads the rows in place); the log-sum-exps are per block
+    /// either way.
+    #[test]
+    fn token_major_inputs_give_the_same_results() {
+        let (b, h, t) = (2, 3, 29);
+        for d in [32, 8] {
+            let hm = CausalShape::of([b, h, t, d]);
+            let tm = CausalShape::token_major([b, t, h, d]);
+            let mut rng = crate::init::SplitMix::new(d as u64);
+            let n = b * h * t * d;
+            let x: Vec<Vec<f32>> = (0..4).map(|_| rng.normal_vec(n, 1.0)).collect();
+            // x given token-major; the same values head-major.
+            let hx: Vec<Vec<f32>> = x.iter().map(|x| tm.reorder(x, false)).collect();
+            // By hand: row (b 1, t 5, head 2) is block 1 * 3 + 2's row 5.
+            assert_eq!(
+                &hx[0][((3 + 2) * t + 5) * d..][..d],
+                &x[0][((t + 5) * h + 2) * d..][..d]
             );
-            let (o, lse) = forward(s, &q, &k, &v);
-            let (want_o, want) = dense(s, &q, &k, &v, &w);
-            close(&o, &want_o, 1e-5);
-            let got = backward(s, &q, &k, &v, &o, &lse, &w);
-            for (g, w) in got.iter().zip(&want) {
-                close(g, w, 1e-4);
+            assert_eq!(tm.reorder(&hx[0], true), x[0]);
+            for form in [Form::Tiled, Form::Pairwise] {
+                let (o, lse) = forward_in(form, tm, &x[0], &x[1], &x[2]);
+                let (ho, hlse) = forward_in(form, hm, &hx[0], &hx[1], &hx[2]);
+                assert_eq!(tm.reorder(&o, false), ho);
+                assert_eq!(lse, hlse);
+                let g = backward_in(form, tm, &x[0], &x[1], &x[2], &o, &lse, &x[3]);
+                let hg = backward_in(form, hm, &hx[0], &hx[1], &hx[2], &ho, &hlse, &hx[3]);
+                for (g, hg) in g.iter().zip(&hg) {
+                    assert_eq!(&tm.reorder(g, false), hg);
+                }
             }
         }
     }

@@ -17,11 +17,11 @@ use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 /// Rows per register tile.
-const ROWS: usize = 6;
+pub(crate) const ROWS: usize = 6;
 /// Columns per strip of a packed matrix (two vectors of 8 lanes).
-const WIDTH: usize = 16;
+pub(crate) const WIDTH: usize = 16;
 /// Vectors per register tile where the machine has 8 lanes.
-const VECS: usize = 2;
+pub(crate) const VECS: usize = 2;
 /// Below this many multiply-adds a product stays on one thread.
 const PARALLEL_WORK: usize = 1 << 18;
 
@@ -244,7 +244,7 @@ fn interleave(x: &[f32], k: usize, xp: &mut Vec<f32>) {
 /// for its first `R` rows, whose `x` values are interleaved (`xt`,
 /// `[k, R]`).
 #[inline(always)]
-fn tile<S: Simd, const R: usize>(
+pub(crate) fn tile<S: Simd, const R: usize>(
     simd: S,
     xt: &[f32],
     out: &mut [&mut [f32]],

@@ -15,6 +15,7 @@ pub mod error;
 pub mod generate;
 mod host_attention;
 mod host_causal;
+mod host_causal_tiled;
 pub mod host_decode;
 mod host_math;
 mod host_matmul;
