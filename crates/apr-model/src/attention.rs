@@ -61,6 +61,12 @@ pub trait AprBackend: Backend {
     ) -> FloatTensor<Self> {
         backend_causal_attention::<Self>(q, k, v)
     }
+
+    /// The SwiGLU gate `silu(g) * u`, element-wise (`g`, `u` of one shape).
+    /// The default is the backend's own ops; see [`crate::swiglu`].
+    fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::swiglu::burn_swiglu::<Self>(g, u)
+    }
 }
 
 /// The backend's own causal attention.
@@ -96,6 +102,12 @@ impl AprBackend for burn::backend::Flex {
             }
             None => backend_causal_attention::<Self>(q, k, v),
         }
+    }
+
+    /// The host kernel for f32 inputs (the vector exponential), else
+    /// flex's ops.
+    fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::swiglu::flex_swiglu::<Self>(g, u)
     }
 }
 
@@ -233,6 +245,10 @@ fn host_backward<B: Backend>(h: &HostSaved<B>, grad: FloatTensor<B>) -> [FloatTe
 
 impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
     const HOST_DECODE: bool = B::HOST_DECODE;
+
+    fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::swiglu::autodiff_swiglu::<B, C>(g, u)
+    }
 
     fn causal_attention(
         q: FloatTensor<Self>,

@@ -1,9 +1,8 @@
 //! The tiled form of [`host_causal`](crate::host_causal)'s two passes: every
 //! product over positions runs as register tiles of 6 rows x 16 columns of
-//! fused multiply-adds fed by broadcasts and 16-wide packed strips (the
-//! host decoder's [`host_matmul::tile`](crate::host_matmul::tile) and two
-//! variants that read their left-hand side in place), instead of one dot
-//! product per (query, key) pair. At the `tiny` training shape this is
+//! fused multiply-adds, fed by broadcasts of the left-hand side read where
+//! it lies and by 16-wide packed strips of the right-hand side (the host
+//! decoder's tile shape), instead of one dot product per (query, key) pair. At the `tiny` training shape this is
 //! 2.1-2.5x faster forward and 2.2-2.4x backward than the pairwise form
 //! (`attention::timing`).
 //!
@@ -31,7 +30,7 @@
 use crate::host_attention::{dot, softmax};
 use crate::host_causal::{CausalShape, Rows};
 use crate::host_math::exp_nonpositive;
-use crate::host_matmul::{tile, ROWS, VECS, WIDTH};
+use crate::host_matmul::{ROWS, VECS, WIDTH};
 use pulp::Simd;
 
 /// Query rows per block of the backward pass (a multiple of [`ROWS`]): the
@@ -51,10 +50,20 @@ fn row_strips(x: Rows<'_>, n: usize, out: &mut Vec<f32>) {
     let d = x.d;
     out.clear();
     out.resize(n.div_ceil(WIDTH) * WIDTH * d, 0.0);
+    let pad = vec![0.0f32; d];
     for (s, strip) in out.chunks_exact_mut(WIDTH * d).enumerate() {
-        for (jj, r) in (s * WIDTH..n.min((s + 1) * WIDTH)).enumerate() {
-            for (c, &v) in x.row(r).iter().enumerate() {
-                strip[c * WIDTH + jj] = v;
+        let rows: [&[f32]; WIDTH] = std::array::from_fn(|jj| {
+            let r = s * WIDTH + jj;
+            if r < n {
+                x.row(r)
+            } else {
+                &pad
+            }
+        });
+        // Written in order: column c of the strip's rows.
+        for (c, dst) in strip.chunks_exact_mut(WIDTH).enumerate() {
+            for (o, row) in dst.iter_mut().zip(&rows) {
+                *o = row[c];
             }
         }
     }
@@ -73,42 +82,9 @@ fn col_strips(x: Rows<'_>, r0: usize, n: usize, out: &mut Vec<f32>) {
     }
 }
 
-/// Copies the first `n` columns of `r` rows of `a` (row stride `stride`)
-/// into `out` as `[n, r]` (the tile kernel's interleaved left-hand side).
-fn interleave(a: &[f32], stride: usize, r: usize, n: usize, out: &mut Vec<f32>) {
-    out.clear();
-    out.resize(n * r, 0.0);
-    for i in 0..r {
-        for (c, &v) in a[i * stride..][..n].iter().enumerate() {
-            out[c * r + i] = v;
-        }
-    }
-}
-
-/// [`tile`] for the first `r` (1 to [`ROWS`]) rows of `out`.
-#[inline(always)]
-fn tile_rows<S: Simd>(
-    simd: S,
-    r: usize,
-    xt: &[f32],
-    out: &mut [&mut [f32]],
-    strip: &[f32],
-    j: usize,
-    add: bool,
-) {
-    match r {
-        1 => tile::<S, 1>(simd, xt, out, strip, j, add),
-        2 => tile::<S, 2>(simd, xt, out, strip, j, add),
-        3 => tile::<S, 3>(simd, xt, out, strip, j, add),
-        4 => tile::<S, 4>(simd, xt, out, strip, j, add),
-        5 => tile::<S, 5>(simd, xt, out, strip, j, add),
-        _ => tile::<S, ROWS>(simd, xt, out, strip, j, add),
-    }
-}
-
-/// `out[ii][j] = a_{i0 + ii} · b_j` for the `out.len()` rows of `a` from
-/// `i0` and the keys of the first `strips` strips of `bs` ([`row_strips`]);
-/// `out` rows hold at least `strips * WIDTH` values.
+/// `out[ii][j] = a_{i0 + ii} · b_j` for the `out.len()` (1 to [`ROWS`])
+/// rows of `a` from `i0` and the keys of the first `strips` strips of `bs`
+/// ([`row_strips`]); `out` rows hold at least `strips * WIDTH` values.
 #[inline(always)]
 fn scores_tile<S: Simd>(
     simd: S,
@@ -117,12 +93,31 @@ fn scores_tile<S: Simd>(
     bs: &[f32],
     strips: usize,
     out: &mut [&mut [f32]],
-    xt: &mut Vec<f32>,
 ) {
-    let (r, d) = (out.len(), a.d);
-    interleave(&a.x[i0 * a.stride..], a.stride, r, d, xt);
-    for (s, strip) in bs.chunks_exact(WIDTH * d).take(strips).enumerate() {
-        tile_rows::<S>(simd, r, xt, out, strip, s * WIDTH, false);
+    let r = out.len();
+    let rows: [&[f32]; ROWS] = std::array::from_fn(|i| a.row(i0 + i.min(r - 1)));
+    for (s, strip) in bs.chunks_exact(WIDTH * a.d).take(strips).enumerate() {
+        rows_tile::<S>(simd, r, &rows, out, strip, s * WIDTH);
+    }
+}
+
+/// [`row_tile`] for the first `r` (1 to [`ROWS`]) rows of `out`.
+#[inline(always)]
+fn rows_tile<S: Simd>(
+    simd: S,
+    r: usize,
+    w: &[&[f32]; ROWS],
+    out: &mut [&mut [f32]],
+    strip: &[f32],
+    j: usize,
+) {
+    match r {
+        1 => row_tile::<S, 1>(simd, w, out, strip, j),
+        2 => row_tile::<S, 2>(simd, w, out, strip, j),
+        3 => row_tile::<S, 3>(simd, w, out, strip, j),
+        4 => row_tile::<S, 4>(simd, w, out, strip, j),
+        5 => row_tile::<S, 5>(simd, w, out, strip, j),
+        _ => row_tile::<S, ROWS>(simd, w, out, strip, j),
     }
 }
 
@@ -144,15 +139,7 @@ fn weighted_tile<S: Simd>(
     let r = out.len();
     let w: [&[f32]; ROWS] = std::array::from_fn(|i| &w[i.min(r - 1) * stride..][..n]);
     for (s, strip) in xs.chunks_exact(rows * WIDTH).enumerate() {
-        let strip = &strip[..n * WIDTH];
-        match r {
-            1 => row_tile::<S, 1>(simd, &w, out, strip, s * WIDTH),
-            2 => row_tile::<S, 2>(simd, &w, out, strip, s * WIDTH),
-            3 => row_tile::<S, 3>(simd, &w, out, strip, s * WIDTH),
-            4 => row_tile::<S, 4>(simd, &w, out, strip, s * WIDTH),
-            5 => row_tile::<S, 5>(simd, &w, out, strip, s * WIDTH),
-            _ => row_tile::<S, ROWS>(simd, &w, out, strip, s * WIDTH),
-        }
+        rows_tile::<S>(simd, r, &w, out, &strip[..n * WIDTH], s * WIDTH);
     }
 }
 
@@ -232,7 +219,7 @@ pub(crate) fn forward<S: Simd>(
 ) {
     let (t, scale) = (s.t, s.scale());
     let width = t.div_ceil(WIDTH) * WIDTH;
-    let (mut ks, mut vs, mut xt) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ks, mut vs) = (Vec::new(), Vec::new());
     row_strips(k, t, &mut ks);
     col_strips(v, 0, t, &mut vs);
     let mut sc = vec![0.0f32; ROWS * width];
@@ -241,7 +228,7 @@ pub(crate) fn forward<S: Simd>(
         let r = i1 - i0;
         let mut rows: Vec<&mut [f32]> = sc.chunks_exact_mut(width).take(r).collect();
         let strips = i1.div_ceil(WIDTH);
-        scores_tile::<S>(simd, q, i0, &ks, strips, &mut rows, &mut xt);
+        scores_tile::<S>(simd, q, i0, &ks, strips, &mut rows);
         for (ii, row) in rows.iter_mut().enumerate() {
             let i = i0 + ii;
             lse[i] = softmax::<S>(simd, &mut row[..=i], scale);
@@ -288,8 +275,8 @@ pub(crate) fn backward<S: Simd>(
     } = x;
     let (t, scale) = (s.t, s.scale());
     let width = t.div_ceil(WIDTH) * WIDTH;
-    let mut bufs: [Vec<f32>; 6] = Default::default();
-    let [ks, vks, kc, qc, gc, xt] = &mut bufs;
+    let mut bufs: [Vec<f32>; 5] = Default::default();
+    let [ks, vks, kc, qc, gc] = &mut bufs;
     row_strips(k, t, ks);
     row_strips(v, t, vks);
     col_strips(k, 0, t, kc);
@@ -303,9 +290,9 @@ pub(crate) fn backward<S: Simd>(
             let (r, strips) = (i1 - i0, i1.div_ceil(WIDTH));
             let at = (i0 - b0) * width;
             let mut prow: Vec<&mut [f32]> = p[at..].chunks_exact_mut(width).take(r).collect();
-            scores_tile::<S>(simd, q, i0, ks, strips, &mut prow, xt);
+            scores_tile::<S>(simd, q, i0, ks, strips, &mut prow);
             let mut drow: Vec<&mut [f32]> = ds[at..].chunks_exact_mut(width).take(r).collect();
-            scores_tile::<S>(simd, go, i0, vks, strips, &mut drow, xt);
+            scores_tile::<S>(simd, go, i0, vks, strips, &mut drow);
             for (ii, (pr, dr)) in prow.iter_mut().zip(drow.iter_mut()).enumerate() {
                 let i = i0 + ii;
                 let di = dot::<S>(simd, go.row(i), o.row(i));

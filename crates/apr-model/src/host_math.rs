@@ -75,6 +75,56 @@ impl WithSimd for SiluMul<'_> {
     }
 }
 
+/// The gradients of `h = silu(g) * u` given `dh`: `du = dh silu(g)` and
+/// `dg = dh u s (1 + g (1 - s))` with `s = 1 / (1 + e^-g)` (computed from
+/// `e^-|g|`, as [`silu_mul`]).
+///
+/// # Panics
+/// When the slices differ in length (a bug in the caller).
+pub(crate) fn silu_mul_backward(g: &[f32], u: &[f32], dh: &[f32], dg: &mut [f32], du: &mut [f32]) {
+    let n = g.len();
+    assert!(u.len() == n && dh.len() == n && dg.len() == n && du.len() == n);
+    Arch::new().dispatch(SiluMulBackward { g, u, dh, dg, du });
+}
+
+struct SiluMulBackward<'a> {
+    g: &'a [f32],
+    u: &'a [f32],
+    dh: &'a [f32],
+    dg: &'a mut [f32],
+    du: &'a mut [f32],
+}
+
+impl WithSimd for SiluMulBackward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let SiluMulBackward { g, u, dh, dg, du } = self;
+        let (gv, gt) = S::as_simd_f32s(g);
+        let (uv, ut) = S::as_simd_f32s(u);
+        let (hv, ht) = S::as_simd_f32s(dh);
+        let (dgv, dgt) = S::as_mut_simd_f32s(dg);
+        let (duv, dut) = S::as_mut_simd_f32s(du);
+        let one = simd.splat_f32s(1.0);
+        let ins = gv.iter().zip(uv).zip(hv);
+        for (((&g, &u), &h), (dg, du)) in ins.zip(dgv.iter_mut().zip(duv.iter_mut())) {
+            let e = exp_nonpositive::<S>(simd, simd.neg_f32s(simd.abs_f32s(g)));
+            let num = simd.select_f32s(simd.less_than_f32s(g, simd.splat_f32s(0.0)), e, one);
+            let sig = simd.div_f32s(num, simd.add_f32s(one, e));
+            *du = simd.mul_f32s(h, simd.mul_f32s(g, sig));
+            let slope = simd.mul_add_f32s(g, simd.sub_f32s(one, sig), one);
+            *dg = simd.mul_f32s(simd.mul_f32s(h, u), simd.mul_f32s(sig, slope));
+        }
+        let ins = gt.iter().zip(ut).zip(ht);
+        for (((&g, &u), &h), (dg, du)) in ins.zip(dgt.iter_mut().zip(dut.iter_mut())) {
+            let sig = 1.0 / (1.0 + (-g).exp());
+            *du = h * g * sig;
+            *dg = h * u * sig * (1.0 + g * (1.0 - sig));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +178,36 @@ mod tests {
             assert!(
                 (o as f64 - want).abs() <= 1e-6 * want.abs().max(1.0),
                 "silu({g}) * {u} = {o}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn silu_gradients_by_hand_and_against_differences() {
+        // g = 0: s = 1/2, silu = 0, silu' = 1/2: du = 0, dg = dh u / 2.
+        let (mut dg, mut du) = ([0.0f32; 1], [0.0f32; 1]);
+        silu_mul_backward(&[0.0], &[3.0], &[2.0], &mut dg, &mut du);
+        assert_eq!((dg[0], du[0]), (3.0, 0.0));
+        // Against central differences of the f64 form, both signs of g,
+        // vector lanes and the scalar tail (1003 values).
+        let f = |g: f64, u: f64| g / (1.0 + (-g).exp()) * u;
+        let g: Vec<f32> = (0..1003).map(|i| (i as f32 - 500.0) * 0.029).collect();
+        let u: Vec<f32> = (0..1003).map(|i| 0.5 + (i % 5) as f32 * 0.3).collect();
+        let dh: Vec<f32> = (0..1003).map(|i| 1.0 - (i % 3) as f32 * 0.7).collect();
+        let (mut dg, mut du) = (vec![0.0; 1003], vec![0.0; 1003]);
+        silu_mul_backward(&g, &u, &dh, &mut dg, &mut du);
+        for i in 0..1003 {
+            let (gi, ui, hi) = (g[i] as f64, u[i] as f64, dh[i] as f64);
+            let eps = 1e-5;
+            let want_g = hi * (f(gi + eps, ui) - f(gi - eps, ui)) / (2.0 * eps);
+            let want_u = hi * f(gi, 1.0);
+            assert!(
+                (dg[i] as f64 - want_g).abs() < 1e-5 * want_g.abs().max(1.0),
+                "dg at {i}"
+            );
+            assert!(
+                (du[i] as f64 - want_u).abs() < 1e-6 * want_u.abs().max(1.0),
+                "du at {i}"
             );
         }
     }

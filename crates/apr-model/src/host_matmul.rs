@@ -244,7 +244,7 @@ fn interleave(x: &[f32], k: usize, xp: &mut Vec<f32>) {
 /// for its first `R` rows, whose `x` values are interleaved (`xt`,
 /// `[k, R]`).
 #[inline(always)]
-pub(crate) fn tile<S: Simd, const R: usize>(
+fn tile<S: Simd, const R: usize>(
     simd: S,
     xt: &[f32],
     out: &mut [&mut [f32]],

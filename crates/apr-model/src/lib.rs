@@ -21,6 +21,7 @@ mod host_math;
 mod host_matmul;
 pub mod init;
 pub mod model;
+mod swiglu;
 
 pub use attention::AprBackend;
 pub use backend::{Cpu, CpuTrain};

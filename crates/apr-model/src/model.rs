@@ -8,7 +8,6 @@ use crate::attention::AprBackend;
 use crate::config::ModelConfig;
 use crate::init::SplitMix;
 use burn::module::{Module, Param};
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -224,9 +223,11 @@ impl<B: AprBackend> Llama<B> {
         let a = a.swap_dims(1, 2).reshape([b, t, nh * hd]);
         let x = x + a.matmul(layer.wo.val().unsqueeze());
         let xn = rms_norm(x.clone(), &layer.mlp_norm, c.rms_norm_eps);
-        let g = silu(xn.clone().matmul(layer.w_gate.val().unsqueeze()));
+        let g = xn.clone().matmul(layer.w_gate.val().unsqueeze());
         let u = xn.matmul(layer.w_up.val().unsqueeze());
-        x + (g * u).matmul(layer.w_down.val().unsqueeze())
+        let h = B::swiglu(g.into_primitive().tensor(), u.into_primitive().tensor());
+        let h = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(h));
+        x + h.matmul(layer.w_down.val().unsqueeze())
     }
 }
 
