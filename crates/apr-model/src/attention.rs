@@ -34,7 +34,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{AttentionModuleOptions, FloatTensor};
+use burn::tensor::ops::{AttentionModuleOptions, FloatTensor, IntTensor};
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use std::sync::Arc;
 
@@ -66,6 +66,13 @@ pub trait AprBackend: Backend {
     /// The default is the backend's own ops; see [`crate::swiglu`].
     fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::swiglu::burn_swiglu::<Self>(g, u)
+    }
+
+    /// Log-probabilities of targets: `logits` `[b, t, vocab]`, `targets`
+    /// `[b, t, 1]`, the result `[b, t, 1]`. The default is burn's
+    /// log-softmax and gather; see [`crate::logprobs`].
+    fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        crate::logprobs::burn_logprobs::<Self>(logits, targets)
     }
 }
 
@@ -108,6 +115,11 @@ impl AprBackend for burn::backend::Flex {
     /// flex's ops.
     fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::swiglu::flex_swiglu::<Self>(g, u)
+    }
+
+    /// The host kernel for f32 logits, else burn's ops.
+    fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        crate::logprobs::flex_logprobs::<Self>(logits, targets)
     }
 }
 
@@ -248,6 +260,10 @@ impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
 
     fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::swiglu::autodiff_swiglu::<B, C>(g, u)
+    }
+
+    fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        crate::logprobs::autodiff_logprobs::<B, C>(logits, targets)
     }
 
     fn causal_attention(

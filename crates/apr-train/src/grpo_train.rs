@@ -24,7 +24,6 @@ use apr_rollout::{ProblemResult, RolloutConfig, SamplingParams, Summary};
 use apr_trace::tokenizer::PAD_ID;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -193,9 +192,7 @@ fn target_logprobs<B: AprBackend>(model: &Llama<B>, b: &MicroBatch) -> Tensor<B,
         TensorData::new(b.targets.clone(), [b.rows, b.len, 1]),
         &dev,
     );
-    log_softmax(model.forward(inp, None), 2)
-        .gather(2, tgt)
-        .reshape([b.rows, b.len])
+    apr_model::logprobs::token_logprobs(model.forward(inp, None), tgt).reshape([b.rows, b.len])
 }
 
 fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {

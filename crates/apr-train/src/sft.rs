@@ -11,7 +11,6 @@ use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
 use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::backend::{Device as _, DeviceId};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -107,7 +106,7 @@ pub fn batch_nll<B: AprBackend>(
     // Right padding only: the causal mask already keeps real positions
     // from seeing it, and the loss mask drops padded targets.
     let logits = model.forward(inp, None);
-    let logp = log_softmax(logits, 2).gather(2, tgt);
+    let logp = apr_model::logprobs::token_logprobs(logits, tgt);
     ((logp * mask).sum().neg(), count)
 }
 
