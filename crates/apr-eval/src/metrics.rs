@@ -141,6 +141,7 @@ mod tests {
             solved,
             answer: None,
             parses: true,
+            parse_error: None,
             total_tokens: ctx.iter().sum(),
             sequential_tokens: 0,
             generated_tokens: 0,

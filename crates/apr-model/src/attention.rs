@@ -25,7 +25,15 @@
 //! ```
 //!
 //! Without gradient tracking, the CPU backend runs the host kernels'
-//! forward and other backends their own attention.
+//! forward and other backends their own attention. The host kernels read
+//! `q`, `k`, `v` in the projections' `[batch, t, heads, head_dim]` order,
+//! so the head transposes of the model cost no copies (see
+//! `token_major`).
+//!
+//! The same trait carries two more fused operations with host forms on the
+//! CPU: the SwiGLU gate ([`AprBackend::swiglu`], `crate::swiglu`) and the
+//! log-probabilities of target tokens ([`AprBackend::token_logprobs`],
+//! [`crate::logprobs`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -4,8 +4,13 @@
 //! Neither materialises a `[t, t]` matrix, and both visit only the pairs
 //! a query may see (`j <= i`), half of the square the dense form computes.
 //!
-//! Layout: `[heads, t, head_dim]` blocks, contiguous, one per (batch, head);
-//! the blocks are independent and are spread over rayon's threads.
+//! One block per (batch, head), independent, spread over rayon's threads.
+//! The inputs are `[batch, heads, t, head_dim]` (each block contiguous) or
+//! `[batch, t, heads, head_dim]` ([`CausalShape::token_major`]: the layout
+//! the projections produce, which the training path passes without
+//! reordering). Two forms compute the products ([`Form`]): register tiles
+//! ([`crate::host_causal_tiled`], where the machine has 8-lane vectors and
+//! the head width is a multiple of 16) and one dot product per pair.
 //!
 //! ```text
 //! forward:   s_ij = scale q_i·k_j,  lse_i = log sum_j e^s_ij,

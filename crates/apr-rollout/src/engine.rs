@@ -28,7 +28,7 @@ use apr_trace::protocol::{
     continuation_for_with, ends_with_spawn, parse_spawn_with, root_prompt, SPAWN_CLOSE, SPAWN_OPEN,
 };
 use apr_trace::tokenizer::EOS_ID;
-use apr_trace::{dict_stats, parse_trace, Conditioning, TraceTokenizer};
+use apr_trace::{dict_stats, Conditioning, TraceTokenizer};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
@@ -582,10 +582,8 @@ impl<'m, M: StepModel> Engine<'m, M> {
         let p = &problems[tk.problem];
         let dict = tree.dict();
         let threads = tree.threads();
-        let parses = threads
-            .iter()
-            .flat_map(|t| &t.calls)
-            .all(|c| parse_trace(&c.text).is_ok());
+        let parse_error = tree.first_parse_error("0");
+        let parses = parse_error.is_none();
         let mut reasons = BTreeMap::new();
         for t in &threads {
             *reasons.entry(t.finish.name().to_string()).or_insert(0) += 1;
@@ -606,6 +604,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             solved: answer.is_some(),
             answer,
             parses,
+            parse_error,
             total_tokens: stats.total,
             sequential_tokens: stats.sequential,
             generated_tokens: tk.generated,

@@ -72,6 +72,23 @@ pub struct ThreadResult {
 }
 
 impl ThreadResult {
+    /// The first call of the subtree that does not parse under the trace
+    /// grammar, depth first, named as [`ProblemResult::parse_error`] says;
+    /// `name` is this thread's name.
+    pub fn first_parse_error(&self, name: &str) -> Option<String> {
+        for (i, c) in self.calls.iter().enumerate() {
+            if let Err(e) = apr_trace::parse_trace(&c.text) {
+                return Some(format!("thread {name} call {i}: {e}"));
+            }
+        }
+        self.children.iter().enumerate().find_map(|(r, round)| {
+            round
+                .iter()
+                .enumerate()
+                .find_map(|(c, t)| t.first_parse_error(&format!("{name}.{r}-{c}")))
+        })
+    }
+
     /// The `trace_dict` of the subtree.
     pub fn dict(&self) -> TraceDict {
         TraceDict {
@@ -128,6 +145,12 @@ pub struct ProblemResult {
     pub answer: Option<Vec<String>>,
     /// Whether every call of every thread parses under the trace grammar.
     pub parses: bool,
+    /// The first call that does not parse, depth first, and why: `thread
+    /// 0.1-2 call 0: line 7: ...` is call 0 of child 2 of the root's spawn
+    /// round 1 (the root is `0`; each level adds `.round-child`). Absent
+    /// when every call parses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
     /// Total tokens of the tree (shared prefixes once, as the paper counts).
     pub total_tokens: usize,
     /// Sequential tokens: the longest chain of calls run one after another.

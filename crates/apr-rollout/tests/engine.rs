@@ -86,6 +86,7 @@ fn replays_solver_trees_with_nested_spawns_exactly() {
         assert_eq!(&r.trace_dict, d, "problem {}", r.problem);
         assert_eq!(r.solved, *solved);
         assert!(r.parses);
+        assert_eq!(r.parse_error, None);
         assert_eq!(r.finish_reasons.get("eos"), Some(&(r.child_threads + 1)));
         // Generated tokens are exactly the scripted completions plus one
         // `</s>` per call; the log-probabilities are the model's.
@@ -220,6 +221,20 @@ fn protocol_violations_end_the_thread_with_a_reason() {
     let empty = "<Calling Sub Searches>\n<End Calling Sub Searches>\n";
     let r = one(&toy(), empty, apr_cfg());
     assert!(matches!(r.root.finish, FinishReason::Protocol(_)));
+}
+
+/// A call that breaks the grammar is named, with its line and the reason.
+#[test]
+fn the_first_call_that_does_not_parse_is_named() {
+    let bad = "Exploring Operation: 39-5=34, Resulting Numbers: [9, 87, 34]\n\
+Exploring Operation: 44*88= Operation: 72, Resulting Numbers: [72]\n";
+    let r = one(&toy(), bad, apr_cfg());
+    assert!(!r.parses);
+    let e = r.parse_error.expect("a parse error");
+    // Lines 1-2 are the prompt (`Moving to Node #0`, `Current State`); the
+    // bad line is the fourth.
+    assert!(e.starts_with("thread 0 call 0: line 4"), "{e}");
+    assert!(e.contains("expected a number"), "{e}");
 }
 
 #[test]
