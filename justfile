@@ -52,6 +52,15 @@ sft-tiny:
     cargo run --release -p apr-experiments --bin train-sft -- --config experiments/configs/sft-tiny-apr.toml
     cargo run --release -p apr-experiments --bin sample -- --model runs/sft-tiny-apr/model --problems datasets/countdown-val/val.jsonl --limit 100 --out runs/sft-tiny-apr/val-samples.jsonl
 
+# The 3-number tiny SFT run of docs/model.md: data, 30 minutes of training, greedy rollouts of the 300 validation problems.
+sft-tiny3:
+    mkdir -p runs/n3s
+    cargo run --release -p apr-experiments --bin gen-data -- problems --count 300 --seed 99 --numbers 3 --max-number 12 --min-target 10 --max-target 36 --out runs/n3s/val.jsonl
+    cargo run --release -p apr-experiments --bin gen-data -- problems --count 8000 --seed 1 --numbers 3 --max-number 12 --min-target 10 --max-target 36 --exclude runs/n3s/val.jsonl --out runs/n3s/problems.jsonl
+    cargo run --release -p apr-experiments --bin gen-data -- traces --solver apr --problems runs/n3s/problems.jsonl --seed 1 --out runs/n3s/apr.jsonl
+    cargo run --release -p apr-experiments --bin train-sft -- --config experiments/configs/sft-tiny3-apr-30min.toml
+    cargo run --release -p apr-experiments --bin rollout -- --model runs/n3s/sft-apr-30min/model --problems runs/n3s/val.jsonl --budget 5 --max-new-tokens 768 --out runs/n3s/r30-greedy-300.jsonl
+
 # Training throughput next to the PyTorch baseline (needs python3 with torch).
 sft-baseline config="experiments/configs/sft-tiny-apr.toml" steps="12":
     cargo build --release -p apr-experiments
