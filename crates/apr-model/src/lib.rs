@@ -23,6 +23,8 @@ pub mod init;
 pub mod logprobs;
 pub mod model;
 mod swiglu;
+#[cfg(test)]
+mod test_util;
 
 pub use attention::AprBackend;
 pub use backend::{Cpu, CpuTrain};

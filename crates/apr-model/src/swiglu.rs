@@ -141,18 +141,7 @@ pub(crate) fn autodiff_swiglu<B: AprBackend, C: CheckpointStrategy>(
 mod tests {
     use super::*;
     use crate::backend::{Cpu, CpuTrain};
-
-    fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-        t.into_data().to_vec().unwrap()
-    }
-
-    fn worst(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use crate::test_util::{values, worst};
 
     /// On the CPU with gradients: the host op's output and the gradients of
     /// `sum(h * w)` equal burn's composite ops' to 1e-5; without gradients
