@@ -71,7 +71,8 @@ pub trait AprBackend: Backend {
     }
 
     /// The SwiGLU gate `silu(g) * u`, element-wise (`g`, `u` of one shape).
-    /// The default is the backend's own ops; see [`crate::swiglu`].
+    /// The default is the backend's own ops (the CPU's host form: the
+    /// `swiglu` module).
     fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::swiglu::burn_swiglu::<Self>(g, u)
     }
