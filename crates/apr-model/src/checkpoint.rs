@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::model::{Block, Llama};
 use burn::module::Param;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,25 @@ pub(crate) fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result
         .convert::<f32>()
         .into_vec::<f32>()
         .map_err(|e| Error::Input(format!("reading weights: {e:?}")))
+}
+
+/// The host values of a float primitive of any rank (the fused operations'
+/// host forms read their inputs with it).
+pub(crate) fn primitive_values<B: Backend>(x: &FloatTensor<B>) -> Option<Vec<f32>> {
+    let n = x.shape().num_elements();
+    let flat = B::float_reshape(x.clone(), Shape::new([n]));
+    host_values(Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(flat))).ok()
+}
+
+/// A float primitive of `shape` from host values (row-major).
+pub(crate) fn primitive_from_values<B: Backend>(
+    v: Vec<f32>,
+    shape: Shape,
+    device: &B::Device,
+) -> FloatTensor<B> {
+    let n = v.len();
+    let flat = Tensor::<B, 1>::from_data(TensorData::new(v, [n]), device);
+    B::float_reshape(flat.into_primitive().tensor(), shape)
 }
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> HostTensor {

@@ -17,7 +17,7 @@
 //! Other backends (CUDA) keep burn's ops.
 
 use crate::attention::AprBackend;
-use crate::checkpoint::host_values;
+use crate::checkpoint::{host_values, primitive_from_values, primitive_values};
 use crate::host_math::exp_nonpositive;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -27,7 +27,7 @@ use burn::backend::Autodiff;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Int, Shape, Tensor, TensorPrimitive};
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -79,9 +79,7 @@ fn host_inputs<B: Backend>(
 }
 
 fn from_host<B: Backend>(v: Vec<f32>, dims: [usize; 3], device: &B::Device) -> FloatTensor<B> {
-    Tensor::<B, 3>::from_data(TensorData::new(v, dims), device)
-        .into_primitive()
-        .tensor()
+    primitive_from_values::<B>(v, Shape::new(dims), device)
 }
 
 /// Each row's target log-probability and log-sum-exp (`x` `[rows, vocab]`).
@@ -205,8 +203,7 @@ impl<B: Backend> Backward<B, 1> for TokenLogprobs {
         let dy = grads.consume::<B>(&ops.node);
         let s = ops.state;
         let Some(node) = node else { return };
-        let dy = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(dy));
-        let dy = host_values(dy).unwrap_or_else(|_| vec![0.0; s.targets.len()]);
+        let dy = primitive_values::<B>(&dy).unwrap_or_else(|| vec![0.0; s.targets.len()]);
         let dx = host_backward(&s.x, s.dims[2], &s.targets, &s.lse, &dy);
         grads.register::<B>(node.id, from_host::<B>(dx, s.dims, &s.device));
     }
@@ -251,6 +248,7 @@ mod tests {
     use super::*;
     use crate::backend::{Cpu, CpuTrain};
     use crate::test_util::{values, worst};
+    use burn::tensor::TensorData;
 
     #[test]
     fn two_classes_by_hand() {

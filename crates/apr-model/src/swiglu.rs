@@ -17,7 +17,7 @@
 //! Other backends (CUDA) keep burn's ops.
 
 use crate::attention::AprBackend;
-use crate::checkpoint::host_values;
+use crate::checkpoint::{primitive_from_values, primitive_values};
 use crate::host_math::{silu_mul, silu_mul_backward};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -26,27 +26,13 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{DType, Shape, TensorMetadata};
 use std::sync::Arc;
 
 /// `silu(g) * u` with the backend's own ops (`g * sigmoid(g) * u`).
 pub(crate) fn burn_swiglu<B: Backend>(g: FloatTensor<B>, u: FloatTensor<B>) -> FloatTensor<B> {
     let s = B::sigmoid(g.clone());
     B::float_mul(B::float_mul(g, s), u)
-}
-
-/// The host values of a float primitive of any rank.
-fn host<B: Backend>(x: &FloatTensor<B>) -> Option<Vec<f32>> {
-    let n = x.shape().num_elements();
-    let flat = B::float_reshape(x.clone(), Shape::new([n]));
-    host_values(Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(flat))).ok()
-}
-
-/// A float primitive of `shape` from host values.
-fn from_host<B: Backend>(v: Vec<f32>, shape: Shape, device: &B::Device) -> FloatTensor<B> {
-    let n = v.len();
-    let flat = Tensor::<B, 1>::from_data(TensorData::new(v, [n]), device);
-    B::float_reshape(flat.into_primitive().tensor(), shape)
 }
 
 /// The host values of `g` and `u` when both are f32 of one shape.
@@ -58,7 +44,7 @@ fn host_inputs<B: Backend>(
     if g.dtype() != DType::F32 || u.dtype() != DType::F32 || u.shape() != shape {
         return None;
     }
-    Some((shape, host::<B>(g)?, host::<B>(u)?))
+    Some((shape, primitive_values::<B>(g)?, primitive_values::<B>(u)?))
 }
 
 /// The host forward pass on the CPU backend, else burn's ops.
@@ -68,7 +54,7 @@ pub(crate) fn flex_swiglu<B: Backend>(g: FloatTensor<B>, u: FloatTensor<B>) -> F
             let device = B::float_device(&g);
             let mut h = vec![0.0f32; hg.len()];
             silu_mul(&hg, &hu, &mut h);
-            from_host::<B>(h, shape, &device)
+            primitive_from_values::<B>(h, shape, &device)
         }
         None => burn_swiglu::<B>(g, u),
     }
@@ -93,12 +79,12 @@ impl<B: Backend> Backward<B, 2> for SwiGlu {
         let [node_g, node_u] = ops.parents;
         let dh = grads.consume::<B>(&ops.node);
         let s = ops.state;
-        let dh = host::<B>(&dh).unwrap_or_else(|| vec![0.0; s.g.len()]);
+        let dh = primitive_values::<B>(&dh).unwrap_or_else(|| vec![0.0; s.g.len()]);
         let (mut dg, mut du) = (vec![0.0f32; s.g.len()], vec![0.0f32; s.g.len()]);
         silu_mul_backward(&s.g, &s.u, &dh, &mut dg, &mut du);
         for (node, d) in [(node_g, dg), (node_u, du)] {
             if let Some(node) = node {
-                let d = from_host::<B>(d, s.shape.clone(), &s.device);
+                let d = primitive_from_values::<B>(d, s.shape.clone(), &s.device);
                 grads.register::<B>(node.id, d);
             }
         }
@@ -121,7 +107,7 @@ pub(crate) fn autodiff_swiglu<B: AprBackend, C: CheckpointStrategy>(
     let device = B::float_device(&g.primitive);
     let mut h = vec![0.0f32; hg.len()];
     silu_mul(&hg, &hu, &mut h);
-    let out = from_host::<B>(h, shape.clone(), &device);
+    let out = primitive_from_values::<B>(h, shape.clone(), &device);
     let nodes = [g.node.clone(), u.node.clone()];
     match SwiGlu.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
@@ -142,6 +128,7 @@ mod tests {
     use super::*;
     use crate::backend::{Cpu, CpuTrain};
     use crate::test_util::{values, worst};
+    use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
     /// On the CPU with gradients: the host op's output and the gradients of
     /// `sum(h * w)` equal burn's composite ops' to 1e-5; without gradients
