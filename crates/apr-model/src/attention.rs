@@ -368,6 +368,7 @@ fn attention_backward<B: Backend>(
 mod tests {
     use super::*;
     use crate::backend::{Cpu, CpuTrain};
+    use crate::test_util::{values, worst};
     use burn::tensor::module::attention;
 
     fn rand4(seed: u64, shape: [usize; 4]) -> Vec<f32> {
@@ -402,14 +403,7 @@ mod tests {
             unwrap(k),
             unwrap(v),
         ));
-        let (a, b): (Vec<f32>, Vec<f32>) = (
-            ours.into_data().to_vec().unwrap(),
-            theirs.into_data().to_vec().unwrap(),
-        );
-        let worst = a
-            .iter()
-            .zip(&b)
-            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        let worst = worst(&values(ours), &values(theirs));
         assert!(worst < 1e-5, "max |diff| {worst}");
     }
 
@@ -437,15 +431,7 @@ mod tests {
         };
         let theirs = attention(q.clone(), k.clone(), v.clone(), None, None, opts);
         let close = |a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>| {
-            let (a, b): (Vec<f32>, Vec<f32>) = (
-                a.into_data().to_vec().unwrap(),
-                b.into_data().to_vec().unwrap(),
-            );
-            let worst = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f32::max);
+            let worst = worst(&values(a), &values(b));
             assert!(worst < 1e-4, "max difference {worst}");
         };
         close(ours.clone().inner(), theirs.clone().inner());
@@ -477,12 +463,9 @@ mod tests {
         let (ho, lse) = host_causal::forward(s, &vals[0], &vals[1], &vals[2]);
         let host = host_causal::backward(s, &vals[0], &vals[1], &vals[2], &ho, &lse, &vals[3]);
         let worst = |a: FloatTensor<Cpu>, b: &[f32]| {
-            let a: Vec<f32> = wrap::<Cpu>(a).into_data().to_vec().unwrap();
+            let a = values(wrap::<Cpu>(a));
             assert_eq!(a.len(), n);
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f32::max)
+            worst(&a, b)
         };
         assert!(worst(o, &ho) < 1e-5);
         for (g, hg) in dense.into_iter().zip(&host) {
