@@ -212,9 +212,20 @@ pub(crate) fn forward_in(
 ) -> (Vec<f32>, Vec<f32>) {
     s.check(&[q, k, v]);
     let (t, d) = (s.t, s.d);
+    let tiled = form.tiled(d);
+    if !tiled && s.token_major {
+        let h = s.head_major();
+        let (q, k, v) = (
+            s.reorder(q, false),
+            s.reorder(k, false),
+            s.reorder(v, false),
+        );
+        let (o, lse) = forward_in(Form::Pairwise, h, &q, &k, &v);
+        return (s.reorder(&o, true), lse);
+    }
     let mut o = vec![0.0f32; q.len()];
     let mut lse = vec![0.0f32; s.blocks * t];
-    if form.tiled(d) {
+    if tiled {
         s.split_rows(&mut o)
             .into_par_iter()
             .zip(lse.par_chunks_mut(t))
@@ -229,16 +240,6 @@ pub(crate) fn forward_in(
                 });
             });
         return (o, lse);
-    }
-    if s.token_major {
-        let h = s.head_major();
-        let (q, k, v) = (
-            s.reorder(q, false),
-            s.reorder(k, false),
-            s.reorder(v, false),
-        );
-        let (o, lse) = forward_in(Form::Pairwise, h, &q, &k, &v);
-        return (s.reorder(&o, true), lse);
     }
     o.par_chunks_mut(t * d)
         .zip(lse.par_chunks_mut(t))
@@ -326,9 +327,16 @@ pub(crate) fn backward_in(
     s.check(&[q, k, v, o, go]);
     assert_eq!(lse.len(), s.blocks * s.t, "log-sum-exp of the wrong length");
     let (t, d) = (s.t, s.d);
+    let tiled = form.tiled(d);
+    if !tiled && s.token_major {
+        let h = s.head_major();
+        let r = |x| s.reorder(x, false);
+        let g = backward_in(Form::Pairwise, h, &r(q), &r(k), &r(v), &r(o), lse, &r(go));
+        return g.map(|g| s.reorder(&g, true));
+    }
     let n = q.len();
     let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-    if form.tiled(d) {
+    if tiled {
         let (rq, rk, rv) = (
             s.split_rows(&mut dq),
             s.split_rows(&mut dk),
@@ -353,12 +361,6 @@ pub(crate) fn backward_in(
             },
         );
         return [dq, dk, dv];
-    }
-    if s.token_major {
-        let h = s.head_major();
-        let r = |x| s.reorder(x, false);
-        let g = backward_in(Form::Pairwise, h, &r(q), &r(k), &r(v), &r(o), lse, &r(go));
-        return g.map(|g| s.reorder(&g, true));
     }
     dq.par_chunks_mut(t * d)
         .zip(dk.par_chunks_mut(t * d))
