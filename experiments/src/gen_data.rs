@@ -269,12 +269,17 @@ fn generate(
     while begin < n {
         let end = (begin + chunk).min(n);
         let lines = &mut bufs[..end - begin];
-        pool.install(|| {
-            lines.par_iter_mut().enumerate().try_for_each(|(k, buf)| {
-                buf.clear();
-                make(begin + k, buf)
-            })
-        })?;
+        let fill = |(k, buf): (usize, &mut Vec<u8>)| {
+            buf.clear();
+            make(begin + k, buf)
+        };
+        if threads == 1 {
+            // One worker: run on this thread, without handing each chunk
+            // to the pool and waking back up.
+            lines.iter_mut().enumerate().try_for_each(fill)?;
+        } else {
+            pool.install(|| lines.par_iter_mut().enumerate().try_for_each(fill))?;
+        }
         w.write_all_bufs(lines)?;
         pb.inc((end - begin) as u64);
         begin = end;
