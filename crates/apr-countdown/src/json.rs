@@ -6,7 +6,7 @@
 use crate::log::{SearchLog, ThreadLog};
 use crate::record::{ProblemRecord, TraceRecord};
 use apr_trace::TraceDict;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -162,17 +162,17 @@ impl TraceRecord {
             .trace_dict
             .as_ref()
             .map(|d| move |o: &mut Vec<u8>| push_dict(o, d));
-        self.write_json_with(
+        self.write_json_head(
             out,
             &mut |o| push_str(o, &self.search_path),
             dict.as_mut().map(|f| f as &mut Writer<'_>),
         );
+        self.write_json_tail(out);
     }
 
-    /// Appends the record as one JSON line, with `search_path` and
-    /// `trace_dict` written by the given functions instead of from the
-    /// record's own fields (which the fast path leaves empty).
-    pub(crate) fn write_json_with(
+    /// Appends the fields up to `trace_dict` (included), with `search_path`
+    /// and `trace_dict` written by the callbacks.
+    pub(crate) fn write_json_head(
         &self,
         out: &mut Vec<u8>,
         search_path: &mut Writer<'_>,
@@ -210,6 +210,11 @@ impl TraceRecord {
             key(out, "trace_dict");
             d(out);
         }
+    }
+
+    /// Appends the token-count fields and the end of the line (what follows
+    /// [`write_json_head`](Self::write_json_head)).
+    pub(crate) fn write_json_tail(&self, out: &mut Vec<u8>) {
         let ints = [
             ("token_count", self.token_count),
             ("longest_seq_token_count", self.longest_seq_token_count),
@@ -245,56 +250,85 @@ impl TraceRecord {
     }
 }
 
-/// Writes the record of a solver log straight from its events: `skeleton`
-/// holds every field but `search_path` and `trace_dict`, which are rendered
-/// here into the output (JSON-escaped as they are written), the root's last
-/// call once.
+/// Appends the JSON line of a solver's log: `skeleton` holds every field
+/// but `search_path`, `trace_dict` and the token counts. The calls are
+/// rendered here into the output (JSON-escaped as they are written), the
+/// root's last call once, and their tokens are counted from the same lines
+/// as they are rendered.
 pub(crate) fn write_log_record(
-    skeleton: &TraceRecord,
+    mut skeleton: TraceRecord,
     log: &SearchLog,
     with_dict: bool,
     out: &mut Vec<u8>,
 ) {
-    let last = log.root.calls.last().map_or(&[][..], Vec::as_slice);
+    let calls = &log.root.calls;
+    let last = calls.last().map_or(&[][..], Vec::as_slice);
+    let before_last = match calls.len() {
+        0 | 1 => &[][..],
+        n => calls[n - 2].as_slice(),
+    };
     let span = Cell::new((0, 0));
+    let last_counts = Cell::new((0, 0));
+    // Each rendered call's (tokens, tokens shared with the thread's
+    // previous call), in the order the accounting visits them.
+    let counts = RefCell::new(Vec::new());
     let mut search_path = |o: &mut Vec<u8>| {
         o.push(b'"');
         let start = o.len();
-        log.push_call_json(last, o);
+        last_counts.set(log.push_call_json(last, before_last, o));
         span.set((start, o.len()));
         o.push(b'"');
     };
-    let mut dict = |o: &mut Vec<u8>| push_log_thread(o, log, &log.root, Some(span.get()));
-    skeleton.write_json_with(
+    let mut dict = |o: &mut Vec<u8>| {
+        let last = Some((span.get(), last_counts.get()));
+        push_log_thread(o, log, &log.root, last, &mut counts.borrow_mut());
+    };
+    skeleton.write_json_head(
         out,
         &mut search_path,
         if with_dict { Some(&mut dict) } else { None },
     );
+    let stats = if with_dict {
+        log.stats_from_counts(&counts.into_inner())
+    } else if calls.len() == 1 && log.root.children.is_empty() {
+        log.stats_from_counts(&[last_counts.get()])
+    } else {
+        log.token_stats()
+    };
+    skeleton.set_tokens(&stats);
+    skeleton.write_json_tail(out);
 }
 
-/// `{"main_calls":[...],"sub_calls":[[...]]}` of a thread log; `last_span`
-/// is where the root's last call already stands in `out`.
+/// `{"main_calls":[...],"sub_calls":[[...]]}` of a thread log, appending
+/// each call's token counts to `counts`; `last` is where the root's last
+/// call already stands in `out`, and its counts.
 fn push_log_thread(
     out: &mut Vec<u8>,
     log: &SearchLog,
     t: &ThreadLog,
-    last_span: Option<(usize, usize)>,
+    last: Option<((usize, usize), (usize, usize))>,
+    counts: &mut Vec<(usize, usize)>,
 ) {
     out.extend_from_slice(b"{\"main_calls\":[");
+    let mut prev: &[crate::log::Event] = &[];
     for (i, call) in t.calls.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'"');
-        match last_span {
-            Some((s, e)) if i + 1 == t.calls.len() => out.extend_from_within(s..e),
-            _ => log.push_call_json(call, out),
+        match last {
+            Some(((s, e), c)) if i + 1 == t.calls.len() => {
+                out.extend_from_within(s..e);
+                counts.push(c);
+            }
+            _ => counts.push(log.push_call_json(call, prev, out)),
         }
         out.push(b'"');
+        prev = call;
     }
     out.extend_from_slice(b"],\"sub_calls\":");
     push_list(out, &t.children, |o, round| {
-        push_list(o, round, |o, c| push_log_thread(o, log, c, None))
+        push_list(o, round, |o, c| push_log_thread(o, log, c, None, counts))
     });
     out.push(b'}');
 }

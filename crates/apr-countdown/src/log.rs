@@ -238,12 +238,49 @@ impl SearchLog {
         go(self, &self.root)
     }
 
-    /// Appends a call's text as the inside of a JSON string.
-    pub(crate) fn push_call_json(&self, call: &[Event], out: &mut Vec<u8>) {
+    /// Appends a call's text as the inside of a JSON string and counts its
+    /// tokens from the same lines: returns the call's tokens and the tokens
+    /// of its first lines that equal those of `prev` (the thread's previous
+    /// call; empty for a first call), what [`token_stats`](Self::token_stats)
+    /// counts for it.
+    pub(crate) fn push_call_json(
+        &self,
+        call: &[Event],
+        prev: &[Event],
+        out: &mut Vec<u8>,
+    ) -> (usize, usize) {
+        let same = prev.iter().zip(call).take_while(|(a, b)| a == b).count();
         let mut w = LineWriter::<true>::new(out);
-        for &e in call {
-            self.with_line(e, |l| w.line(l));
+        let (mut tokens, mut shared) = (0, 0);
+        for (k, &e) in call.iter().enumerate() {
+            if k == same {
+                shared = tokens;
+            }
+            tokens += self.with_line(e, |l| {
+                w.line(l);
+                TraceTokenizer::count_line_ref(l)
+            });
         }
+        if same == call.len() {
+            shared = tokens;
+        }
+        (tokens, shared)
+    }
+
+    /// Token statistics from each call's (tokens, shared tokens), given in
+    /// the order [`stats_of`] visits the calls: a thread's calls, then its
+    /// children's, round by round, depth first.
+    pub(crate) fn stats_from_counts(&self, counts: &[(usize, usize)]) -> TokenStats {
+        let at = std::cell::Cell::new(0);
+        let calls_of = |t: &ThreadLog| {
+            let start = at.get();
+            let end = (start + t.calls.len()).min(counts.len());
+            at.set(end);
+            counts[start.min(end)..end].to_vec()
+        };
+        let stats = stats_of(&self.root, calls_of, |t| &t.children);
+        debug_assert_eq!(at.get(), counts.len(), "one count per call");
+        stats
     }
 
     /// Token statistics, counted from the events without rendering. Each

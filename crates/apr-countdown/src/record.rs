@@ -172,9 +172,10 @@ struct RunMeta {
 }
 
 impl TraceRecord {
-    /// The record of a solver log. With `with_text`, `search_path` and (for
-    /// APR) `trace_dict` are rendered; without, they are left empty for
-    /// [`write_log_record`], which renders them straight into the output.
+    /// The record of a solver log. With `with_text`, `search_path`, (for
+    /// APR) `trace_dict` and the token counts are filled in; without, they
+    /// are left empty for [`write_log_record`], which renders the text
+    /// straight into the output and counts tokens as it renders.
     fn from_log(p: &ProblemRecord, log: &SearchLog, meta: RunMeta, with_text: bool) -> Self {
         let last = log.root.calls.last().map_or(&[][..], Vec::as_slice);
         let (explored, goal) = SearchLog::explored_and_goal(last);
@@ -205,11 +206,13 @@ impl TraceRecord {
             sequential_token_count: None,
             child_thread_count: None,
         };
-        r.set_tokens(&log.token_stats());
+        if with_text {
+            r.set_tokens(&log.token_stats());
+        }
         r
     }
 
-    fn set_tokens(&mut self, s: &TokenStats) {
+    pub(crate) fn set_tokens(&mut self, s: &TokenStats) {
         self.token_count = Some(s.total);
         self.longest_seq_token_count = Some(s.longest_call);
         self.avg_seq_token_count = Some(s.avg_call());
@@ -448,7 +451,7 @@ impl Recipe {
         let (meta, log) = self.run(problem, seed, index);
         let with_dict = matches!(self, Recipe::Apr(_));
         write_log_record(
-            &TraceRecord::from_log(p, &log, meta, false),
+            TraceRecord::from_log(p, &log, meta, false),
             &log,
             with_dict,
             out,

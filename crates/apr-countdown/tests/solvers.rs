@@ -224,6 +224,12 @@ fn json_writer_matches_serde_json() {
         );
         for recipe in [
             Recipe::Apr(AprRecipe::default()),
+            // Nested spawning: the token counts of grandchildren's calls
+            // are taken from the rendering, in the accounting's order.
+            Recipe::Apr(AprRecipe {
+                max_spawn_depth: 3,
+                ..AprRecipe::default()
+            }),
             Recipe::Sosp(SospRecipe::default()),
         ] {
             let r = recipe.record(&rec, &p, 3, i);
