@@ -239,7 +239,7 @@ impl SearchLog {
     }
 
     /// Appends a call's text as the inside of a JSON string and counts its
-    /// tokens from the same lines: returns the call's tokens and the tokens
+    /// tokens as it writes them: returns the call's tokens and the tokens
     /// of its first lines that equal those of `prev` (the thread's previous
     /// call; empty for a first call), what [`token_stats`](Self::token_stats)
     /// counts for it.
@@ -256,10 +256,7 @@ impl SearchLog {
             if k == same {
                 shared = tokens;
             }
-            tokens += self.with_line(e, |l| {
-                w.line(l);
-                TraceTokenizer::count_line_ref(l)
-            });
+            tokens += self.with_line(e, |l| w.line(l));
         }
         if same == call.len() {
             shared = tokens;

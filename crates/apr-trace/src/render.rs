@@ -7,6 +7,7 @@
 //! into a JSON string ([`JsonEscaped`]).
 
 use crate::line::{Conditioning, Line, LineRef, Trace};
+use crate::tokenizer::num_tokens;
 use crate::types::{NodeId, Num, Op};
 use std::fmt;
 
@@ -18,6 +19,11 @@ pub trait Sink {
     fn put_ascii(&mut self, b: u8);
     /// Ends a line.
     fn newline(&mut self);
+    /// Counts `n` tokens of what was just written (the renderer calls this
+    /// beside every piece it writes, so a sink can count tokens in the same
+    /// pass; see [`TraceTokenizer::count_line_ref`](crate::TraceTokenizer::count_line_ref)).
+    #[inline(always)]
+    fn tokens(&mut self, _n: usize) {}
     /// Appends the decimal digits of `n`, which is below 1000.
     #[inline(always)]
     fn put_small(&mut self, n: u16) {
@@ -93,6 +99,7 @@ impl Sink for JsonEscaped<'_> {
 struct Cursor<'a, const JSON: bool> {
     buf: &'a mut [u8],
     pos: usize,
+    tokens: usize,
 }
 
 impl<const JSON: bool> Sink for Cursor<'_, JSON> {
@@ -123,6 +130,10 @@ impl<const JSON: bool> Sink for Cursor<'_, JSON> {
             self.put_ascii(b'\n');
         }
     }
+    #[inline(always)]
+    fn tokens(&mut self, n: usize) {
+        self.tokens += n;
+    }
 }
 
 /// An upper bound on the bytes of a line (newline included, JSON-escaped or
@@ -144,11 +155,15 @@ fn line_bound(line: &LineRef<'_>) -> usize {
     128 + 24 * (numbers + 3)
 }
 
-/// A sink appending to a byte vector, JSON-escaped or not (the slow path of
-/// [`LineWriter`], for lines longer than its scratch buffer).
-struct Bytes<'a, const JSON: bool>(&'a mut Vec<u8>);
+/// A sink appending to a byte vector, JSON-escaped or not, and counting
+/// tokens (the slow path of [`LineWriter`], for lines longer than its
+/// scratch buffer).
+struct Bytes<'a, const JSON: bool>(&'a mut Vec<u8>, usize);
 
 impl<const JSON: bool> Sink for Bytes<'_, JSON> {
+    fn tokens(&mut self, n: usize) {
+        self.1 += n;
+    }
     fn put(&mut self, s: &str) {
         self.0.extend_from_slice(s.as_bytes());
     }
@@ -194,23 +209,28 @@ impl<'a, const JSON: bool> LineWriter<'a, JSON> {
         LineWriter { out, buf, pos: 0 }
     }
 
-    /// Appends one line and its line end.
+    /// Appends one line and its line end; returns the line's tokens (its
+    /// [`TraceTokenizer::count_line_ref`](crate::TraceTokenizer::count_line_ref),
+    /// counted as it is written).
     #[inline]
-    pub fn line(&mut self, line: LineRef<'_>) {
+    pub fn line(&mut self, line: LineRef<'_>) -> usize {
         let bound = line_bound(&line);
         if self.pos + bound > SCRATCH {
             self.flush();
             if bound > SCRATCH {
-                push_line_ref(&mut Bytes::<JSON>(self.out), line);
-                return;
+                let mut b = Bytes::<JSON>(self.out, 0);
+                push_line_ref(&mut b, line);
+                return b.1;
             }
         }
         let mut c = Cursor::<JSON> {
             buf: &mut self.buf[..SCRATCH],
             pos: self.pos,
+            tokens: 0,
         };
         push_line_ref(&mut c, line);
         self.pos = c.pos;
+        c.tokens
     }
 
     fn flush(&mut self) {
@@ -229,16 +249,20 @@ impl<const JSON: bool> Drop for LineWriter<'_, JSON> {
 #[inline(always)]
 fn push_num(out: &mut impl Sink, n: impl Into<u64>) {
     let n: u64 = n.into();
-    // Most numbers of a trace are below 1000.
+    // Most numbers of a trace are below 1000: one token.
     if n < 1000 {
         out.put_small(n as u16);
+        out.tokens(1);
     } else {
         out.put(itoa::Buffer::new().format(n));
+        out.tokens(num_tokens(n));
     }
 }
 
 #[inline(always)]
 fn push_op(out: &mut impl Sink, op: &Op) {
+    // The symbol and `=`, and the numbers.
+    out.tokens(2);
     push_num(out, op.lhs);
     out.put(op.kind.symbol_str());
     push_num(out, op.rhs);
@@ -249,6 +273,8 @@ fn push_op(out: &mut impl Sink, op: &Op) {
 /// Appends a Python-style list of numbers: `[22, 26, 31]`.
 #[inline(always)]
 pub fn push_nums(out: &mut impl Sink, nums: &[Num]) {
+    // `[]` is one token; otherwise `[`, `]`, a `, ` between numbers, and the numbers.
+    out.tokens(if nums.is_empty() { 1 } else { nums.len() + 1 });
     out.put("[");
     for (i, n) in nums.iter().enumerate() {
         if i > 0 {
@@ -262,6 +288,9 @@ pub fn push_nums(out: &mut impl Sink, nums: &[Num]) {
 /// Appends a Python-style list of operation strings: `['53-22=31', '26+5=31']`.
 #[inline(always)]
 pub fn push_ops(out: &mut impl Sink, ops: &[Op]) {
+    // `[]` is one token; otherwise `['`, `']`, a `', '` between operations,
+    // and the operations.
+    out.tokens(if ops.is_empty() { 1 } else { ops.len() + 1 });
     out.put("[");
     for (i, op) in ops.iter().enumerate() {
         out.put(if i > 0 { ", '" } else { "'" });
@@ -274,6 +303,8 @@ pub fn push_ops(out: &mut impl Sink, ops: &[Op]) {
 /// Appends a node id: `0,2,1`.
 #[inline(always)]
 pub fn push_id(out: &mut impl Sink, id: &NodeId) {
+    // A `,` between parts, and the parts.
+    out.tokens(id.0.len().saturating_sub(1));
     for (i, p) in id.0.iter().enumerate() {
         if i > 0 {
             out.put(",");
@@ -284,6 +315,8 @@ pub fn push_id(out: &mut impl Sink, id: &NodeId) {
 
 /// Appends the text of a conditioning prefix, trailing space included.
 pub fn push_conditioning(out: &mut impl Sink, c: Conditioning) {
+    // The phrase and the space, and the number.
+    out.tokens(2);
     match c {
         Conditioning::SubCallBudget(n) => {
             out.put("Sub Call Budget: ");
@@ -306,6 +339,8 @@ pub fn push_line(out: &mut impl Sink, line: &Line) {
 pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
     match line {
         LineRef::CurrentState { target, nums, ops } => {
+            // Phrase, `:`, phrase, `\n`.
+            out.tokens(4);
             out.put("Current State: ");
             push_num(out, target);
             out.put(":");
@@ -314,6 +349,8 @@ pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
             push_ops(out, ops);
         }
         LineRef::Exploring { op, nums } => {
+            // Two phrases, `\n`.
+            out.tokens(3);
             out.put("Exploring Operation: ");
             push_op(out, op);
             out.put(", Resulting Numbers: ");
@@ -325,6 +362,8 @@ pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
             nums,
             op,
         } => {
+            // Phrase, `: `, `:`, phrase, `\n`.
+            out.tokens(5);
             out.put("Generated Node #");
             push_id(out, id);
             out.put(": ");
@@ -335,6 +374,8 @@ pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
             push_op(out, op);
         }
         LineRef::PathNode { index, nums, op } => {
+            // Phrase, `: `, phrase, `\n`.
+            out.tokens(4);
             out.put("Generated Node #");
             push_num(out, index);
             out.put(": ");
@@ -343,35 +384,59 @@ pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
             push_op(out, op);
         }
         LineRef::MovingTo { id } => {
+            // Phrase, `\n`.
+            out.tokens(2);
             out.put("Moving to Node #");
             push_id(out, id);
         }
         LineRef::GoalReached { value, target } => {
+            // `,`, phrase, `\n`.
+            out.tokens(3);
             push_num(out, value);
             out.put(",");
             push_num(out, target);
             out.put(" equal: Goal Reached");
         }
         LineRef::Unequal { value, target } => {
+            // `,`, phrase, `\n`.
+            out.tokens(3);
             push_num(out, value);
             out.put(",");
             push_num(out, target);
             out.put(" unequal: No Solution");
         }
-        LineRef::NoSolutionFound => out.put("No solution found."),
+        LineRef::NoSolutionFound => {
+            // Phrase, `\n`.
+            out.tokens(2);
+            out.put("No solution found.");
+        }
         LineRef::StartSubSearch { level, id } => {
+            // Two phrases, `\n`.
+            out.tokens(3);
             out.put("Start Sub Search at level ");
             push_num(out, level);
             out.put(": Moving to Node #");
             push_id(out, id);
         }
         LineRef::ExitSubSearch { level } => {
+            // Phrase, `\n`.
+            out.tokens(2);
             out.put("Exit Sub Search at level ");
             push_num(out, level);
         }
-        LineRef::NoSolutionInSubSearch => out.put("No solution found in sub search"),
-        LineRef::CallingSubSearches => out.put("<Calling Sub Searches>"),
+        LineRef::NoSolutionInSubSearch => {
+            // Phrase, `\n`.
+            out.tokens(2);
+            out.put("No solution found in sub search");
+        }
+        LineRef::CallingSubSearches => {
+            // Phrase, `\n`.
+            out.tokens(2);
+            out.put("<Calling Sub Searches>");
+        }
         LineRef::SpawnChild { index, level, id } => {
+            // Three phrases, `\n`.
+            out.tokens(4);
             out.put("<Start Sub Search ");
             push_num(out, index);
             out.put(" at level ");
@@ -379,9 +444,19 @@ pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
             out.put("> Moving to Node #");
             push_id(out, id);
         }
-        LineRef::EndCallingSubSearches => out.put("<End Calling Sub Searches>"),
-        LineRef::SubSearches => out.put("<Sub Searches>"),
+        LineRef::EndCallingSubSearches => {
+            // Phrase, `\n`.
+            out.tokens(2);
+            out.put("<End Calling Sub Searches>");
+        }
+        LineRef::SubSearches => {
+            // Phrase, `\n`.
+            out.tokens(2);
+            out.put("<Sub Searches>");
+        }
         LineRef::JoinGoal { index, level, id } => {
+            // Three phrases, `>`, `\n`.
+            out.tokens(5);
             out.put("<Goal Reached in Sub Search ");
             push_num(out, index);
             out.put(" at level ");
@@ -391,6 +466,8 @@ pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
             out.put(">");
         }
         LineRef::JoinNoSolution { index, level, id } => {
+            // Three phrases, `>`, `\n`.
+            out.tokens(5);
             out.put("<No Solution in Sub Search ");
             push_num(out, index);
             out.put(" at level ");
@@ -399,7 +476,11 @@ pub fn push_line_ref(out: &mut impl Sink, line: LineRef<'_>) {
             push_id(out, id);
             out.put(">");
         }
-        LineRef::EndSubSearches => out.put("<End Sub Searches>"),
+        LineRef::EndSubSearches => {
+            // Phrase, `\n`.
+            out.tokens(2);
+            out.put("<End Sub Searches>");
+        }
     }
     out.newline();
 }
@@ -548,8 +629,12 @@ mod tests {
             ),
             (Line::EndSubSearches, "<End Sub Searches>"),
         ];
+        let tok = crate::TraceTokenizer::new();
         for (line, text) in cases {
             assert_eq!(line.to_string(), text);
+            // Counted as rendered: the lexer's count of the text and its `\n`.
+            let n = crate::TraceTokenizer::count_line(&line);
+            assert_eq!(n, tok.count(&format!("{text}\n")), "{text}");
         }
     }
 
@@ -622,6 +707,7 @@ mod tests {
 
     #[test]
     fn line_writer_matches_sinks_and_bound_holds() {
+        let tok = crate::TraceTokenizer::new();
         let lines = extreme_lines();
         let mut text = String::new();
         let mut json = Vec::new();
@@ -636,8 +722,10 @@ mod tests {
                 push_line(&mut text, l);
                 assert!(text.len() - before <= line_bound(&l.as_ref()), "{l:?}");
                 push_line(&mut JsonEscaped(&mut json), l);
-                p.line(l.as_ref());
-                e.line(l.as_ref());
+                // The writers count the tokens the lexer finds in the text.
+                let tokens = tok.count(&text[before..]);
+                assert_eq!(p.line(l.as_ref()), tokens, "{l:?}");
+                assert_eq!(e.line(l.as_ref()), tokens, "{l:?}");
             }
         }
         // A line longer than the scratch buffer takes the slow path.
@@ -651,10 +739,12 @@ mod tests {
             let mut p = LineWriter::<false>::new(&mut plain);
             let mut e = LineWriter::<true>::new(&mut escaped);
             for l in [&lines[0], &long, &lines[1]] {
+                let before = text.len();
                 push_line(&mut text, l);
                 push_line(&mut JsonEscaped(&mut json), l);
-                p.line(l.as_ref());
-                e.line(l.as_ref());
+                let tokens = tok.count(&text[before..]);
+                assert_eq!(p.line(l.as_ref()), tokens, "{l:?}");
+                assert_eq!(e.line(l.as_ref()), tokens, "{l:?}");
             }
         }
         assert_eq!(&plain[..4], b"head");

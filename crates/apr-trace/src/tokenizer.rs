@@ -16,7 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::line::{Conditioning, Line, LineRef, Trace};
-use crate::types::{NodeId, Num, Op};
+use crate::render::Sink;
 
 /// Padding token id.
 pub const PAD_ID: u32 = 0;
@@ -100,7 +100,9 @@ impl Default for TraceTokenizer {
 }
 
 #[inline]
-fn num_tokens(n: Num) -> usize {
+/// Tokens of a number: one per group of up to three digits (the lexer
+/// reads `[0-9]{1,3}` greedily).
+pub(crate) fn num_tokens(n: u64) -> usize {
     if n < 1000 {
         1
     } else if n < 1_000_000 {
@@ -110,31 +112,23 @@ fn num_tokens(n: Num) -> usize {
     }
 }
 
-fn list_tokens(nums: &[Num]) -> usize {
-    if nums.is_empty() {
-        1
-    } else {
-        2 + nums.len() - 1 + nums.iter().map(|&n| num_tokens(n)).sum::<usize>()
+/// A [`Sink`] that writes nothing and counts the tokens the renderer
+/// reports.
+struct TokenCounter(usize);
+
+impl Sink for TokenCounter {
+    #[inline(always)]
+    fn put(&mut self, _s: &str) {}
+    #[inline(always)]
+    fn put_ascii(&mut self, _b: u8) {}
+    #[inline(always)]
+    fn newline(&mut self) {}
+    #[inline(always)]
+    fn put_small(&mut self, _n: u16) {}
+    #[inline(always)]
+    fn tokens(&mut self, n: usize) {
+        self.0 += n;
     }
-}
-
-fn op_tokens(op: &Op) -> usize {
-    num_tokens(op.lhs) + num_tokens(op.rhs) + num_tokens(op.result) + 2
-}
-
-fn ops_tokens(ops: &[Op]) -> usize {
-    if ops.is_empty() {
-        1
-    } else {
-        2 + ops.len() - 1 + ops.iter().map(op_tokens).sum::<usize>()
-    }
-}
-
-fn id_tokens(id: &NodeId) -> usize {
-    id.0.iter()
-        .map(|&p| num_tokens(Num::from(p)))
-        .sum::<usize>()
-        + id.0.len().saturating_sub(1)
 }
 
 impl TraceTokenizer {
@@ -264,53 +258,22 @@ impl TraceTokenizer {
         Self::count_line_ref(line.as_ref())
     }
 
-    /// [`count_line`](Self::count_line) of a borrowed line.
+    /// [`count_line`](Self::count_line) of a borrowed line. The renderer
+    /// counts the tokens of each piece as it writes it; this runs it into a
+    /// sink that only counts, so counting and rendering cannot disagree
+    /// ([`LineWriter::line`](crate::render::LineWriter::line) returns the same
+    /// count while it writes the text).
     pub fn count_line_ref(line: LineRef<'_>) -> usize {
-        1 + match line {
-            LineRef::CurrentState { target, nums, ops } => {
-                3 + num_tokens(target) + list_tokens(nums) + ops_tokens(ops)
-            }
-            LineRef::Exploring { op, nums } => 2 + op_tokens(op) + list_tokens(nums),
-            LineRef::Generated {
-                id,
-                target,
-                nums,
-                op,
-            } => 4 + id_tokens(id) + num_tokens(target) + list_tokens(nums) + op_tokens(op),
-            LineRef::PathNode { index, nums, op } => {
-                3 + num_tokens(Num::from(index)) + list_tokens(nums) + op_tokens(op)
-            }
-            LineRef::MovingTo { id } => 1 + id_tokens(id),
-            LineRef::GoalReached { value, target } | LineRef::Unequal { value, target } => {
-                2 + num_tokens(value) + num_tokens(target)
-            }
-            LineRef::NoSolutionFound
-            | LineRef::NoSolutionInSubSearch
-            | LineRef::CallingSubSearches
-            | LineRef::EndCallingSubSearches
-            | LineRef::SubSearches
-            | LineRef::EndSubSearches => 1,
-            LineRef::StartSubSearch { level, id } => {
-                2 + num_tokens(Num::from(level)) + id_tokens(id)
-            }
-            LineRef::ExitSubSearch { level } => 1 + num_tokens(Num::from(level)),
-            LineRef::SpawnChild { index, level, id } => {
-                3 + num_tokens(Num::from(index)) + num_tokens(Num::from(level)) + id_tokens(id)
-            }
-            LineRef::JoinGoal { index, level, id }
-            | LineRef::JoinNoSolution { index, level, id } => {
-                4 + num_tokens(Num::from(index)) + num_tokens(Num::from(level)) + id_tokens(id)
-            }
-        }
+        let mut c = TokenCounter(0);
+        crate::render::push_line_ref(&mut c, line);
+        c.0
     }
 
     /// Number of tokens of a conditioning prefix (trailing space included).
     pub fn count_conditioning(c: Conditioning) -> usize {
-        match c {
-            Conditioning::SubCallBudget(n) | Conditioning::TokenBudget(n) => {
-                2 + num_tokens(Num::from(n))
-            }
-        }
+        let mut t = TokenCounter(0);
+        crate::render::push_conditioning(&mut t, c);
+        t.0
     }
 
     /// Number of tokens of a typed call (no BOS/EOS), without rendering it.
