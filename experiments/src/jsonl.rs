@@ -104,7 +104,7 @@ impl AtomicWriter {
 
     /// Appends several buffers with vectored writes, without copying them
     /// into the write buffer (what a chunk of large records wants), and
-    /// starts writing them to the device (see [`start_writeback`]).
+    /// starts writing them to the device without waiting for it (Linux).
     pub fn write_all_bufs(&mut self, bufs: &[Vec<u8>]) -> Result<()> {
         let out = self.out.as_mut().expect("writer is open until commit");
         out.flush().map_err(io(&self.tmp))?;
