@@ -349,7 +349,8 @@ mod tests {
 }
 
 /// Timing of the kernel at the `small` preset's batch-64 decode shapes, not
-/// a correctness test (best of 7 x 40 products):
+/// a correctness test (best of 7 x 40 products, with the weight in cache and
+/// with 40 different weights):
 /// `cargo test --release -p apr-model --lib host_matmul::timing -- --ignored --nocapture`.
 #[cfg(test)]
 mod timing {
@@ -390,10 +391,29 @@ mod timing {
                 }
                 one = one.min(t.elapsed().as_secs_f64());
             }
+            // As in decoding, where every product reads its own weight from
+            // memory: `reps` different weights, together too large for the
+            // caches.
+            let cold_w: Vec<Packed> = (0..reps)
+                .map(|s| {
+                    let ws: Vec<f32> = w.iter().map(|v| v + s as f32).collect();
+                    Packed::new(&ws, k, n)
+                })
+                .collect();
+            let mut cold = f64::MAX;
+            for _ in 0..7 {
+                let t = std::time::Instant::now();
+                for p in &cold_w {
+                    matmul(&x, m, p, &mut out, false);
+                }
+                cold = cold.min(t.elapsed().as_secs_f64());
+            }
             let flop = 2.0 * (m * k * n * reps) as f64;
             println!(
-                "{m}x{k}x{n}: {:.1} GFLOP/s on rayon's threads, {:.1} on one",
+                "{m}x{k}x{n}: {:.1} GFLOP/s on rayon's threads ({:.1} with a different \
+                 weight each time), {:.1} on one",
                 flop / both / 1e9,
+                flop / cold / 1e9,
                 flop / one / 1e9
             );
         }
