@@ -1,6 +1,7 @@
 //! `gen-data`: Countdown problems and solver traces as JSON Lines, and
 //! statistics of such files (ours or the public datasets').
 
+use crate::chunked::write_lines;
 use crate::error::{Error, Result};
 use crate::jsonl::{read_records, write_atomic, AtomicWriter};
 use crate::stats;
@@ -11,7 +12,6 @@ use apr_countdown::{
 use apr_trace::TraceTokenizer;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -243,14 +243,8 @@ impl Throughput {
     }
 }
 
-/// Records per thread in a parallel chunk: enough to keep the threads busy,
-/// few enough that a chunk of APR records (~26 KB each) stays in cache
-/// between being written and being copied out.
-const CHUNK_PER_THREAD: usize = 32;
-
-/// Maps `0..n` to JSON lines in parallel, chunk by chunk, writing them in
-/// order to `out` atomically, with a progress bar. `make(i, buf)` appends
-/// line `i` to an empty buffer; buffers are reused from chunk to chunk.
+/// Maps `0..n` to JSON lines in parallel, writing them in order to `out`
+/// atomically, with a progress bar (see [`write_lines`]).
 fn generate(
     n: usize,
     threads: usize,
@@ -262,28 +256,7 @@ fn generate(
     let threads = pool.current_num_threads();
     let start = Instant::now();
     let pb = progress(n as u64, what);
-    let mut w = AtomicWriter::create(out)?;
-    let chunk = CHUNK_PER_THREAD * threads;
-    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); chunk.min(n)];
-    let mut begin = 0;
-    while begin < n {
-        let end = (begin + chunk).min(n);
-        let lines = &mut bufs[..end - begin];
-        let fill = |(k, buf): (usize, &mut Vec<u8>)| {
-            buf.clear();
-            make(begin + k, buf)
-        };
-        if threads == 1 {
-            // One worker: run on this thread, without handing each chunk
-            // to the pool and waking back up.
-            lines.iter_mut().enumerate().try_for_each(fill)?;
-        } else {
-            pool.install(|| lines.par_iter_mut().enumerate().try_for_each(fill))?;
-        }
-        w.write_all_bufs(lines)?;
-        pb.inc((end - begin) as u64);
-        begin = end;
-    }
+    let w = write_lines(n, &pool, AtomicWriter::create(out)?, &pb, make)?;
     w.commit()?;
     pb.finish_and_clear();
     Ok(Throughput {

@@ -3,6 +3,7 @@
 //! The library behind the experiment binaries in `experiments/src/bin/`:
 //! each binary parses its arguments and calls one function here.
 
+mod chunked;
 pub mod decode_bench;
 pub mod device;
 pub mod error;
