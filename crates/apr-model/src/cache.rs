@@ -50,6 +50,8 @@ pub struct KvCache<B: Backend> {
     pub(crate) capacity: usize,
     pub(crate) kv_heads: usize,
     pub(crate) head_dim: usize,
+    /// Keys and values stored as bfloat16 ([`Self::on_host_bf16`]).
+    pub(crate) bf16: bool,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -81,7 +83,43 @@ impl<B: Backend> KvCache<B> {
             capacity,
             kv_heads: config.num_kv_heads,
             head_dim: config.head_dim(),
+            bf16: false,
             _backend: std::marker::PhantomData,
+        }
+    }
+
+    /// An empty cache in host memory holding keys and values as bfloat16
+    /// (`crate::kv16` has the layout): half the memory of
+    /// [`Self::on_host`], and half the bytes attention reads at each step.
+    /// Attention still computes in f32, on the rounded keys and values, so
+    /// the logits differ from an f32 cache by the rounding (relative 2^-9
+    /// per key and value element); batched and one-at-a-time decoding
+    /// still agree exactly. Needs a head width that is a multiple of 16.
+    pub fn on_host_bf16(config: &ModelConfig, rows: usize, capacity: usize) -> Result<Self> {
+        let hd = config.head_dim();
+        if !hd.is_multiple_of(crate::kv16::CHUNK) {
+            return Err(Error::Input(format!(
+                "a bfloat16 cache needs a head width that is a multiple of {}, not {hd}",
+                crate::kv16::CHUNK
+            )));
+        }
+        let mut cache = Self::on_host(config, rows, capacity);
+        cache.bf16 = true;
+        Ok(cache)
+    }
+
+    /// Whether keys and values are stored as bfloat16.
+    pub fn is_bf16(&self) -> bool {
+        self.bf16
+    }
+
+    /// Elements of storage per (position, head): the head width, or half
+    /// of it (two bfloat16 values per 32-bit word).
+    pub(crate) fn width(&self) -> usize {
+        if self.bf16 {
+            self.head_dim / 2
+        } else {
+            self.head_dim
         }
     }
 
@@ -121,14 +159,14 @@ impl<B: Backend> KvCache<B> {
         &self.lens
     }
 
-    /// Bytes the keys and values may take (f32), every row full.
+    /// Bytes the keys and values may take, every row full.
     pub fn bytes(&self) -> usize {
         self.bytes_for(self.capacity)
     }
 
     /// Bytes of the keys and values of every row holding `positions`.
     fn bytes_for(&self, positions: usize) -> usize {
-        2 * self.layers.len() * self.rows() * self.kv_heads * positions * self.head_dim * 4
+        2 * self.layers.len() * self.rows() * self.kv_heads * positions * self.width() * 4
     }
 
     /// Bytes the keys and values take now.
@@ -148,14 +186,14 @@ impl<B: Backend> KvCache<B> {
     /// Makes room in every layer for each fed row's new tokens (after
     /// [`Self::check_feed`]).
     pub(crate) fn grow(&mut self, feed: &[(usize, &[u32])]) {
-        let (hd, kvh) = (self.head_dim, self.kv_heads);
+        let (hd, kvh) = (self.width(), self.kv_heads);
         if let Some(d) = &mut self.device {
             let need = feed
                 .iter()
                 .map(|&(r, t)| self.lens[r] + t.len())
                 .max()
                 .unwrap_or(0);
-            d.grow(need, self.capacity, self.lens.len(), kvh * hd);
+            d.grow(need, self.capacity, self.lens.len(), kvh * self.head_dim);
             return;
         }
         for &(r, toks) in feed {
@@ -222,6 +260,21 @@ impl<B: Backend> KvCache<B> {
             .ok_or_else(|| Error::Input(format!("row {row} of {rows}")))?;
         *old = len.min(*old);
         Ok(())
+    }
+}
+
+/// Writes one head's `src` (its `hd` values) at position slot `at` of a
+/// row's keys or values: copied, or rounded and packed as bfloat16.
+pub(crate) fn store(bf16: bool, slot: &mut [f32], at: usize, src: &[f32]) {
+    let hd = src.len();
+    if bf16 {
+        let w = hd / 2;
+        crate::kv16::pack(
+            src,
+            bytemuck::cast_slice_mut(&mut slot[at * w..(at + 1) * w]),
+        );
+    } else {
+        slot[at * hd..(at + 1) * hd].copy_from_slice(src);
     }
 }
 
@@ -295,6 +348,7 @@ impl<B: AprBackend> Llama<B> {
         let lens: Vec<usize> = slots.iter().map(|&r| cache.lens[r]).collect();
         let blocks: Vec<usize> = slots.iter().map(|&r| cache.block[r]).collect();
         let (kvh, hd, nh) = (cache.kv_heads, cache.head_dim, self.config.num_heads);
+        let bf16 = cache.bf16;
         let mut ids = Vec::with_capacity(b * t);
         let mut pos = Vec::with_capacity(b * t);
         for (r, toks) in new_tokens.iter().enumerate() {
@@ -331,9 +385,11 @@ impl<B: AprBackend> Llama<B> {
                         let (ks, vs) = &mut rows[row];
                         for (new, slot) in [(&k, ks), (&v, vs)] {
                             for h in 0..kvh {
-                                let src = (r * kvh + h) * t * hd;
-                                let dst = (h * blocks[r] + lens[r]) * hd;
-                                slot[dst..dst + n * hd].copy_from_slice(&new[src..src + n * hd]);
+                                for i in 0..n {
+                                    let src = ((r * kvh + h) * t + i) * hd;
+                                    let at = h * blocks[r] + lens[r] + i;
+                                    store(bf16, slot, at, &new[src..src + hd]);
+                                }
                             }
                         }
                     }
@@ -349,6 +405,7 @@ impl<B: AprBackend> Llama<B> {
                             block: blocks[r],
                             keys: ks,
                             values: vs,
+                            bf16,
                         };
                         attend_row(&shape, q, new_tokens[r].len(), row, o);
                     });

@@ -4,6 +4,7 @@
 //! Vector instructions are picked at run time through `pulp`.
 
 use crate::host_math::exp_nonpositive;
+use crate::kv16;
 use pulp::{Arch, Simd, WithSimd};
 
 /// The shapes and layouts of one step.
@@ -50,6 +51,9 @@ pub(crate) struct CachedRow<'a> {
     pub keys: &'a [f32],
     /// Same layout as `keys`.
     pub values: &'a [f32],
+    /// `keys` and `values` hold bfloat16 words (`crate::kv16`): `hd / 2`
+    /// elements per position instead of `hd`.
+    pub bf16: bool,
 }
 
 /// Causal attention of one row. `q` holds `n` query positions (laid out
@@ -80,25 +84,53 @@ impl WithSimd for Attend<'_> {
         let Attend { s, q, n, row, out } = self;
         let CachedRow {
             len,
-            block,
-            keys,
-            values,
+            mut block,
+            mut keys,
+            mut values,
+            bf16,
         } = row;
         let hd = s.head_dim;
         let group = s.heads / s.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
         let mut p = vec![0.0f32; len + n];
+        // bfloat16 words: read in place by the vector kernels where they
+        // apply, otherwise unpacked here into f32 first.
+        let packed = bf16 && kv16::fits::<S>();
+        let unpacked;
+        if bf16 && !packed {
+            let l = len + n;
+            let mut buf = vec![0.0f32; 2 * s.kv_heads * l * hd];
+            let (ku, vu) = buf.split_at_mut(s.kv_heads * l * hd);
+            for (src, dst) in [(keys, ku), (values, vu)] {
+                let words: &[u32] = bytemuck::cast_slice(src);
+                for g in 0..s.kv_heads {
+                    let from = &words[g * block * hd / 2..][..l * hd / 2];
+                    kv16::unpack(from, &mut dst[g * l * hd..][..l * hd]);
+                }
+            }
+            unpacked = buf;
+            (keys, values) = unpacked.split_at(s.kv_heads * l * hd);
+            block = l;
+        }
+        let width = if packed { hd / 2 } else { hd };
         for h in 0..s.heads {
             let g = h / group;
-            let kb = &keys[g * block * hd..];
-            let vb = &values[g * block * hd..];
+            let kb = &keys[g * block * width..];
+            let vb = &values[g * block * width..];
             for i in 0..n {
                 let qi = &q[h * s.q_head + i * s.q_pos..][..hd];
                 let l = len + i + 1;
-                scores::<S>(simd, qi, kb, &mut p[..l]);
-                softmax::<S>(simd, &mut p[..l], scale);
                 let o = &mut out[h * s.o_head + i * s.o_pos..][..hd];
-                weighted_sum::<S>(simd, &p[..l], vb, o);
+                if packed {
+                    let (kw, vw) = (bytemuck::cast_slice(kb), bytemuck::cast_slice(vb));
+                    kv16::scores::<S>(simd, qi, kw, &mut p[..l]);
+                    softmax::<S>(simd, &mut p[..l], scale);
+                    kv16::weighted_sum::<S>(simd, &p[..l], vw, o);
+                } else {
+                    scores::<S>(simd, qi, kb, &mut p[..l]);
+                    softmax::<S>(simd, &mut p[..l], scale);
+                    weighted_sum::<S>(simd, &p[..l], vb, o);
+                }
             }
         }
     }
@@ -289,6 +321,7 @@ mod tests {
             block: 4,
             keys: &keys,
             values: &values,
+            bf16: false,
         };
         attend_row(&s, &q, 1, row(1), &mut out);
         let want = [2.0 / 3.0 + 1.0, 4.0 / 3.0 + 4.0 / 3.0];
@@ -324,6 +357,61 @@ mod tests {
             let want: f32 = (0..11).map(|i| q[i] * k[j * 11 + i]).sum();
             assert_eq!(p[j], want, "key {j}");
             assert_eq!(p2[j], want, "key {j}");
+        }
+    }
+
+    /// A bfloat16 row gives what an f32 row holding the rounded keys and
+    /// values gives, on the vector kernels and on the unpacking fallback
+    /// (forced with pulp's scalar "vectors").
+    #[test]
+    fn bf16_rows_match_f32_rows_of_the_rounded_values() {
+        let (heads, kv_heads, hd, block, len, n) = (4, 2, 32, 9, 5, 3);
+        let s = HostShape::head_major(heads, kv_heads, hd, n);
+        let val = |i: usize, k: usize| ((i * 31 + k * 17) % 97) as f32 / 40.0 - 1.2;
+        let q: Vec<f32> = (0..heads * n * hd).map(|i| val(i, 1)).collect();
+        let kf: Vec<f32> = (0..kv_heads * block * hd).map(|i| val(i, 2)).collect();
+        let vf: Vec<f32> = (0..kv_heads * block * hd).map(|i| val(i, 3)).collect();
+        let mut packed = [vec![0u32; kf.len() / 2], vec![0u32; vf.len() / 2]];
+        let mut rounded = [vec![0.0; kf.len()], vec![0.0; vf.len()]];
+        for (i, f) in [&kf, &vf].into_iter().enumerate() {
+            kv16::pack(f, &mut packed[i]);
+            kv16::unpack(&packed[i], &mut rounded[i]);
+        }
+        let as_f32: Vec<Vec<f32>> = packed
+            .iter()
+            .map(|w| bytemuck::cast_slice::<u32, f32>(w).to_vec())
+            .collect();
+        let mut want = vec![0.0; heads * n * hd];
+        let f32_row = CachedRow {
+            len,
+            block,
+            keys: &rounded[0],
+            values: &rounded[1],
+            bf16: false,
+        };
+        attend_row(&s, &q, n, f32_row, &mut want);
+        let bf16_row = CachedRow {
+            len,
+            block,
+            keys: &as_f32[0],
+            values: &as_f32[1],
+            bf16: true,
+        };
+        let mut vector = vec![f32::NAN; want.len()];
+        attend_row(&s, &q, n, bf16_row, &mut vector);
+        let mut scalar = vec![f32::NAN; want.len()];
+        Attend {
+            s: &s,
+            q: &q,
+            n,
+            row: bf16_row,
+            out: &mut scalar,
+        }
+        .with_simd(pulp::Scalar::new());
+        for (name, got) in [("vector", &vector), ("scalar", &scalar)] {
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 1e-5, "{name} {i}: {g} vs {w}");
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 //! GPUs; the rollout engine uses this one on the CPU backend
 //! ([`crate::AprBackend::HOST_DECODE`]).
 
+use crate::cache::store;
 use crate::cache::KvCache;
 use crate::checkpoint::host_values;
 use crate::config::ModelConfig;
@@ -265,9 +266,9 @@ impl HostDecoder {
                     }
                     let block = cache.block[slot];
                     for g in 0..nkv {
-                        let dst = (g * block + pos) * hd;
-                        ks[dst..dst + hd].copy_from_slice(&q[(nh + g) * hd..][..hd]);
-                        vs[dst..dst + hd].copy_from_slice(&q[(nh + nkv + g) * hd..][..hd]);
+                        let at = g * block + pos;
+                        store(cache.bf16, ks, at, &q[(nh + g) * hd..][..hd]);
+                        store(cache.bf16, vs, at, &q[(nh + nkv + g) * hd..][..hd]);
                     }
                 }
             }
@@ -279,6 +280,7 @@ impl HostDecoder {
                 rest = r;
             }
             let (rows, qkv, lens, blocks) = (&*rows, &s.qkv, &cache.lens, &cache.block);
+            let bf16 = cache.bf16;
             outs.into_par_iter().enumerate().for_each(|(fi, o)| {
                 let (slot, toks) = feed[fi];
                 let (ks, vs) = &rows[slot];
@@ -288,6 +290,7 @@ impl HostDecoder {
                     block: blocks[slot],
                     keys: ks,
                     values: vs,
+                    bf16,
                 };
                 attend_row(&shape, q, toks.len(), row, o);
             });
@@ -443,6 +446,60 @@ mod tests {
             let got = host.forward_last(&mut one, &[(0, &p[..])]).unwrap();
             assert_eq!(got[0], all[r], "row {r}");
         }
+    }
+
+    /// A bfloat16 cache: the host decoder and burn's forward agree on it,
+    /// a row gives the same bits alone or in a batch, memory is halved, and
+    /// the logits stay near those of an f32 cache.
+    #[test]
+    fn a_bfloat16_cache_halves_memory_and_stays_close() {
+        let m = tiny(false, 2);
+        let mut host = HostDecoder::new(&m).unwrap();
+        let bf = || KvCache::<Cpu>::on_host_bf16(&m.config, 3, 64).unwrap();
+        let (mut a, mut b, mut f) = (bf(), bf(), KvCache::<Cpu>::on_host(&m.config, 3, 64));
+        let steps: Vec<Vec<(usize, Vec<u32>)>> = vec![
+            vec![(0, vec![5, 9, 200, 3]), (2, vec![17]), (1, vec![1, 2])],
+            vec![(2, vec![44]), (0, vec![1000])],
+            vec![(1, vec![7, 8, 9]), (0, vec![12]), (2, vec![1232])],
+        ];
+        let (mut same, mut near) = (0.0f32, 0.0f32);
+        for step in &steps {
+            let feed: Vec<(usize, &[u32])> = step.iter().map(|(r, t)| (*r, &t[..])).collect();
+            let want = burn_logits(&m, &mut a, &feed);
+            let got: Vec<f32> = host.forward_last(&mut b, &feed).unwrap().concat();
+            let full: Vec<f32> = host.forward_last(&mut f, &feed).unwrap().concat();
+            for ((w, g), x) in want.iter().zip(&got).zip(&full) {
+                same = same.max((w - g).abs());
+                near = near.max((x - g).abs());
+            }
+        }
+        eprintln!("bf16: host vs burn {same:e}, vs an f32 cache {near:e}");
+        assert!(same < 1e-4, "host vs burn on a bf16 cache: {same}");
+        assert!(near > 0.0 && near < 2e-2, "bf16 vs f32 cache: {near}");
+        assert_eq!(2 * b.committed_bytes(), f.committed_bytes());
+        assert_eq!(2 * b.bytes(), f.bytes());
+        // Batched and one at a time: the same bits.
+        let mut batch = KvCache::<Cpu>::on_host_bf16(&m.config, 4, 64).unwrap();
+        let prompts: Vec<Vec<u32>> = (0..4u32)
+            .map(|r| (0..3 + r).map(|i| i * 31 + r).collect())
+            .collect();
+        let feed: Vec<(usize, &[u32])> = prompts
+            .iter()
+            .enumerate()
+            .map(|(r, p)| (r, &p[..]))
+            .collect();
+        let all = host.forward_last(&mut batch, &feed).unwrap();
+        for (r, p) in prompts.iter().enumerate() {
+            let mut one = KvCache::<Cpu>::on_host_bf16(&m.config, 1, 64).unwrap();
+            let got = host.forward_last(&mut one, &[(0, &p[..])]).unwrap();
+            assert_eq!(got[0], all[r], "row {r}");
+        }
+        // A head width that does not pack is refused.
+        let mut c = m.config.clone();
+        c.hidden_size = 40;
+        c.num_heads = 4;
+        c.num_kv_heads = 4;
+        assert!(KvCache::<Cpu>::on_host_bf16(&c, 1, 8).is_err());
     }
 
     #[test]

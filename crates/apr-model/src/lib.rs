@@ -20,6 +20,7 @@ pub mod host_decode;
 mod host_math;
 mod host_matmul;
 pub mod init;
+mod kv16;
 pub mod logprobs;
 pub mod model;
 mod swiglu;

@@ -74,6 +74,23 @@ impl<B: AprBackend> LlamaStepper<B> {
         self
     }
 
+    /// Keeps keys and values as bfloat16 in host memory
+    /// ([`KvCache::on_host_bf16`]): half the memory and half the bytes
+    /// attention reads, at the cost of rounding them (the logits move by
+    /// about 1e-3). Only where the cache is in host memory (the CPU); a
+    /// device cache takes the model's dtype instead (`--dtype bf16`), so
+    /// there this is an error.
+    pub fn kv_bf16(mut self) -> Result<Self> {
+        if self.cache.is_on_device() {
+            return Err(Error::Config(
+                "a bfloat16 host cache needs the CPU backend; on a GPU use --dtype bf16".into(),
+            ));
+        }
+        let c = &self.model.config;
+        self.cache = KvCache::on_host_bf16(c, self.cache.rows(), self.cache.capacity())?;
+        Ok(self)
+    }
+
     /// Whether steps run on the [`HostDecoder`].
     pub fn host_decode(&self) -> bool {
         self.host.is_some()
