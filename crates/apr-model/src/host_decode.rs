@@ -344,6 +344,37 @@ mod tests {
         l.into_data().into_vec::<f32>().unwrap()
     }
 
+    /// Prefills of different lengths, then steps with some rows idle.
+    fn mixed_steps() -> Vec<Vec<(usize, Vec<u32>)>> {
+        vec![
+            vec![(0, vec![5, 9, 200, 3]), (2, vec![17]), (1, vec![1, 2])],
+            vec![(2, vec![44]), (0, vec![1000])],
+            vec![(1, vec![7, 8, 9]), (0, vec![12]), (2, vec![1232])],
+        ]
+    }
+
+    /// `rows` prompts of different lengths run together in one cache and
+    /// each alone in its own: each row's logits have the same bits.
+    fn same_bits_alone_or_batched(
+        host: &mut HostDecoder,
+        rows: u32,
+        cache: impl Fn(usize) -> KvCache<Cpu>,
+    ) {
+        let prompts: Vec<Vec<u32>> = (0..rows)
+            .map(|r| (0..3 + r).map(|i| i * 31 + r).collect())
+            .collect();
+        let feed: Vec<(usize, &[u32])> = prompts
+            .iter()
+            .enumerate()
+            .map(|(r, p)| (r, &p[..]))
+            .collect();
+        let all = host.forward_last(&mut cache(rows as usize), &feed).unwrap();
+        for (r, p) in prompts.iter().enumerate() {
+            let got = host.forward_last(&mut cache(1), &[(0, &p[..])]).unwrap();
+            assert_eq!(got[0], all[r], "row {r}");
+        }
+    }
+
     #[test]
     fn rope_rotates_pairs_by_hand() {
         // (1, 0 | 0, 1) with angles (pi/2, 0): (cos, sin) = (0, 1) and (1, 0).
@@ -373,13 +404,8 @@ mod tests {
                 KvCache::<Cpu>::new(&m.config, 3, 64, &dev),
                 KvCache::<Cpu>::new(&m.config, 3, 64, &dev),
             );
-            let steps: Vec<Vec<(usize, Vec<u32>)>> = vec![
-                vec![(0, vec![5, 9, 200, 3]), (2, vec![17]), (1, vec![1, 2])],
-                vec![(2, vec![44]), (0, vec![1000])],
-                vec![(1, vec![7, 8, 9]), (0, vec![12]), (2, vec![1232])],
-            ];
             let mut worst = 0.0f32;
-            for step in &steps {
+            for step in &mixed_steps() {
                 let feed: Vec<(usize, &[u32])> = step.iter().map(|(r, t)| (*r, &t[..])).collect();
                 let want = burn_logits(&m, &mut a, &feed);
                 let got: Vec<f32> = host.forward_last(&mut b, &feed).unwrap().concat();
@@ -431,21 +457,9 @@ mod tests {
         let m = tiny(true, 4);
         let mut host = HostDecoder::new(&m).unwrap();
         let dev = Default::default();
-        let mut batch = KvCache::<Cpu>::new(&m.config, 8, 64, &dev);
-        let prompts: Vec<Vec<u32>> = (0..8)
-            .map(|r| (0..3 + r as u32).map(|i| i * 31 + r as u32).collect())
-            .collect();
-        let feed: Vec<(usize, &[u32])> = prompts
-            .iter()
-            .enumerate()
-            .map(|(r, p)| (r, &p[..]))
-            .collect();
-        let all = host.forward_last(&mut batch, &feed).unwrap();
-        for (r, p) in prompts.iter().enumerate() {
-            let mut one = KvCache::<Cpu>::new(&m.config, 1, 64, &dev);
-            let got = host.forward_last(&mut one, &[(0, &p[..])]).unwrap();
-            assert_eq!(got[0], all[r], "row {r}");
-        }
+        same_bits_alone_or_batched(&mut host, 8, |rows| {
+            KvCache::<Cpu>::new(&m.config, rows, 64, &dev)
+        });
     }
 
     /// A bfloat16 cache: the host decoder and burn's forward agree on it,
@@ -457,13 +471,8 @@ mod tests {
         let mut host = HostDecoder::new(&m).unwrap();
         let bf = || KvCache::<Cpu>::on_host_bf16(&m.config, 3, 64).unwrap();
         let (mut a, mut b, mut f) = (bf(), bf(), KvCache::<Cpu>::on_host(&m.config, 3, 64));
-        let steps: Vec<Vec<(usize, Vec<u32>)>> = vec![
-            vec![(0, vec![5, 9, 200, 3]), (2, vec![17]), (1, vec![1, 2])],
-            vec![(2, vec![44]), (0, vec![1000])],
-            vec![(1, vec![7, 8, 9]), (0, vec![12]), (2, vec![1232])],
-        ];
         let (mut same, mut near) = (0.0f32, 0.0f32);
-        for step in &steps {
+        for step in &mixed_steps() {
             let feed: Vec<(usize, &[u32])> = step.iter().map(|(r, t)| (*r, &t[..])).collect();
             let want = burn_logits(&m, &mut a, &feed);
             let got: Vec<f32> = host.forward_last(&mut b, &feed).unwrap().concat();
@@ -479,21 +488,9 @@ mod tests {
         assert_eq!(2 * b.committed_bytes(), f.committed_bytes());
         assert_eq!(2 * b.bytes(), f.bytes());
         // Batched and one at a time: the same bits.
-        let mut batch = KvCache::<Cpu>::on_host_bf16(&m.config, 4, 64).unwrap();
-        let prompts: Vec<Vec<u32>> = (0..4u32)
-            .map(|r| (0..3 + r).map(|i| i * 31 + r).collect())
-            .collect();
-        let feed: Vec<(usize, &[u32])> = prompts
-            .iter()
-            .enumerate()
-            .map(|(r, p)| (r, &p[..]))
-            .collect();
-        let all = host.forward_last(&mut batch, &feed).unwrap();
-        for (r, p) in prompts.iter().enumerate() {
-            let mut one = KvCache::<Cpu>::on_host_bf16(&m.config, 1, 64).unwrap();
-            let got = host.forward_last(&mut one, &[(0, &p[..])]).unwrap();
-            assert_eq!(got[0], all[r], "row {r}");
-        }
+        same_bits_alone_or_batched(&mut host, 4, |rows| {
+            KvCache::<Cpu>::on_host_bf16(&m.config, rows, 64).unwrap()
+        });
         // A head width that does not pack is refused.
         let mut c = m.config.clone();
         c.hidden_size = 40;
