@@ -232,12 +232,14 @@ impl Throughput {
 
     fn line(&self, what: &str, out: &Path) -> String {
         format!(
-            "{} {what} -> {} in {:.2} s: {:.0}/s on {} thread(s), {:.0}/s per thread",
+            "{} {what} -> {} in {:.2} s: {:.0}/s on {} thread(s){}, {:.0}/s per thread",
             self.records,
             out.display(),
             self.seconds,
             self.per_second(),
             self.threads,
+            // Several workers hand their chunks to a writer thread.
+            if self.threads > 1 { " and a writer" } else { "" },
             self.per_second() / self.threads as f64
         )
     }
