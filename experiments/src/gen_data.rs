@@ -239,7 +239,11 @@ impl Throughput {
             self.per_second(),
             self.threads,
             // Several workers hand their chunks to a writer thread.
-            if self.threads > 1 { " and a writer" } else { "" },
+            if self.threads > 1 {
+                " and a writer"
+            } else {
+                ""
+            },
             self.per_second() / self.threads as f64
         )
     }
