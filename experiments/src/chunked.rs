@@ -30,27 +30,22 @@ pub(crate) fn write_lines(
 ) -> Result<AtomicWriter> {
     let threads = pool.current_num_threads();
     let chunk = CHUNK_PER_THREAD * threads;
-    let fill = |begin: usize, lines: &mut [Vec<u8>]| -> Result<()> {
-        let one = |(k, buf): (usize, &mut Vec<u8>)| {
-            buf.clear();
-            make(begin + k, buf)
-        };
-        if threads == 1 {
-            // One worker: run on this thread, without handing each chunk
-            // to the pool and waking back up.
-            lines.iter_mut().enumerate().try_for_each(one)
-        } else {
-            pool.install(|| lines.par_iter_mut().enumerate().try_for_each(one))
-        }
+    let line = |i: usize, buf: &mut Vec<u8>| {
+        buf.clear();
+        make(i, buf)
     };
     let chunks = (0..n)
         .step_by(chunk.max(1))
         .map(|b| (b, (b + chunk).min(n)));
     if threads == 1 {
+        // One worker: run on this thread, without handing each chunk to
+        // the pool and waking back up.
         let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); chunk.min(n)];
         for (begin, end) in chunks {
             let lines = &mut bufs[..end - begin];
-            fill(begin, lines)?;
+            for (k, buf) in lines.iter_mut().enumerate() {
+                line(begin + k, buf)?;
+            }
             w.write_all_bufs(lines)?;
             pb.inc((end - begin) as u64);
         }
@@ -80,7 +75,11 @@ pub(crate) fn write_lines(
             // which joining it returns).
             let Ok(mut bufs) = empty_rx.recv() else { break };
             bufs.truncate(end - begin);
-            made = fill(begin, &mut bufs);
+            made = pool.install(|| {
+                bufs.par_iter_mut()
+                    .enumerate()
+                    .try_for_each(|(k, buf)| line(begin + k, buf))
+            });
             if made.is_err() || full_tx.send(bufs).is_err() {
                 break;
             }
