@@ -348,7 +348,8 @@ mod tests {
     }
 }
 
-/// Timing of the kernel at the `small` preset's batch-64 decode shapes, not
+/// Timing of the kernel at the `small` and `paper` presets' batch-64 decode
+/// shapes (`benches/baselines/matmul_cpu.sh` runs it beside other BLAS), not
 /// a correctness test (best of 7 x 40 products, with the weight in cache and
 /// with 40 different weights):
 /// `cargo test --release -p apr-model --lib host_matmul::timing -- --ignored --nocapture`.
@@ -364,6 +365,8 @@ mod timing {
             (64, 512, 1376),
             (64, 1376, 512),
             (6, 512, 1376),
+            (64, 1024, 3072),
+            (64, 2752, 1024),
         ] {
             let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
             let w: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
