@@ -75,6 +75,10 @@ decode-baseline model="-" batches="1,8,64,256" new="128":
     cargo build --release -p apr-experiments
     benches/baselines/generate_cpu.sh {{model}} {{batches}} {{new}}
 
+# The host decoder's matrix kernel vs PyTorch (MKL) and the gemm crate at the decode shapes (needs python3 with torch).
+matmul-baseline rounds="3":
+    benches/baselines/matmul_cpu.sh {{rounds}}
+
 # GRPO passthrough: `just train-grpo --config run.toml` (see docs/rl.md).
 train-grpo *ARGS:
     cargo run --release -p apr-experiments --bin train-grpo -- {{ARGS}}
