@@ -5,7 +5,9 @@
 # GFLOP/s of each with the weight in cache ("warm") and with a different
 # weight for each product ("cold", what decoding does). Usage:
 #   benches/baselines/matmul_cpu.sh [ROUNDS]
-# Needs: python3 with torch; builds the kernel's timing test and
+# The three sides list their shapes separately (the kernel's in
+# crates/apr-model/src/host_matmul.rs, mod timing); a shape one of them lacks
+# shows as "-". Needs: python3 with torch; builds the kernel's timing test and
 # benches/baselines/matmul_gemm (a project of its own) in release mode.
 set -euo pipefail
 rounds=${1:-3}
@@ -37,7 +39,10 @@ print("|---|---|---|---|---|---|---|")
 for s in shapes:
     cells = []
     for who in ("apr", "torch", "gemm"):
-        v = d[s, who]
+        v = d.get((s, who))
+        if not v:  # a shape one side does not time
+            cells += ["-", "-"]
+            continue
         cells += [f"{statistics.median(w for w, _ in v):.0f}", f"{statistics.median(c for _, c in v):.0f}"]
     print(f"| {s} | " + " | ".join(cells) + " |")
 PY
