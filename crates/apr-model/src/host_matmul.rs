@@ -351,7 +351,7 @@ mod tests {
 /// Timing of the kernel at the `small` and `paper` presets' batch-64 decode
 /// shapes (`benches/baselines/matmul_cpu.sh` runs it beside other BLAS), not
 /// a correctness test (best of 7 x 40 products, with the weight in cache and
-/// with 40 different weights):
+/// with 40 different weights), and the machine's peak (`peak_gflops`):
 /// `cargo test --release -p apr-model --lib host_matmul::timing -- --ignored --nocapture`.
 #[cfg(test)]
 mod timing {
@@ -418,6 +418,46 @@ mod timing {
                 flop / both / 1e9,
                 flop / cold / 1e9,
                 flop / one / 1e9
+            );
+        }
+    }
+
+    /// The machine's peak: twelve independent chains of vector fused
+    /// multiply-adds on registers only (the kernel's tile has twelve
+    /// accumulators), on one thread, then on each of rayon's threads at once.
+    #[test]
+    #[ignore]
+    fn peak_gflops() {
+        /// `iters` rounds of the twelve chains; returns the flop count.
+        struct Chains(usize);
+        impl WithSimd for Chains {
+            type Output = f64;
+            #[inline(always)]
+            fn with_simd<S: Simd>(self, simd: S) -> f64 {
+                let (a, b) = (simd.splat_f32s(0.9999), simd.splat_f32s(1e-4));
+                let mut acc = [simd.splat_f32s(0.5); 12];
+                for _ in 0..self.0 {
+                    for c in &mut acc {
+                        *c = simd.mul_add_f32s(*c, a, b);
+                    }
+                }
+                std::hint::black_box(acc.map(|c| simd.reduce_sum_f32s(c)));
+                (2 * 12 * S::F32_LANES * self.0) as f64
+            }
+        }
+        let iters = 50_000_000;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let flop = Arch::new().dispatch(Chains(iters));
+            let one = flop / t.elapsed().as_secs_f64() / 1e9;
+            let t = std::time::Instant::now();
+            let flop: f64 = rayon::broadcast(|_| Arch::new().dispatch(Chains(iters)))
+                .iter()
+                .sum();
+            let all = flop / t.elapsed().as_secs_f64() / 1e9;
+            println!(
+                "peak: {one:.1} GFLOP/s on one thread, {all:.1} on {} at once",
+                rayon::current_num_threads()
             );
         }
     }
