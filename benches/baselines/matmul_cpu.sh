@@ -21,7 +21,7 @@ for l in sys.stdin:
 cargo build --release --quiet --manifest-path benches/baselines/matmul_gemm/Cargo.toml
 gemm_bin=benches/baselines/matmul_gemm/target/release/matmul-gemm
 for r in $(seq "$rounds"); do
-  "$test_bin" host_matmul::timing --ignored --nocapture 2>&1 | grep GFLOP |
+  "$test_bin" host_matmul::timing::gflops --ignored --nocapture 2>&1 | grep GFLOP |
     sed -E 's/^([0-9x]+): ([0-9.]+) GFLOP.*\(([0-9.]+) with.*/apr \1 \2 \3/' >>"$dir/all"
   python3 benches/baselines/matmul_torch.py 2 |
     sed -E 's/^([0-9x]+): warm ([0-9.]+) cold ([0-9.]+).*/torch \1 \2 \3/' >>"$dir/all"
