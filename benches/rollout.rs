@@ -6,7 +6,7 @@ use apr_countdown::{apr, AprParams, Heuristic, Problem, ProblemSpec, Pruning, Rn
 use apr_model::{Cpu, Llama, ModelConfig};
 use apr_rollout::mock::{Overlay, ScriptedModel};
 use apr_rollout::{Engine, Limits, LlamaStepper, Mode, RolloutConfig, StepModel};
-use apr_trace::protocol::root_prompt;
+use apr_trace::TraceMode;
 use apr_trace::TraceTokenizer;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::collections::HashSet;
@@ -42,7 +42,7 @@ fn decode(c: &mut Criterion) {
         let mut s = LlamaStepper::new(model(), batch, 512).unwrap();
         let prompts: Vec<Vec<u32>> = ps[..batch]
             .iter()
-            .map(|p| tok.call_ids(None, &root_prompt(p.target, &p.nums)))
+            .map(|p| tok.call_ids(None, &TraceMode::Apr.root_prompt(p.target, &p.nums)))
             .collect();
         let feed: Vec<(usize, &[u32])> = prompts
             .iter()
@@ -84,7 +84,7 @@ fn trees(n: u64) -> (Vec<Problem>, ScriptedModel, usize) {
         let d = apr(p, &params, &mut Rng::new(i as u64)).tree.to_dict();
         rounds += d.sub_calls.len();
         m = m
-            .with_tree(&d, &root_prompt(p.target, &p.nums), None)
+            .with_tree(&d, &TraceMode::Apr.root_prompt(p.target, &p.nums), None)
             .unwrap();
     }
     (ps, m, rounds)

@@ -5,7 +5,7 @@
 use crate::{Error, Result};
 use apr_model::{checkpoint, AprBackend, Llama, ModelConfig};
 use apr_rollout::{LlamaStepper, Mode, RolloutConfig};
-use apr_trace::protocol::root_prompt;
+use apr_trace::TraceMode;
 use apr_trace::TraceTokenizer;
 use burn::tensor::{Int, Tensor, TensorData};
 use clap::Parser;
@@ -96,7 +96,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
     if let Some(path) = &cli.dump {
         let prompts: Vec<Vec<u32>> = batch
             .iter()
-            .map(|p| tok.call_ids(None, &root_prompt(p.target, &p.nums)))
+            .map(|p| tok.call_ids(None, &TraceMode::Apr.root_prompt(p.target, &p.nums)))
             .collect();
         // Logits of the last position of the first prompt, for the check
         // that transformers computes the same model.

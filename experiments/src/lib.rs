@@ -14,6 +14,7 @@ pub mod jsonl;
 pub mod pipeline;
 pub mod rollout_cli;
 pub mod sample_cli;
+pub mod score_cli;
 pub mod sft_cli;
 pub mod stats;
 

@@ -2,7 +2,8 @@
 //!
 //! The Countdown environment of Adaptive Parallel Reasoning, with no tensor
 //! dependency: problems ([`Problem`], [`ProblemSpec`]), the move rules
-//! ([`rules`]), a verifier with typed failure reasons ([`verify_text`]), the
+//! ([`rules`]), answer scoring by the official checker's rules ([`score()`]),
+//! a verifier of typed traces with failure reasons ([`verify_text`]), the
 //! reward, the two heuristics ([`Heuristic`]), and three symbolic solvers:
 //! exhaustive DFS ([`Problem::solve_dfs`], the reference solution and
 //! `optimal_path`), SoS+ ([`sosp()`]) and APR ([`apr()`], producing the whole
@@ -24,6 +25,7 @@ pub mod problem;
 pub mod record;
 pub mod rng;
 pub mod rules;
+pub mod score;
 mod search;
 pub mod sosp;
 pub mod verify;
@@ -35,6 +37,7 @@ pub use log::{Event, SearchLog, ThreadLog};
 pub use problem::{Problem, ProblemKey, ProblemSpec};
 pub use record::{read_problems, AprRecipe, ProblemRecord, Recipe, SospRecipe, TraceRecord};
 pub use rng::{derive_seed, Rng};
+pub use score::{score, Score, Unsolved};
 pub use search::Pruning;
 pub use sosp::{sosp, sosp_log, SospOutput, SospParams};
 pub use verify::{

@@ -90,19 +90,26 @@ fn pct(x: f64) -> String {
     format!("{:.1}", 100.0 * x)
 }
 
+/// Finish reasons over all threads (`eos 310, spawn_limit 2`): a limit
+/// that ended threads (and so zeroed their problems' scores) shows here.
+fn finish_counts(r: &std::collections::BTreeMap<String, usize>) -> String {
+    let v: Vec<String> = r.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    v.join(", ")
+}
+
 /// The markdown report's evaluation section (figures referenced by file
 /// name, relative to `dir`), and the figures written into `dir`.
 pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| model | mode | problems | greedy accuracy % | parse % | total tokens | sequential tokens | child threads | latency s |\n|---|---|---|---|---|---|---|---|---|"
+        "| model | mode | problems | greedy accuracy % | parse % | total tokens | sequential tokens | child threads | latency s | threads ended by |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for e in evals {
         let g = &e.greedy;
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
             e.name,
             match e.mode {
                 Mode::Apr => "APR",
@@ -114,7 +121,8 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
             g.mean_total_tokens,
             g.mean_sequential_tokens,
             g.mean_child_threads,
-            g.mean_latency_s
+            g.mean_latency_s,
+            finish_counts(&g.finish_reasons)
         );
     }
     let windows: Vec<usize> = evals

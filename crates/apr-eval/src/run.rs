@@ -168,7 +168,7 @@ pub fn evaluate<B: AprBackend>(
         };
         let r = run_engine(model, problems, &rc, cfg.slots, &bar)?;
         write_results(&dir.join("samples.jsonl"), &r)?;
-        an = at_n(problems, &r, samples, samples);
+        an = at_n(&r, samples, samples);
     }
     bar.finish_and_clear();
     let ev = ModelEval {

@@ -3,6 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::sampling::SamplingParams;
+use apr_countdown::Problem;
+use apr_trace::{Conditioning, TraceMode};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -16,6 +18,17 @@ pub enum Mode {
     Apr,
     /// One thread per sample (SoS+): a spawn block is not acted on.
     Single,
+}
+
+impl Mode {
+    /// The trace mode its models are trained on: what their root prompt is
+    /// and how their answer is scored.
+    pub fn trace_mode(self) -> TraceMode {
+        match self {
+            Mode::Apr => TraceMode::Apr,
+            Mode::Single => TraceMode::Sosp,
+        }
+    }
 }
 
 /// Limits on threads and problems. A thread that reaches one ends with a
@@ -115,6 +128,17 @@ impl RolloutConfig {
         })?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The conditioning prefix and the text of a problem's root call: the
+    /// mode's root prompt ([`TraceMode::root_prompt`]) with `budget` as the
+    /// mode's conditioning. The engine is fed `<s>`, the prefix, then the text.
+    pub fn root_call(&self, problem: &Problem) -> (Option<Conditioning>, String) {
+        let mode = self.mode.trace_mode();
+        (
+            self.budget.map(|b| mode.conditioning(b)),
+            mode.root_prompt(problem.target, &problem.nums),
+        )
     }
 
     /// Checks values the engine cannot run with.

@@ -22,10 +22,11 @@ use crate::error::{Error, Result};
 use crate::result::{CallRecord, FinishReason, ProblemResult, ThreadResult};
 use crate::sampling::thread_seed;
 use crate::stepper::StepModel;
-use apr_countdown::{verify_text, Problem};
+use apr_countdown::{score, Problem};
 use apr_model::init::SplitMix;
 use apr_trace::protocol::{
-    continuation_for_with, ends_with_spawn, parse_spawn_with, root_prompt, SPAWN_CLOSE, SPAWN_OPEN,
+    continuation_for_with, ends_with_spawn, parse_spawn_with, JOIN_OPEN, SPAWN_CLOSE_LINE,
+    SPAWN_OPEN,
 };
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{dict_stats, Conditioning, TraceTokenizer};
@@ -118,6 +119,8 @@ pub struct Engine<'m, M: StepModel> {
     free: BTreeSet<usize>,
     /// Tasks whose root thread ended and whose result is not built yet.
     finished: Vec<usize>,
+    /// The tokens of [`JOIN_OPEN`]: an APR call that generates them stops.
+    join_open: Vec<u32>,
     stats: EngineStats,
 }
 
@@ -134,16 +137,22 @@ impl<'m, M: StepModel> Engine<'m, M> {
             return Err(Error::Config(format!("context of {capacity} tokens")));
         }
         let free = (0..model.slots()).collect();
+        let tok = TraceTokenizer::new();
+        let join_open = match cfg.mode {
+            Mode::Apr => tok.encode(JOIN_OPEN),
+            Mode::Single => Vec::new(),
+        };
         Ok(Engine {
             model,
             cfg,
-            tok: TraceTokenizer::new(),
+            tok,
             capacity,
             threads: Vec::new(),
             tasks: Vec::new(),
             waiting: VecDeque::new(),
             free,
             finished: Vec::new(),
+            join_open,
             stats: EngineStats::default(),
         })
     }
@@ -167,10 +176,6 @@ impl<'m, M: StepModel> Engine<'m, M> {
         self.waiting.clear();
         self.finished.clear();
         self.stats = EngineStats::default();
-        let prefix = self.cfg.budget.map(|b| match self.cfg.mode {
-            Mode::Apr => Conditioning::SubCallBudget(b),
-            Mode::Single => Conditioning::TokenBudget(b),
-        });
         for (pi, p) in problems.iter().enumerate() {
             for s in 0..self.cfg.samples {
                 let task = self.tasks.len();
@@ -185,9 +190,10 @@ impl<'m, M: StepModel> Engine<'m, M> {
                     prefilled: 0,
                     reused: 0,
                 });
+                let (prefix, prompt) = self.cfg.root_call(p);
                 let root = self.new_thread(task, Vec::new(), None, 0, prefix);
                 self.tasks[task].root = root;
-                self.start_call(root, root_prompt(p.target, &p.nums))?;
+                self.start_call(root, prompt)?;
             }
         }
         let mut results: Vec<Option<ProblemResult>> = vec![None; self.tasks.len()];
@@ -424,6 +430,10 @@ impl<'m, M: StepModel> Engine<'m, M> {
                 Some(FinishReason::Context)
             } else if limits.max_problem_tokens > 0 && tk.tokens >= limits.max_problem_tokens {
                 Some(FinishReason::ProblemTokens)
+            } else if !self.join_open.is_empty()
+                && th.ids[th.prompt_len..].ends_with(&self.join_open)
+            {
+                Some(FinishReason::WroteJoin)
             } else {
                 None
             };
@@ -463,7 +473,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             .unwrap_or_default();
         if !ends_with_spawn(&text) {
             if let Some(open) = text.rfind(SPAWN_OPEN) {
-                if !text[open..].contains(SPAWN_CLOSE) {
+                if !text[open..].contains(SPAWN_CLOSE_LINE) {
                     let why = "unterminated spawn block".to_string();
                     return self.finish(t, FinishReason::Protocol(why));
                 }
@@ -588,11 +598,8 @@ impl<'m, M: StepModel> Engine<'m, M> {
         for t in &threads {
             *reasons.entry(t.finish.name().to_string()).or_insert(0) += 1;
         }
-        let answer = tree
-            .calls
-            .last()
-            .and_then(|c| verify_text(p, &c.text).ok())
-            .map(|path| path.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>());
+        let text = tree.calls.last().map_or("", |c| c.text.as_str());
+        let scored = score(p, self.cfg.mode.trace_mode(), text);
         let tok = &self.tok;
         let stats = dict_stats(&dict, &|s| tok.count(s));
         Ok(ProblemResult {
@@ -601,8 +608,9 @@ impl<'m, M: StepModel> Engine<'m, M> {
             nums: p.nums.iter().map(|&n| n as u32).collect(),
             target: p.target as u32,
             trace_dict: dict,
-            solved: answer.is_some(),
-            answer,
+            solved: scored.solved(),
+            answer: scored.answer_strings(),
+            unsolved: scored.verdict.err().map(|e| e.to_string()),
             parses,
             parse_error,
             total_tokens: stats.total,

@@ -23,6 +23,10 @@ pub enum FinishReason {
     /// Output that breaks the spawn/join protocol (an unknown node, an
     /// empty or unterminated block, a malformed spawn line).
     Protocol(String),
+    /// The model began a join block (`<Sub Searches>`), which only the
+    /// engine writes: the call stops there, as the official rollout's stop
+    /// string does.
+    WroteJoin,
 }
 
 impl FinishReason {
@@ -35,6 +39,7 @@ impl FinishReason {
             FinishReason::ProblemTokens => "problem_tokens",
             FinishReason::SpawnLimit(_) => "spawn_limit",
             FinishReason::Protocol(_) => "protocol",
+            FinishReason::WroteJoin => "wrote_join",
         }
     }
 }
@@ -139,10 +144,15 @@ pub struct ProblemResult {
     pub trace_dict: TraceDict,
     /// The thread tree with tokens and log-probabilities.
     pub root: ThreadResult,
-    /// Whether the root's last call verifies as a solution.
+    /// Whether the root's last call solves the problem, scored by the
+    /// official checker's rules for the mode ([`apr_countdown::score()`]).
     pub solved: bool,
-    /// The verified operations (`["98+3=101", ...]`), when solved.
+    /// The operations of the answer read from the root's last call
+    /// (`["98+3=101", ...]`), solved or not; absent when none could be read.
     pub answer: Option<Vec<String>>,
+    /// Why it is not solved (absent when solved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsolved: Option<String>,
     /// Whether every call of every thread parses under the trace grammar.
     pub parses: bool,
     /// The first call that does not parse, depth first, and why: `thread

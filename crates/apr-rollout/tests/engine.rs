@@ -4,7 +4,7 @@
 use apr_countdown::{apr, AprParams, Heuristic, Problem, ProblemSpec, Pruning, Rng};
 use apr_rollout::mock::ScriptedModel;
 use apr_rollout::{Engine, FinishReason, Limits, Mode, ProblemResult, RolloutConfig};
-use apr_trace::protocol::root_prompt;
+use apr_trace::TraceMode;
 use apr_trace::{Conditioning, TraceDict};
 use std::collections::HashSet;
 
@@ -42,7 +42,7 @@ fn scripted(ps: &[Problem], dicts: &[(TraceDict, bool)], slots: usize) -> Script
     let mut m = ScriptedModel::new(slots, 8192);
     for (p, (d, _)) in ps.iter().zip(dicts) {
         m = m
-            .with_tree(d, &root_prompt(p.target, &p.nums), None)
+            .with_tree(d, &TraceMode::Apr.root_prompt(p.target, &p.nums), None)
             .unwrap();
     }
     m
@@ -179,9 +179,11 @@ fn sampled_rollouts_repeat_for_a_seed_whatever_the_slots() {
     }
 }
 
-fn one(prompt_problem: &Problem, completion: &str, cfg: RolloutConfig) -> ProblemResult {
-    let p = prompt_problem;
-    let mut m = ScriptedModel::new(4, 4096).with(None, &root_prompt(p.target, &p.nums), completion);
+/// One problem whose root call (as `cfg`'s mode prompts it) is answered
+/// with `completion`.
+fn one(p: &Problem, completion: &str, cfg: RolloutConfig) -> ProblemResult {
+    let (cond, prompt) = cfg.root_call(p);
+    let mut m = ScriptedModel::new(4, 4096).with(cond, &prompt, completion);
     let mut rs = run(&mut m, std::slice::from_ref(p), cfg);
     rs.remove(0)
 }
@@ -361,7 +363,11 @@ fn single_mode_does_not_spawn() {
 fn the_budget_prefix_is_fed_to_every_root_call() {
     let p = toy();
     let cond = Some(Conditioning::SubCallBudget(2));
-    let mut m = ScriptedModel::new(2, 4096).with(cond, &root_prompt(p.target, &p.nums), "Goal\n");
+    let mut m = ScriptedModel::new(2, 4096).with(
+        cond,
+        &TraceMode::Apr.root_prompt(p.target, &p.nums),
+        "Goal\n",
+    );
     let cfg = RolloutConfig {
         budget: Some(2),
         ..apr_cfg()
@@ -370,10 +376,172 @@ fn the_budget_prefix_is_fed_to_every_root_call() {
     let tok = apr_trace::TraceTokenizer::new();
     assert_eq!(
         r.root.calls[0].prompt_ids,
-        tok.call_ids(cond, &root_prompt(p.target, &p.nums))
+        tok.call_ids(cond, &TraceMode::Apr.root_prompt(p.target, &p.nums))
     );
     assert_eq!(
         r.root.calls[0].text,
-        root_prompt(p.target, &p.nums) + "Goal\n"
+        TraceMode::Apr.root_prompt(p.target, &p.nums) + "Goal\n"
     );
+}
+
+/// A SoS+ search of `toy()` that finds 87-39=48, 48+9=57, 57+5=62, then
+/// the rewritten path.
+const SOSP_SOLVED: &str = "Exploring Operation: 87-39=48, Resulting Numbers: [5, 9, 48]
+Generated Node #0,0: 62:[5, 9, 48] Operation: 87-39=48
+Moving to Node #0,0
+Current State: 62:[5, 9, 48], Operations: ['87-39=48']
+Exploring Operation: 48+9=57, Resulting Numbers: [5, 57]
+Generated Node #0,0,0: 62:[5, 57] Operation: 48+9=57
+Moving to Node #0,0,0
+Current State: 62:[5, 57], Operations: ['87-39=48', '48+9=57']
+Exploring Operation: 57+5=62, Resulting Numbers: [62]
+62,62 equal: Goal Reached
+Moving to Node #0
+Current State: 62:[5, 39, 9, 87], Operations: []
+Exploring Operation: 87-39=48, Resulting Numbers: [5, 9, 48]
+Generated Node #0,0: 62:[5, 9, 48] Operation: 87-39=48
+Moving to Node #0,0
+Current State: 62:[5, 9, 48], Operations: ['87-39=48']
+Exploring Operation: 48+9=57, Resulting Numbers: [5, 57]
+Generated Node #0,0,0: 62:[5, 57] Operation: 48+9=57
+Moving to Node #0,0,0
+Current State: 62:[5, 57], Operations: ['87-39=48', '48+9=57']
+Exploring Operation: 57+5=62, Resulting Numbers: [62]
+62,62 equal: Goal Reached
+";
+
+#[test]
+fn sosp_roots_start_with_the_state_line_and_are_scored_by_the_sosp_rules() {
+    let p = toy();
+    let prompt = "Current State: 62:[5, 39, 9, 87], Operations: []\n";
+    for budget in [None, Some(512)] {
+        let cfg = RolloutConfig {
+            mode: Mode::Single,
+            budget,
+            ..apr_cfg()
+        };
+        let cond = budget.map(Conditioning::TokenBudget);
+        // Scripted on the SoS+ prompt only: the APR prompt would get no answer.
+        let mut m = ScriptedModel::new(2, 4096).with(cond, prompt, SOSP_SOLVED);
+        let r = run(&mut m, std::slice::from_ref(&p), cfg).remove(0);
+        let tok = apr_trace::TraceTokenizer::new();
+        assert_eq!(r.root.calls[0].prompt_ids, tok.call_ids(cond, prompt));
+        assert_eq!(r.root.calls[0].text, format!("{prompt}{SOSP_SOLVED}"));
+        assert!(r.solved, "{:?}", r.unsolved);
+        assert_eq!(
+            r.answer.as_deref().unwrap(),
+            ["87-39=48", "48+9=57", "57+5=62"]
+        );
+    }
+}
+
+/// Child 0 of `SPAWN_TWO` (from [9, 87, 34]) finds 87-34=53, 53+9=62.
+const CHILD0_SOLVED: &str = "Exploring Operation: 87-34=53, Resulting Numbers: [9, 53]
+Generated Node #0,0,0: 62:[9, 53] Operation: 87-34=53
+Moving to Node #0,0,0
+Current State: 62:[9, 53], Operations: ['39-5=34', '87-34=53']
+Exploring Operation: 53+9=62, Resulting Numbers: [62]
+62,62 equal: Goal Reached
+Moving to Node #0,0
+Current State: 62:[9, 87, 34], Operations: ['39-5=34']
+Exploring Operation: 87-34=53, Resulting Numbers: [9, 53]
+Generated Node #0,0,0: 62:[9, 53] Operation: 87-34=53
+Moving to Node #0,0,0
+Current State: 62:[9, 53], Operations: ['39-5=34', '87-34=53']
+Exploring Operation: 53+9=62, Resulting Numbers: [62]
+62,62 equal: Goal Reached
+";
+
+/// The parent's final path after the join.
+const PARENT_PATH: &str = "62,62 equal: Goal Reached
+Moving to Node #0
+Current State: 62:[5, 39, 9, 87], Operations: []
+Exploring Operation: 39-5=34, Resulting Numbers: [9, 87, 34]
+Generated Node #0,0: 62:[9, 87, 34] Operation: 39-5=34
+Moving to Node #0,0
+Current State: 62:[9, 87, 34], Operations: ['39-5=34']
+Exploring Operation: 87-34=53, Resulting Numbers: [9, 53]
+Generated Node #0,0,0: 62:[9, 53] Operation: 87-34=53
+Moving to Node #0,0,0
+Current State: 62:[9, 53], Operations: ['39-5=34', '87-34=53']
+Exploring Operation: 53+9=62, Resulting Numbers: [62]
+62,62 equal: Goal Reached
+";
+
+/// Runs `toy()` where the root spawns two children (child 0 solves it,
+/// child 1 fails) and then writes `path` after the join block.
+fn spawn_join_then(spawn: &str, path: &str) -> ProblemResult {
+    let p = toy();
+    let cfg = apr_cfg();
+    let (_, prompt) = cfg.root_call(&p);
+    let c0 = "Moving to Node #0,0\nCurrent State: 62:[9, 87, 34], Operations: ['39-5=34']\n";
+    let c1 = "Moving to Node #0,1\nCurrent State: 62:[39, 9, 82], Operations: ['87-5=82']\n";
+    let fail = "No solution found.\n";
+    let kids = [format!("{c0}{CHILD0_SOLVED}"), format!("{c1}{fail}")];
+    let parent = format!("{prompt}{spawn}");
+    let next = apr_trace::continuation_for(&parent, &[&kids[0], &kids[1]]).unwrap();
+    let mut m = ScriptedModel::new(4, 4096)
+        .with(None, &prompt, spawn)
+        .with(None, c0, CHILD0_SOLVED)
+        .with(None, c1, fail)
+        .with(None, &next, path);
+    run(&mut m, std::slice::from_ref(&p), cfg).remove(0)
+}
+
+#[test]
+fn apr_answers_are_the_parents_final_path_not_a_childs_message() {
+    let r = spawn_join_then(SPAWN_TWO, PARENT_PATH);
+    assert_eq!(r.child_threads, 2);
+    assert!(r.solved, "{:?}", r.unsolved);
+    assert_eq!(
+        r.answer.as_deref().unwrap(),
+        ["39-5=34", "87-34=53", "53+9=62"]
+    );
+    // The child solved it, but the parent's own path is wrong: unsolved.
+    let wrong = PARENT_PATH.replace(
+        "53+9=62, Resulting Numbers: [62]",
+        "53*9=62, Resulting Numbers: [62]",
+    );
+    let r = spawn_join_then(SPAWN_TWO, &wrong);
+    assert!(!r.solved);
+    assert!(
+        r.unsolved.as_deref().unwrap().contains("wrong arithmetic"),
+        "{:?}",
+        r.unsolved
+    );
+    // The parent's path is right; an unparsable line elsewhere is no gate
+    // on the answer (parse rate is its own metric).
+    let junk = format!("{PARENT_PATH}some words\n");
+    let r = spawn_join_then(SPAWN_TWO, &junk);
+    assert!(r.solved && !r.parses);
+}
+
+#[test]
+fn a_spawn_block_closed_without_the_final_newline_spawns() {
+    let bare = SPAWN_TWO.strip_suffix('\n').unwrap();
+    let r = spawn_join_then(bare, PARENT_PATH);
+    assert_eq!(r.child_threads, 2, "{:?}", r.root.finish);
+    assert!(r.solved, "{:?}", r.unsolved);
+}
+
+#[test]
+fn a_parent_that_writes_its_own_join_block_stops_there() {
+    let own = "Exploring Operation: 39-5=34, Resulting Numbers: [9, 87, 34]\n\
+Generated Node #0,0: 62:[9, 87, 34] Operation: 39-5=34\n\
+<Sub Searches>\n<Goal Reached in Sub Search 0 at level 1 at Node #0,0>\n";
+    let r = one(&toy(), own, apr_cfg());
+    assert_eq!(r.root.finish, FinishReason::WroteJoin);
+    assert!(
+        r.root.calls[0].text.ends_with("<Sub Searches>"),
+        "{}",
+        r.root.calls[0].text
+    );
+    assert_eq!(r.finish_reasons.get("wrote_join"), Some(&1));
+    // A SoS+ model is not stopped by it.
+    let cfg = RolloutConfig {
+        mode: Mode::Single,
+        ..apr_cfg()
+    };
+    let r = one(&toy(), own, cfg);
+    assert_eq!(r.root.finish, FinishReason::Eos);
 }

@@ -13,12 +13,13 @@
 //! - the spawn/join protocol ([`protocol`]): child prompts, join messages,
 //!   the parent's continuation;
 //! - solution extraction ([`extract_solution`]), conditioning prefixes
-//!   ([`Conditioning`]), token accounting ([`tree_stats`]) and the tokenizer
+//!   ([`Conditioning`]), root prompts per mode ([`TraceMode`]), token accounting ([`tree_stats`]) and the tokenizer
 //!   ([`TraceTokenizer`], saved as a Hugging Face `tokenizer.json`).
 
 pub mod accounting;
 pub mod error;
 pub mod line;
+pub mod mode;
 pub mod parse;
 pub mod protocol;
 pub mod render;
@@ -30,6 +31,7 @@ pub mod types;
 pub use accounting::{dict_stats, stats_of, tree_stats, TokenStats};
 pub use error::{Error, Result};
 pub use line::{Conditioning, Line, LineRef, Trace};
+pub use mode::TraceMode;
 pub use parse::{parse_line, parse_trace, parse_trace_bytes, ParseError, ParseErrorKind};
 pub use protocol::{
     check_protocol, continuation, continuation_for, continuation_for_with, join_message,

@@ -73,23 +73,18 @@ impl SpawnBlock {
     }
 }
 
-/// The first two lines of a problem's top thread: `Moving to Node #0` and
-/// its `Current State` with no operations. Every sampled trace starts here.
-pub fn root_prompt(target: Num, nums: &[Num]) -> String {
-    let t = crate::line::Trace::from_lines(vec![
-        Line::MovingTo { id: NodeId::root() },
-        Line::CurrentState {
-            target,
-            nums: nums.iter().copied().collect(),
-            ops: Default::default(),
-        },
-    ]);
-    t.render()
-}
+/// The closing line of a spawn block without its newline: a model may end
+/// its call right after it (the official rollout accepts a block whose last
+/// line contains it).
+pub const SPAWN_CLOSE_LINE: &str = "<End Calling Sub Searches>";
+/// The first line of a join block, which only the engine writes. The
+/// official rollout uses it as a stop string.
+pub const JOIN_OPEN: &str = "<Sub Searches>";
 
-/// Whether a text (possibly a partial generation) ends in a complete spawn block.
+/// Whether a text (possibly a partial generation) ends in a complete spawn
+/// block, with or without the final newline.
 pub fn ends_with_spawn(text: &str) -> bool {
-    text.ends_with(SPAWN_CLOSE)
+    text.ends_with(SPAWN_CLOSE) || text.ends_with(SPAWN_CLOSE_LINE)
 }
 
 /// How the child indices written in a spawn block
@@ -119,7 +114,14 @@ pub fn parse_spawn(parent_text: &str) -> Result<SpawnBlock> {
 
 /// [`parse_spawn`], reading the written child indices as `indices` says.
 pub fn parse_spawn_with(parent_text: &str, indices: SpawnIndices) -> Result<SpawnBlock> {
-    let trace = parse_trace(parent_text)?;
+    let closed;
+    let text = if parent_text.ends_with(SPAWN_CLOSE_LINE) {
+        closed = format!("{parent_text}\n");
+        closed.as_str()
+    } else {
+        parent_text
+    };
+    let trace = parse_trace(text)?;
     let lines = &trace.lines;
     let Some(open) = lines
         .iter()
@@ -416,6 +418,19 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n\
         assert_eq!(
             b.children[1].render(),
             "Moving to Node #0,1\nCurrent State: 70:[98, 65, 37], Operations: ['3+34=37']\n"
+        );
+    }
+
+    #[test]
+    fn spawn_block_closed_without_the_final_newline() {
+        let full = spawned();
+        let bare = full.strip_suffix('\n').unwrap();
+        assert!(ends_with_spawn(bare) && ends_with_spawn(&full));
+        assert!(!ends_with_spawn(PARENT));
+        assert_eq!(parse_spawn(bare).unwrap(), parse_spawn(&full).unwrap());
+        assert_eq!(
+            continuation_for(bare, &[CHILD0, CHILD0]).unwrap(),
+            continuation_for(&full, &[CHILD0, CHILD0]).unwrap()
         );
     }
 

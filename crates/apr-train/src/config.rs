@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use apr_model::ModelConfig;
+use apr_trace::TraceMode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -10,10 +11,35 @@ use std::path::{Path, PathBuf};
 #[serde(rename_all = "lowercase")]
 pub enum TraceKind {
     /// APR: one sequence per parent call (with `Sub Call Budget: n`, n the
-    /// problem's child-thread count) and one per child call.
+    /// problem's child-thread count, under [`ConditioningMode::Budget`])
+    /// and one per child call.
     Apr,
-    /// SoS+: one sequence per problem, with `Token Budget: B`.
+    /// SoS+: one sequence per problem (with `Token Budget: B` under
+    /// [`ConditioningMode::Budget`]).
     Sosp,
+}
+
+impl TraceKind {
+    /// The trace mode: the root prompt and conditioning of its models.
+    pub fn mode(self) -> TraceMode {
+        match self {
+            TraceKind::Apr => TraceMode::Apr,
+            TraceKind::Sosp => TraceMode::Sosp,
+        }
+    }
+}
+
+/// Whether the root calls of the training sequences carry a budget prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConditioningMode {
+    /// No prefix on any sequence (the paper's headline models).
+    None,
+    /// APR: `Sub Call Budget: n ` on the root's calls (n the record's
+    /// child threads); SoS+: `Token Budget: B ` (B the trace's token count
+    /// rounded up to `token_budget_bin`). The paper's budget-conditioned
+    /// models.
+    Budget,
 }
 
 /// Data section.
@@ -24,6 +50,9 @@ pub struct DataConfig {
     pub train: Vec<PathBuf>,
     /// Which traces they are.
     pub kind: TraceKind,
+    /// Budget conditioning of the root calls (required: a config says
+    /// which model it trains).
+    pub conditioning: ConditioningMode,
     /// Share of the problems held out for the validation loss.
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
@@ -76,6 +105,12 @@ pub struct OptimConfig {
     pub max_steps: usize,
     /// Padded tokens per micro-batch (rows x longest row).
     pub batch_tokens: usize,
+    /// Sequences per optimiser step (the paper: 256), packed into as many
+    /// micro-batches of at most `batch_tokens` as they need; `accum_steps`
+    /// must then be 1. Absent: a step is `accum_steps` micro-batches of
+    /// `batch_tokens`, however many sequences they hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_sequences: Option<usize>,
     /// Micro-batches per optimiser step.
     #[serde(default = "one")]
     pub accum_steps: usize,
@@ -222,8 +257,15 @@ impl SftConfig {
         if o.max_steps == 0 || o.batch_tokens == 0 || o.accum_steps == 0 {
             return bad("max_steps, batch_tokens and accum_steps must be positive");
         }
-        if o.data_parallel == 0 || o.data_parallel > o.accum_steps {
-            return bad("data_parallel must be between 1 and accum_steps (each device takes whole micro-batches)");
+        match o.batch_sequences {
+            Some(n) if n == 0 || o.accum_steps != 1 => {
+                return bad("batch_sequences must be positive, with accum_steps = 1 (its micro-batches follow from batch_tokens)");
+            }
+            Some(_) if o.data_parallel == 0 => return bad("data_parallel must be at least 1"),
+            None if o.data_parallel == 0 || o.data_parallel > o.accum_steps => {
+                return bad("data_parallel must be between 1 and accum_steps (each device takes whole micro-batches)");
+            }
+            _ => {}
         }
         if o.lr.is_nan() || o.lr <= 0.0 || !(0.0..=1.0).contains(&o.min_lr_ratio) {
             return bad("lr must be positive and min_lr_ratio in [0, 1]");
@@ -261,6 +303,7 @@ preset = "tiny"
 [data]
 train = ["a.jsonl"]
 kind = "apr"
+conditioning = "none"
 [optim]
 seed = 1
 lr = 1e-3
@@ -273,6 +316,18 @@ batch_tokens = 4096
     }
 
     #[test]
+    fn batch_sequences_needs_one_micro_batch_setting() {
+        let mut c = cfg();
+        c.optim.batch_sequences = Some(256);
+        c.validate().unwrap();
+        c.optim.accum_steps = 2;
+        assert!(c.validate().is_err());
+        c.optim.accum_steps = 1;
+        c.optim.batch_sequences = Some(0);
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
     fn schedule_warms_up_then_decays_to_the_floor() {
         let c = cfg();
         assert!((c.lr_at(0) - 1e-4).abs() < 1e-12);
@@ -282,6 +337,34 @@ batch_tokens = 4096
         assert!((c.lr_at(60) - 0.55e-3).abs() < 1e-12);
         assert!((c.lr_at(110) - 1e-4).abs() < 1e-12);
         assert!((c.lr_at(500) - 1e-4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn conditioning_is_required() {
+        assert_eq!(cfg().data.conditioning, ConditioningMode::None);
+        let text = toml::to_string(&cfg()).unwrap();
+        let budget = text.replace("conditioning = \"none\"", "conditioning = \"budget\"");
+        let c = SftConfig::from_toml(&budget).unwrap();
+        assert_eq!(c.data.conditioning, ConditioningMode::Budget);
+        let missing = text.replace("conditioning = \"none\"\n", "");
+        assert_ne!(missing, text);
+        assert!(SftConfig::from_toml(&missing).is_err());
+        assert_eq!(TraceKind::Sosp.mode(), TraceMode::Sosp);
+    }
+
+    #[test]
+    fn the_experiment_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("sft-") && name.ends_with(".toml") {
+                SftConfig::from_file(&p).unwrap();
+                n += 1;
+            }
+        }
+        assert!(n >= 7, "{n} configs in {}", dir.display());
     }
 
     #[test]

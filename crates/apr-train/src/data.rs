@@ -1,13 +1,20 @@
 //! Training sequences from trace files, and length-bucketed batches.
 //!
-//! APR records give one sequence per call of every thread: the parent's
-//! calls start with `Sub Call Budget: n ` (n = the problem's child-thread
-//! count), children's calls have no prefix. SoS+ records give one sequence,
-//! `Token Budget: B ` + the search path, B the trace's token count rounded
-//! up to the bin (in our tokenizer's units). Each sequence is
-//! `<s> tokens </s>`, cut to the context window.
+//! APR records give one sequence per call of every thread; SoS+ records
+//! give one sequence, the search path. Each sequence is `<s> tokens </s>`,
+//! cut to the context window. Under [`ConditioningMode::Budget`] the
+//! root's calls start with the mode's budget prefix (APR `Sub Call Budget:
+//! n `, n the problem's child-thread count; SoS+ `Token Budget: B `, B the
+//! trace's token count rounded up to the bin, in our tokenizer's units);
+//! under [`ConditioningMode::None`] no sequence has a prefix.
+//!
+//! The first sequence of a record (APR: the root's first call; SoS+: the
+//! search path) is built from the root prompt the rollout engine feeds
+//! ([`apr_trace::TraceMode::root_prompt`]): `<s>`, the prefix and the
+//! prompt, then the rest of the text, so the engine's prompt is by
+//! construction a token prefix of what the model is trained on.
 
-use crate::config::{DataConfig, TraceKind};
+use crate::config::{ConditioningMode, DataConfig, TraceKind};
 use crate::error::{Error, Result};
 use apr_countdown::TraceRecord;
 use apr_model::init::SplitMix;
@@ -18,6 +25,14 @@ use std::path::Path;
 
 /// Reads trace records (JSON Lines) from a file.
 pub fn read_traces(path: &Path, limit: Option<usize>) -> Result<Vec<TraceRecord>> {
+    Ok(read_numbered(path, limit)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// [`read_traces`] with each record's 1-based line number.
+fn read_numbered(path: &Path, limit: Option<usize>) -> Result<Vec<(usize, TraceRecord)>> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
@@ -33,7 +48,7 @@ pub fn read_traces(path: &Path, limit: Option<usize>) -> Result<Vec<TraceRecord>
             record: i + 1,
             reason: e.to_string(),
         })?;
-        out.push(r);
+        out.push((i + 1, r));
     }
     if out.is_empty() {
         return Err(Error::Data {
@@ -58,6 +73,93 @@ fn tokens(
     ids
 }
 
+/// A record's root sequence: the ids of its root prompt as the engine
+/// feeds them, then the rest of `text`, `</s>`, cut to `max_len`. An error
+/// when `text` does not start with the prompt.
+fn root_tokens(
+    tok: &TraceTokenizer,
+    r: &TraceRecord,
+    kind: TraceKind,
+    prefix: Option<Conditioning>,
+    text: &str,
+    max_len: usize,
+) -> Result<Vec<u32>> {
+    let prompt = kind.mode().root_prompt(r.target, &r.nums);
+    let rest = text.strip_prefix(&prompt).ok_or_else(|| {
+        bad_record(
+            r,
+            format!(
+                "the {} root call does not start with its root prompt {prompt:?}",
+                kind.mode()
+            ),
+        )
+    })?;
+    let mut ids = tok.call_ids(prefix, &prompt);
+    ids.extend(tok.encode(rest));
+    ids.push(EOS_ID);
+    ids.truncate(max_len);
+    Ok(ids)
+}
+
+fn bad_record(r: &TraceRecord, reason: String) -> Error {
+    Error::Record {
+        problem: format!("target {} nums {:?}", r.target, r.nums),
+        reason,
+    }
+}
+
+/// Child threads of a `trace_dict`: every entry of every spawn round, at
+/// every depth.
+fn child_threads(d: &TraceDict) -> usize {
+    // The count does not depend on the token counter.
+    apr_trace::dict_stats(d, &|_| 0).child_threads
+}
+
+/// The budget a record's root calls are conditioned on under
+/// [`ConditioningMode::Budget`]: APR the child-thread count (the record's
+/// `child_thread_count`, else counted in its `trace_dict`, else 0); SoS+
+/// the trace's token count (`token_count`, else the search path's tokens
+/// plus `<s>` and `</s>`) rounded up to `token_budget_bin`, at most 4096.
+pub fn record_budget(
+    r: &TraceRecord,
+    kind: TraceKind,
+    token_budget_bin: u32,
+    tok: &TraceTokenizer,
+) -> u32 {
+    match kind {
+        TraceKind::Apr => r
+            .child_thread_count
+            .or_else(|| r.trace_dict.as_ref().map(child_threads))
+            .unwrap_or(0) as u32,
+        TraceKind::Sosp => {
+            let n = r
+                .token_count
+                .unwrap_or_else(|| tok.count(&r.search_path) + 2);
+            match Conditioning::token_budget_for(n, token_budget_bin, 4096) {
+                Conditioning::TokenBudget(b) | Conditioning::SubCallBudget(b) => b,
+            }
+        }
+    }
+}
+
+/// The root calls' prefix of a record under `cfg`.
+fn root_prefix(
+    r: &TraceRecord,
+    kind: TraceKind,
+    cfg: &DataConfig,
+    tok: &TraceTokenizer,
+) -> Option<Conditioning> {
+    match cfg.conditioning {
+        ConditioningMode::None => None,
+        ConditioningMode::Budget => {
+            Some(
+                kind.mode()
+                    .conditioning(record_budget(r, kind, cfg.token_budget_bin, tok)),
+            )
+        }
+    }
+}
+
 fn dict_calls(
     d: &TraceDict,
     top: bool,
@@ -78,70 +180,65 @@ fn dict_calls(
 /// continuation (its pre-spawn text and the `<Sub Searches>` ...
 /// `<End Sub Searches>` block, which the engine inserts at rollout time),
 /// or 0 (every token) for other calls and when `cfg.loss_on_inserted`.
-/// Falls back to 0 if the prompt's tokens are not a prefix of the call's.
+/// `None` when the prompt's tokens are not a prefix of `ids` (cut at
+/// `max_len` inside the prompt).
 fn loss_from(
     tok: &TraceTokenizer,
     prefix: Option<Conditioning>,
     text: &str,
     ids: &[u32],
     cfg: &DataConfig,
-) -> usize {
+) -> Option<usize> {
     const END: &str = "<End Sub Searches>\n";
     if cfg.loss_on_inserted {
-        return 0;
+        return Some(0);
     }
     let Some(at) = text.rfind(END) else {
-        return 0;
+        return Some(0);
     };
     let prompt = tok.call_ids(prefix, &text[..at + END.len()]);
-    if ids.starts_with(&prompt) {
-        prompt.len()
-    } else {
-        0
-    }
+    ids.starts_with(&prompt).then_some(prompt.len())
 }
 
 /// The training sequences of one record, each with the index of its first
 /// token that carries loss (see [`DataConfig::loss_on_inserted`]).
+/// Sequences with no token carrying loss (a continuation cut at `max_len`
+/// inside its prompt) are left out. An error when the record's root call
+/// does not start with its root prompt ([`Error::Record`]).
 pub fn sequences(
     r: &TraceRecord,
     kind: TraceKind,
     cfg: &DataConfig,
     tok: &TraceTokenizer,
     max_len: usize,
-) -> Vec<(Vec<u32>, usize)> {
-    match kind {
-        TraceKind::Sosp => {
-            let n = r
-                .token_count
-                .unwrap_or_else(|| tok.count(&r.search_path) + 2);
-            let c = Conditioning::token_budget_for(n, cfg.token_budget_bin, 4096);
-            vec![(tokens(tok, Some(c), &r.search_path, max_len), 0)]
-        }
-        TraceKind::Apr => {
-            let mut calls = Vec::new();
-            match &r.trace_dict {
-                Some(d) => {
-                    let children = r.child_thread_count.unwrap_or(0) as u32;
-                    dict_calls(
-                        d,
-                        true,
-                        Some(Conditioning::SubCallBudget(children)),
-                        &mut calls,
-                    );
-                }
-                None => calls.push((None, r.search_path.clone())),
+) -> Result<Vec<(Vec<u32>, usize)>> {
+    let prefix = root_prefix(r, kind, cfg, tok);
+    // The root's calls, the first one first; a record without a
+    // `trace_dict` is its search path alone.
+    let mut calls = Vec::new();
+    match (&r.trace_dict, kind) {
+        (Some(d), TraceKind::Apr) => {
+            if d.main_calls.is_empty() {
+                return Err(bad_record(r, "its trace_dict has no root call".into()));
             }
-            calls
-                .into_iter()
-                .map(|(p, text)| {
-                    let ids = tokens(tok, p, &text, max_len);
-                    let from = loss_from(tok, p, &text, &ids, cfg);
-                    (ids, from)
-                })
-                .collect()
+            dict_calls(d, true, prefix, &mut calls)
+        }
+        _ => calls.push((prefix, r.search_path.clone())),
+    }
+    let mut out = Vec::with_capacity(calls.len());
+    for (i, (p, text)) in calls.iter().enumerate() {
+        let ids = if i == 0 {
+            root_tokens(tok, r, kind, *p, text, max_len)?
+        } else {
+            tokens(tok, *p, text, max_len)
+        };
+        // Target `k` carries loss when `k >= max(from, 1)`.
+        match loss_from(tok, *p, text, &ids, cfg) {
+            Some(from) if from.max(1) < ids.len() => out.push((ids, from)),
+            _ => {}
         }
     }
+    Ok(out)
 }
 
 /// Training and validation sequences, split by problem.
@@ -162,21 +259,30 @@ pub struct Corpus {
 /// Reads every file and splits by problem (deterministic in `seed`).
 pub fn load_corpus(cfg: &DataConfig, seed: u64, max_len: usize) -> Result<Corpus> {
     let tok = TraceTokenizer::new();
+    // Each record with its file and line, to name it in errors.
     let mut records = Vec::new();
     for p in &cfg.train {
         let left = cfg.max_problems.map(|n| n.saturating_sub(records.len()));
         if left == Some(0) {
             break;
         }
-        records.extend(read_traces(p, left)?);
+        records.extend(
+            read_numbered(p, left)?
+                .into_iter()
+                .map(|(line, r)| (p, line, r)),
+        );
     }
     if cfg.solved_only {
-        records.retain(|r| r.solved());
+        records.retain(|(_, _, r)| r.solved());
     }
     let mut rng = SplitMix::new(seed ^ 0x5EED_DA7A);
     let mut c = Corpus::default();
-    for r in &records {
-        let seqs = sequences(r, cfg.kind, cfg, &tok, max_len);
+    for (path, line, r) in &records {
+        let seqs = sequences(r, cfg.kind, cfg, &tok, max_len).map_err(|e| Error::Data {
+            path: path.to_path_buf(),
+            record: *line,
+            reason: e.to_string(),
+        })?;
         if rng.next_f64() < cfg.val_fraction && c.val.len() < cfg.val_max_sequences {
             for (ids, from) in seqs {
                 c.val.push(ids);
@@ -207,40 +313,77 @@ pub struct Batch {
     pub len: usize,
 }
 
+/// Packs `rows` (sorted longest first in place) into batches of at most
+/// `batch_tokens` padded tokens (a longer sequence gets a batch alone).
+fn pack_rows(rows: &mut [usize], lens: &[usize], batch_tokens: usize, out: &mut Vec<Batch>) {
+    rows.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+    let mut cur = Batch {
+        rows: Vec::new(),
+        len: 0,
+    };
+    for &i in rows.iter() {
+        let len = cur.len.max(lens[i]);
+        if !cur.rows.is_empty() && len * (cur.rows.len() + 1) > batch_tokens {
+            out.push(std::mem::replace(
+                &mut cur,
+                Batch {
+                    rows: Vec::new(),
+                    len: 0,
+                },
+            ));
+        }
+        cur.len = cur.len.max(lens[i]);
+        cur.rows.push(i);
+    }
+    if !cur.rows.is_empty() {
+        out.push(cur);
+    }
+}
+
+/// The epoch's seeded order of the sequences and the stream that goes on
+/// to shuffle the batches.
+fn epoch_order(n: usize, seed: u64, epoch: u64) -> (Vec<usize>, SplitMix) {
+    let mut rng = SplitMix::new(seed.wrapping_mul(0x9E37).wrapping_add(epoch));
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, &mut rng);
+    (order, rng)
+}
+
 /// One epoch's batches: shuffled (seed, epoch), sorted by length within
 /// windows of 256 sequences so rows of a batch have similar lengths, cut
 /// into batches of at most `batch_tokens` padded tokens, then shuffled.
 pub fn epoch_batches(lens: &[usize], batch_tokens: usize, seed: u64, epoch: u64) -> Vec<Batch> {
-    let mut rng = SplitMix::new(seed.wrapping_mul(0x9E37).wrapping_add(epoch));
-    let mut order: Vec<usize> = (0..lens.len()).collect();
-    shuffle(&mut order, &mut rng);
+    let (mut order, mut rng) = epoch_order(lens.len(), seed, epoch);
     let mut batches = Vec::new();
     for window in order.chunks_mut(256) {
-        window.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
-        let mut cur = Batch {
-            rows: Vec::new(),
-            len: 0,
-        };
-        for &i in window.iter() {
-            let len = cur.len.max(lens[i]);
-            if !cur.rows.is_empty() && len * (cur.rows.len() + 1) > batch_tokens {
-                batches.push(std::mem::replace(
-                    &mut cur,
-                    Batch {
-                        rows: Vec::new(),
-                        len: 0,
-                    },
-                ));
-            }
-            cur.len = cur.len.max(lens[i]);
-            cur.rows.push(i);
-        }
-        if !cur.rows.is_empty() {
-            batches.push(cur);
-        }
+        pack_rows(window, lens, batch_tokens, &mut batches);
     }
     shuffle(&mut batches, &mut rng);
     batches
+}
+
+/// One epoch's optimiser steps of `sequences` sequences each (the paper's
+/// batch of 256; the epoch's last step may be smaller): the seeded order
+/// cut into steps, each step's sequences packed into micro-batches of at
+/// most `batch_tokens` padded tokens, the steps shuffled.
+pub fn epoch_steps(
+    lens: &[usize],
+    sequences: usize,
+    batch_tokens: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Vec<Batch>> {
+    let (mut order, mut rng) = epoch_order(lens.len(), seed, epoch);
+    let mut steps: Vec<Vec<Batch>> = order
+        .chunks_mut(sequences.max(1))
+        .map(|rows| {
+            let mut micro = Vec::new();
+            pack_rows(rows, lens, batch_tokens, &mut micro);
+            micro
+        })
+        .collect();
+    shuffle(&mut steps, &mut rng);
+    steps
 }
 
 /// Fisher-Yates shuffle with a seeded stream.
@@ -259,6 +402,7 @@ mod tests {
         DataConfig {
             train: vec![],
             kind: TraceKind::Apr,
+            conditioning: ConditioningMode::Budget,
             val_fraction: 0.0,
             val_max_sequences: 0,
             max_problems: None,
@@ -268,21 +412,138 @@ mod tests {
         }
     }
 
+    /// Record `n` (0-based) of a file of `datasets/reference-samples`.
+    fn reference(file: &str, n: usize) -> TraceRecord {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../datasets/reference-samples")
+            .join(file);
+        read_traces(&p, None).unwrap().swap_remove(n)
+    }
+
     #[test]
     fn continuation_loss_starts_after_the_join_block() {
         let tok = TraceTokenizer::new();
         let text = "Moving to Node #0\nCurrent State: 24:[6, 4], Operations: []\n<Sub Searches>\n<No Solution in Sub Search 0 at level 1 at Node #0,0>\n<End Sub Searches>\nNo solution found.\n";
         let p = Some(Conditioning::SubCallBudget(2));
         let ids = tokens(&tok, p, text, 4096);
-        let from = loss_from(&tok, p, text, &ids, &data_cfg(false));
+        let from = loss_from(&tok, p, text, &ids, &data_cfg(false)).unwrap();
         // The trained part is the generated rest and `</s>`.
         let rest = tok.call_ids(None, "No solution found.\n");
         assert_eq!(&ids[from..ids.len() - 1], &rest[1..]);
         assert_eq!(ids[ids.len() - 1], EOS_ID);
-        assert_eq!(loss_from(&tok, p, text, &ids, &data_cfg(true)), 0);
+        assert_eq!(loss_from(&tok, p, text, &ids, &data_cfg(true)), Some(0));
         let first_call = "Moving to Node #0\nCurrent State: 24:[6, 4], Operations: []\n";
         let ids = tokens(&tok, None, first_call, 4096);
-        assert_eq!(loss_from(&tok, None, first_call, &ids, &data_cfg(false)), 0);
+        assert_eq!(
+            loss_from(&tok, None, first_call, &ids, &data_cfg(false)),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn child_count_comes_from_the_trace_dict() {
+        // The public layout: no `child_thread_count`. The first record's
+        // root spawns 6 children in one round, none of which spawns; the
+        // fifth's 10.
+        let tok = TraceTokenizer::new();
+        let r = reference("apr.jsonl", 0);
+        assert_eq!(r.child_thread_count, None);
+        assert_eq!(record_budget(&r, TraceKind::Apr, 512, &tok), 6);
+        assert_eq!(
+            record_budget(&reference("apr.jsonl", 4), TraceKind::Apr, 512, &tok),
+            10
+        );
+        let seqs = sequences(&r, TraceKind::Apr, &data_cfg(false), &tok, 1 << 20).unwrap();
+        // Two root calls (both prefixed) and six children.
+        assert_eq!(seqs.len(), 8);
+        let d = r.trace_dict.as_ref().unwrap();
+        let budget = Some(Conditioning::SubCallBudget(6));
+        for (i, call) in d.main_calls.iter().enumerate() {
+            assert_eq!(seqs[i].0, tokens(&tok, budget, call, 1 << 20));
+        }
+        assert_eq!(
+            seqs[2].0,
+            tokens(&tok, None, &d.sub_calls[0][0].main_calls[0], 1 << 20)
+        );
+        // Unconditioned: no prefix anywhere.
+        let cfg = DataConfig {
+            conditioning: ConditioningMode::None,
+            ..data_cfg(false)
+        };
+        let seqs = sequences(&r, TraceKind::Apr, &cfg, &tok, 1 << 20).unwrap();
+        assert_eq!(seqs[0].0, tokens(&tok, None, &d.main_calls[0], 1 << 20));
+    }
+
+    #[test]
+    fn a_continuation_cut_inside_its_prompt_is_dropped() {
+        let tok = TraceTokenizer::new();
+        let r = reference("apr.jsonl", 0);
+        let d = r.trace_dict.as_ref().unwrap();
+        let cont = &d.main_calls[1];
+        let budget = Some(Conditioning::SubCallBudget(6));
+        let end = cont.rfind("<End Sub Searches>\n").unwrap() + 19;
+        let prompt = tok.call_ids(budget, &cont[..end]).len();
+        let cfg = data_cfg(false);
+        let run = |max_len| sequences(&r, TraceKind::Apr, &cfg, &tok, max_len).unwrap();
+        // Room for one generated token after the prompt: kept, its loss
+        // from there.
+        let s = run(prompt + 1);
+        assert_eq!(s.len(), 8);
+        assert_eq!((s[1].0.len(), s[1].1), (prompt + 1, prompt));
+        // Cut at the prompt's end or inside it: no token carries loss.
+        assert_eq!(run(prompt).len(), 7);
+        let s = run(prompt - 1);
+        assert_eq!(s.len(), 7);
+        assert!(s.iter().all(|(ids, from)| from.max(&1) < &ids.len()));
+        // Training on inserted tokens keeps it, from position 0.
+        let all = DataConfig {
+            loss_on_inserted: true,
+            ..data_cfg(false)
+        };
+        let s = sequences(&r, TraceKind::Apr, &all, &tok, prompt - 1).unwrap();
+        assert_eq!((s.len(), s[1].1), (8, 0));
+    }
+
+    #[test]
+    fn a_root_call_without_its_root_prompt_is_an_error() {
+        let tok = TraceTokenizer::new();
+        // SoS+ text starts `Current State`, APR text `Moving to Node #0`.
+        let sosp = reference("sosp.jsonl", 0);
+        let apr = reference("apr.jsonl", 0);
+        let cfg = data_cfg(false);
+        assert!(sequences(&sosp, TraceKind::Sosp, &cfg, &tok, 4096).is_ok());
+        for (r, kind) in [(&sosp, TraceKind::Apr), (&apr, TraceKind::Sosp)] {
+            let e = sequences(r, kind, &cfg, &tok, 4096).unwrap_err();
+            assert!(
+                matches!(&e, Error::Record { problem, .. } if problem.contains("target 70")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn steps_hold_the_batch_of_sequences_in_token_bounded_micro_batches() {
+        let lens: Vec<usize> = (0..1000).map(|i| 10 + (i * 37) % 500).collect();
+        let steps = epoch_steps(&lens, 256, 4096, 3, 0);
+        // 1000 = 3 x 256 + 232.
+        let mut sizes: Vec<usize> = steps
+            .iter()
+            .map(|s| s.iter().map(|b| b.rows.len()).sum())
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [232, 256, 256, 256]);
+        let mut seen: Vec<usize> = steps
+            .iter()
+            .flatten()
+            .flat_map(|b| b.rows.clone())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        for b in steps.iter().flatten() {
+            assert!(b.len * b.rows.len() <= 4096 || b.rows.len() == 1);
+        }
+        assert_eq!(steps, epoch_steps(&lens, 256, 4096, 3, 0));
+        assert_ne!(steps, epoch_steps(&lens, 256, 4096, 3, 1));
     }
 
     #[test]

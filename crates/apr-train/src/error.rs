@@ -18,6 +18,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A trace record that does not give training sequences.
+    #[error("trace record ({problem}): {reason}")]
+    Record {
+        /// The record's problem.
+        problem: String,
+        /// Why.
+        reason: String,
+    },
     /// An I/O error on a file.
     #[error("{path}: {source}")]
     Io {

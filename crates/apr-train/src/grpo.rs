@@ -1,5 +1,6 @@
 //! GRPO's arithmetic on plain numbers: group advantages, the PPO-clip
-//! objective per token, the k3 KL estimate, and the two loss aggregations.
+//! objective per token, the k3 KL estimate, and the two loss aggregations
+//! (the weights of each token's policy and KL terms).
 //! The trainer (issue 5) applies the same formulas to tensors; these host
 //! versions define them and are tested on hand-computed values.
 
@@ -43,37 +44,96 @@ pub fn k3_kl(logp: f64, ref_logp: f64) -> f64 {
     d.exp() - d - 1.0
 }
 
-/// How per-token losses become the batch loss.
+/// How per-token losses become the batch loss. The policy (PPO-clip) and
+/// KL terms are weighted apart: see [`LossAggregation::weights`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LossAggregation {
-    /// The reference: each sequence's mean over its tokens, summed, divided
-    /// by the number of sequences in the rollout batch.
+    /// The reference (`compute_grpo_loss`): per sequence, the mean over its
+    /// tokens of the policy term divided by the number of sequences of its
+    /// own rollout, plus `kl_coef` times the mean over its tokens of the KL
+    /// (not divided); summed over sequences and divided by the number of
+    /// sequences in the batch. Each rollout thus has the same policy weight
+    /// however many threads it ran.
     SequenceMean,
-    /// The mean over all tokens of all sequences.
+    /// The mean over all tokens of all sequences, for both terms (no
+    /// per-rollout division).
     TokenMean,
 }
 
-/// Aggregates per-token losses of several sequences (only generated tokens
-/// should be passed). `rollout_sequences` is the divisor of
-/// [`LossAggregation::SequenceMean`]: the number of sequences in the whole
-/// rollout batch, which may exceed `seqs.len()` when it is split into
-/// micro-batches. Empty sequences count in the divisor but add nothing.
-pub fn aggregate(seqs: &[Vec<f64>], how: LossAggregation, rollout_sequences: usize) -> f64 {
-    match how {
-        LossAggregation::SequenceMean => {
-            let sum: f64 = seqs
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.iter().sum::<f64>() / s.len() as f64)
-                .sum();
-            sum / rollout_sequences.max(1) as f64
-        }
-        LossAggregation::TokenMean => {
-            let n: usize = seqs.iter().map(Vec::len).sum();
-            seqs.iter().flatten().sum::<f64>() / n.max(1) as f64
+/// The weights of one generated token's policy and KL losses in the batch
+/// loss: `loss = sum(pg * pg_weight + kl_coef * kl * kl_weight)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TokenWeights {
+    /// Weight of the PPO-clip term.
+    pub pg: f64,
+    /// Weight of the k3 KL term.
+    pub kl: f64,
+}
+
+impl LossAggregation {
+    /// The weights of the tokens of a sequence of `len` generated tokens
+    /// whose rollout contributes `seq_per_rollout` sequences, in a batch of
+    /// `sequences` sequences and `tokens` generated tokens.
+    /// [`SequenceMean`](Self::SequenceMean): policy `1 / (len *
+    /// seq_per_rollout * sequences)`, KL `1 / (len * sequences)`;
+    /// [`TokenMean`](Self::TokenMean): both `1 / tokens`. Zero counts are
+    /// taken as 1 (no division by zero).
+    pub fn weights(
+        self,
+        len: usize,
+        seq_per_rollout: usize,
+        sequences: usize,
+        tokens: usize,
+    ) -> TokenWeights {
+        let n = |x: usize| x.max(1) as f64;
+        match self {
+            LossAggregation::SequenceMean => {
+                let kl = 1.0 / (n(len) * n(sequences));
+                TokenWeights {
+                    pg: kl / n(seq_per_rollout),
+                    kl,
+                }
+            }
+            LossAggregation::TokenMean => {
+                let w = 1.0 / n(tokens);
+                TokenWeights { pg: w, kl: w }
+            }
         }
     }
+}
+
+/// One sequence's per-token losses (generated tokens only) for
+/// [`batch_loss`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeqLosses {
+    /// PPO-clip loss of each token.
+    pub pg: Vec<f64>,
+    /// k3 KL of each token (same length as `pg`).
+    pub kl: Vec<f64>,
+    /// Sequences of this sequence's rollout.
+    pub seq_per_rollout: usize,
+}
+
+/// The batch loss of `seqs` under `how` (the host form of what the trainer
+/// computes on tensors). `batch_sequences` is the number of sequences in
+/// the whole batch, which may exceed `seqs.len()` when it is split into
+/// micro-batches.
+pub fn batch_loss(
+    seqs: &[SeqLosses],
+    how: LossAggregation,
+    kl_coef: f64,
+    batch_sequences: usize,
+) -> f64 {
+    let tokens: usize = seqs.iter().map(|s| s.pg.len()).sum();
+    seqs.iter()
+        .map(|s| {
+            let w = how.weights(s.pg.len(), s.seq_per_rollout, batch_sequences, tokens);
+            let pg: f64 = s.pg.iter().sum();
+            let kl: f64 = s.kl.iter().sum();
+            pg * w.pg + kl_coef * kl * w.kl
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -126,10 +186,55 @@ mod tests {
 
     #[test]
     fn aggregations_by_hand() {
-        let seqs = vec![vec![1.0, 3.0], vec![6.0], vec![]];
-        // Sequence means 2 and 6, over 4 rollout sequences: 2.
-        close(aggregate(&seqs, LossAggregation::SequenceMean, 4), 2.0);
-        // Token mean: 10 / 3.
-        close(aggregate(&seqs, LossAggregation::TokenMean, 4), 10.0 / 3.0);
+        let s = |pg: &[f64], kl: &[f64], spr| SeqLosses {
+            pg: pg.to_vec(),
+            kl: kl.to_vec(),
+            seq_per_rollout: spr,
+        };
+        // Rollout A has one sequence, rollout B two.
+        let seqs = [
+            s(&[1.0, 3.0], &[0.5, 1.5], 1),
+            s(&[6.0], &[2.0], 2),
+            s(&[4.0], &[0.0], 2),
+        ];
+        // Sequence mean over 4 batch sequences: policy 2/1 + 6/2 + 4/2 = 7,
+        // KL 1 + 2 + 0 = 3; (7 + 0.5 * 3) / 4.
+        close(
+            batch_loss(&seqs, LossAggregation::SequenceMean, 0.5, 4),
+            8.5 / 4.0,
+        );
+        // Token mean: policy 14 / 4, KL 4 / 4.
+        close(
+            batch_loss(&seqs, LossAggregation::TokenMean, 0.5, 4),
+            3.5 + 0.5,
+        );
+        let w = LossAggregation::SequenceMean.weights(2, 3, 5, 100);
+        close(w.pg, 1.0 / 30.0);
+        close(w.kl, 1.0 / 10.0);
+        let w = LossAggregation::TokenMean.weights(2, 3, 5, 100);
+        assert_eq!((w.pg, w.kl), (0.01, 0.01));
+    }
+
+    #[test]
+    fn each_rollout_has_the_same_policy_weight() {
+        // Ratio 1: a token's PPO-clip loss is -A. Rollout A (+1) has one
+        // sequence, rollout B (-1) three: per rollout, the policy terms
+        // cancel, -1/1 + 3 * (1/3) = 0. Dividing only by the batch's
+        // sequences would give (-1 + 3) / 4 = 0.5.
+        let a = SeqLosses {
+            pg: vec![-1.0; 2],
+            kl: vec![0.0; 2],
+            seq_per_rollout: 1,
+        };
+        let b = |len| SeqLosses {
+            pg: vec![1.0; len],
+            kl: vec![0.0; len],
+            seq_per_rollout: 3,
+        };
+        let seqs = [a, b(1), b(4), b(7)];
+        close(
+            batch_loss(&seqs, LossAggregation::SequenceMean, 0.0, 4),
+            0.0,
+        );
     }
 }

@@ -39,7 +39,8 @@ pub struct GrpoOptim {
     /// How token losses become the batch loss.
     pub aggregation: LossAggregation,
     /// Drop groups whose advantages are all zero (every sample got the
-    /// same reward) before the update.
+    /// same reward) before the update. Only with `kl_coef = 0`, as the
+    /// reference: with a KL term those sequences still carry its gradient.
     pub filter_zero_advantage: bool,
     /// Global gradient-norm clip (0: none).
     pub grad_clip: f64,
@@ -168,6 +169,12 @@ impl GrpoConfig {
         if !(0.0..1.0).contains(&o.clip_eps) || o.kl_coef < 0.0 || o.grad_clip < 0.0 {
             return bad("clip_eps must be in [0, 1), kl_coef and grad_clip not negative");
         }
+        if o.filter_zero_advantage && o.kl_coef > 0.0 {
+            return bad(
+                "filter_zero_advantage needs kl_coef = 0: zero-advantage sequences still carry \
+                 the KL gradient (the reference drops them only without a KL term)",
+            );
+        }
         if self.rollout.sampling.temperature <= 0.0 {
             return bad(
                 "rollout.sampling.temperature must be positive: greedy samples of a group are \
@@ -226,14 +233,29 @@ kl_coef = 0.01
     }
 
     #[test]
+    fn the_experiment_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/configs");
+        let p = dir.join("grpo-tiny3-apr.toml");
+        GrpoConfig::from_file(&p).unwrap();
+    }
+
+    #[test]
     fn bad_configs_are_errors() {
         let base = "out = \"o\"\ninit = \"m\"\nproblems = \"p\"\n";
         assert!(GrpoConfig::from_toml(base).is_ok());
+        let ok = "[optim]\nfilter_zero_advantage = true\nkl_coef = 0.0";
+        assert!(GrpoConfig::from_toml(&format!("{base}{ok}")).is_ok());
+        let e = GrpoConfig::from_toml(&format!("{base}[optim]\nfilter_zero_advantage = true"));
+        assert!(
+            matches!(&e, Err(Error::Config(m)) if m.contains("kl_coef = 0")),
+            "{e:?}"
+        );
         for extra in [
             "[optim]\ngroup_size = 1",
             "[optim]\nlr = 0.0",
             "[optim]\nclip_eps = 1.5",
             "[optim]\nsteps = 0",
+            "[optim]\nfilter_zero_advantage = true",
             "[optim]\nunknown = 1",
             "[rollout]\nsamples = 0",
             // A rollout section without sampling would be greedy.

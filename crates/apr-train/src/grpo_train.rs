@@ -10,6 +10,14 @@
 //! child's task, a parent's pre-spawn text and join block) carries no loss;
 //! the tokens the model generated in that call do, with the rollout's
 //! advantage.
+//!
+//! The loss is weighted as the reference's `compute_grpo_loss` by default
+//! ([`LossAggregation::SequenceMean`]): a sequence contributes the mean
+//! over its tokens of the PPO-clip term divided by the number of sequences
+//! of its rollout, plus `kl_coef` times the mean over its tokens of the k3
+//! KL (not divided); the sum is divided by the number of sequences in the
+//! batch. Each token carries these two weights ([`Sequence::pg_weight`],
+//! [`Sequence::kl_weight`]).
 
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
@@ -53,8 +61,25 @@ pub struct Sequence {
     pub old_logprobs: Vec<f32>,
     /// The rollout's advantage.
     pub advantage: f32,
-    /// Weight of each generated token's loss (the aggregation).
-    pub weight: f32,
+    /// Sequences its rollout contributes (the reference's
+    /// `seq_per_rollout`).
+    pub seq_per_rollout: usize,
+    /// Weight of each generated token's PPO-clip loss.
+    pub pg_weight: f32,
+    /// Weight of each generated token's KL loss.
+    pub kl_weight: f32,
+}
+
+/// Sets every sequence's token weights for `how` in the batch `seqs`
+/// ([`LossAggregation::weights`]).
+pub fn set_weights(seqs: &mut [Sequence], how: LossAggregation) {
+    let n = seqs.len();
+    let tokens: usize = seqs.iter().map(|s| s.old_logprobs.len()).sum();
+    for s in seqs {
+        let w = how.weights(s.old_logprobs.len(), s.seq_per_rollout, n, tokens);
+        s.pg_weight = w.pg as f32;
+        s.kl_weight = w.kl as f32;
+    }
 }
 
 /// The training sequences of a rollout batch. `results` come in (problem,
@@ -76,6 +101,7 @@ pub fn build_sequences(
             continue;
         }
         for (r, a) in rs.iter().zip(&adv) {
+            let first = seqs.len();
             for t in r.root.threads() {
                 for c in &t.calls {
                     if c.generated_ids.is_empty() {
@@ -88,25 +114,26 @@ pub fn build_sequences(
                         prompt_len: c.prompt_ids.len(),
                         old_logprobs: c.logprobs.clone(),
                         advantage: *a as f32,
-                        weight: 0.0,
+                        seq_per_rollout: 0,
+                        pg_weight: 0.0,
+                        kl_weight: 0.0,
                     });
                 }
             }
+            // The sequences this rollout contributes (calls that generated
+            // a token); the reference counts every LLM call of the rollout.
+            let spr = seqs.len() - first;
+            for s in &mut seqs[first..] {
+                s.seq_per_rollout = spr;
+            }
         }
     }
-    let n = seqs.len().max(1) as f32;
-    let tokens: usize = seqs.iter().map(|s| s.old_logprobs.len()).sum();
-    for s in &mut seqs {
-        s.weight = match cfg.aggregation {
-            LossAggregation::SequenceMean => 1.0 / (s.old_logprobs.len() as f32 * n),
-            LossAggregation::TokenMean => 1.0 / tokens.max(1) as f32,
-        };
-    }
+    set_weights(&mut seqs, cfg.aggregation);
     (seqs, zero_groups)
 }
 
 /// Host arrays of a micro-batch: inputs, targets, and per target position
-/// the old log-probability, the advantage and the loss weight (0 on
+/// the old log-probability, the advantage and the two loss weights (0 on
 /// prompt and padding positions, so inserted tokens carry no loss).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MicroBatch {
@@ -122,8 +149,12 @@ pub struct MicroBatch {
     pub old: Vec<f32>,
     /// Advantages.
     pub adv: Vec<f32>,
-    /// Loss weights.
-    pub weight: Vec<f32>,
+    /// PPO-clip loss weights.
+    pub pg_weight: Vec<f32>,
+    /// KL loss weights.
+    pub kl_weight: Vec<f32>,
+    /// 1 on generated-token positions, 0 elsewhere.
+    pub live: Vec<f32>,
 }
 
 /// Lays out `seqs` as one right-padded micro-batch. Target position `i`
@@ -145,7 +176,9 @@ pub fn micro_batch(seqs: &[&Sequence]) -> MicroBatch {
         targets: vec![PAD_ID as i64; rows * len],
         old: vec![0.0; rows * len],
         adv: vec![0.0; rows * len],
-        weight: vec![0.0; rows * len],
+        pg_weight: vec![0.0; rows * len],
+        kl_weight: vec![0.0; rows * len],
+        live: vec![0.0; rows * len],
     };
     for (r, s) in seqs.iter().enumerate() {
         let o = r * len;
@@ -157,7 +190,9 @@ pub fn micro_batch(seqs: &[&Sequence]) -> MicroBatch {
             let i = o + s.prompt_len + j - 1;
             b.old[i] = *lp;
             b.adv[i] = s.advantage;
-            b.weight[i] = s.weight;
+            b.pg_weight[i] = s.pg_weight;
+            b.kl_weight[i] = s.kl_weight;
+            b.live[i] = 1.0;
         }
     }
     b
@@ -206,9 +241,11 @@ pub struct UpdateStats {
     pub loss: f64,
     /// Mean k3 KL to the reference over generated tokens (0 without one).
     pub kl: f64,
-    /// Share of generated tokens whose clipped branch was taken.
+    /// Share of generated tokens whose clipped branch was taken, at the
+    /// policy before the step.
     pub clip_fraction: f64,
-    /// Mean policy ratio over generated tokens.
+    /// Mean policy ratio over generated tokens, at the policy before the
+    /// step.
     pub ratio: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
@@ -241,25 +278,24 @@ where
         let b = micro_batch(&idx.iter().map(|&i| &seqs[i]).collect::<Vec<_>>());
         let shape = [b.rows, b.len];
         let f = |v: &Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v.clone(), shape), &dev);
-        let (old, adv, w) = (f(&b.old), f(&b.adv), f(&b.weight));
+        let (old, adv) = (f(&b.old), f(&b.adv));
         let logp = target_logprobs(&policy, &b);
         let ratio = (logp.clone() - old).exp();
         let surr1 = ratio.clone() * adv.clone();
         let surr2 = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv;
-        let mut per_token = surr1.min_pair(surr2).neg();
+        let mut loss = (surr1.min_pair(surr2).neg() * f(&b.pg_weight)).sum();
         let ref_host = reference.map(|r| host(target_logprobs(r, &b)));
         if let (Some(rl), true) = (&ref_host, kl_coef > 0.0) {
             // Zero the log-ratio off the generated tokens before `exp`: a
             // padding position's would otherwise be free to overflow, and
             // inf * weight 0 is NaN.
-            let live: Vec<f32> = b.weight.iter().map(|w| (*w != 0.0) as u8 as f32).collect();
-            let d = (f(rl) - logp.clone()) * f(&live);
-            per_token = per_token + (d.clone().exp() - d - 1.0) * kl_coef;
+            let d = (f(rl) - logp.clone()) * f(&b.live);
+            let kl = d.clone().exp() - d - 1.0;
+            loss = loss + (kl * f(&b.kl_weight)).sum() * kl_coef;
         }
-        let loss = (per_token * w).sum();
         let lp = host(logp.clone().detach().inner());
-        for (i, wt) in b.weight.iter().enumerate() {
-            if *wt == 0.0 {
+        for (i, on) in b.live.iter().enumerate() {
+            if *on == 0.0 {
                 continue;
             }
             let (_, c) = ppo_clip_token(lp[i] as f64, b.old[i] as f64, b.adv[i] as f64, clip_eps);
@@ -490,10 +526,15 @@ where
             "total_tokens": summary.mean_total_tokens,
             "sequential_tokens": summary.mean_sequential_tokens,
             "child_threads": summary.mean_child_threads,
+            // Threads by finish reason: a spawn limit or a written join
+            // block that ended threads shows here.
+            "finish_reasons": summary.finish_reasons,
             "loss": first.loss,
             "kl": first.kl,
             "clip_fraction": last.clip_fraction,
             "ratio": last.ratio,
+            "clip_fraction_first": first.clip_fraction,
+            "ratio_first": first.ratio,
             "grad_norm": first.grad_norm,
             "lr": lr,
             "rollout_s": rollout_s,
@@ -604,7 +645,9 @@ mod tests {
             prompt_len,
             old_logprobs: vec![-0.5; ids.len() - prompt_len],
             advantage: adv,
-            weight: 0.25,
+            seq_per_rollout: 1,
+            pg_weight: 0.25,
+            kl_weight: 0.5,
         }
     }
 
@@ -621,9 +664,85 @@ mod tests {
         assert_eq!(m.targets, vec![7, 8, 9, 2, 5, p, p, p]);
         // Targets 9 and 2 (positions 2, 3) of row 0 and 5 (position 0) of
         // row 1 are generated; the prompt's 7 and 8 are not.
-        assert_eq!(m.weight, vec![0.0, 0.0, 0.25, 0.25, 0.25, 0.0, 0.0, 0.0]);
+        assert_eq!(m.pg_weight, vec![0.0, 0.0, 0.25, 0.25, 0.25, 0.0, 0.0, 0.0]);
+        assert_eq!(m.kl_weight, vec![0.0, 0.0, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(m.live, vec![0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
         assert_eq!(m.adv, vec![0.0, 0.0, 1.5, 1.5, -1.0, 0.0, 0.0, 0.0]);
         assert_eq!(m.old, vec![0.0, 0.0, -0.5, -0.5, -0.5, 0.0, 0.0, 0.0]);
+    }
+
+    /// Rollout A (advantage +1) gave one sequence, rollout B (-1) three.
+    fn two_rollouts() -> Vec<Sequence> {
+        let mut v = vec![seq(&[1, 7, 8, 9], 2, 1.0)];
+        v[0].seq_per_rollout = 1;
+        for ids in [&[1, 5, 6][..], &[1, 7, 5, 6, 9], &[1, 9]] {
+            let mut s = seq(ids, 1, -1.0);
+            s.seq_per_rollout = 3;
+            v.push(s);
+        }
+        v
+    }
+
+    #[test]
+    fn weights_follow_the_reference() {
+        let mut s = two_rollouts();
+        set_weights(&mut s, LossAggregation::SequenceMean);
+        // Policy 1 / (len * seq_per_rollout * 4), KL 1 / (len * 4).
+        let w: Vec<(f32, f32)> = s.iter().map(|s| (s.pg_weight, s.kl_weight)).collect();
+        assert_eq!(
+            w,
+            vec![
+                (1.0 / 8.0, 1.0 / 8.0),
+                (1.0 / 24.0, 1.0 / 8.0),
+                (1.0 / 48.0, 1.0 / 16.0),
+                (1.0 / 12.0, 1.0 / 4.0),
+            ]
+        );
+        // Ratio 1: each token's PPO-clip loss is -A; per rollout the
+        // policy terms cancel (-1 + 3 * 1/3), so the policy loss is 0. A
+        // weight of 1 / (len * 4) alone would give (-1 + 3) / 4.
+        let pg: f64 = s
+            .iter()
+            .flat_map(|s| {
+                s.old_logprobs.iter().map(|lp| {
+                    let (l, _) = ppo_clip_token(*lp as f64, *lp as f64, s.advantage as f64, 0.2);
+                    l * s.pg_weight as f64
+                })
+            })
+            .sum();
+        assert!(pg.abs() < 1e-7, "{pg}");
+        set_weights(&mut s, LossAggregation::TokenMean);
+        // Both 1 / 9 generated tokens.
+        let t = (1.0f64 / 9.0) as f32;
+        assert!(s.iter().all(|s| (s.pg_weight, s.kl_weight) == (t, t)));
+    }
+
+    #[test]
+    fn update_at_ratio_one_has_no_policy_loss_across_rollouts() {
+        type B = apr_model::CpuTrain;
+        let mut c = apr_model::ModelConfig::preset("tiny").unwrap();
+        c.hidden_size = 16;
+        c.intermediate_size = 32;
+        c.num_layers = 1;
+        c.num_heads = 2;
+        c.num_kv_heads = 1;
+        c.max_seq_len = 16;
+        let policy: Llama<B> = Llama::init(&c, 3, &Default::default());
+        let mut s = two_rollouts();
+        // Old log-probabilities from the policy itself: ratio 1.
+        for q in &mut s {
+            let b = micro_batch(&[&*q]);
+            let lp = host(target_logprobs(&policy.valid(), &b));
+            q.old_logprobs = (0..q.old_logprobs.len())
+                .map(|j| lp[q.prompt_len + j - 1])
+                .collect();
+        }
+        set_weights(&mut s, LossAggregation::SequenceMean);
+        let mut optim = state::adamw::<B>(0.9, 0.999, 1e-8, 0.0);
+        let (_, st) = update(policy, None, &mut optim, &s, 0.2, 0.0, 1.0, 64, 1e-3);
+        assert!(st.loss.abs() < 1e-5, "{st:?}");
+        assert!((st.ratio - 1.0).abs() < 1e-5, "{st:?}");
+        assert_eq!(st.clip_fraction, 0.0);
     }
 
     #[test]

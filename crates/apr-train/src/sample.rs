@@ -6,12 +6,10 @@
 
 use crate::config::TraceKind;
 use crate::error::Result;
-use apr_countdown::{verify_text, Problem};
+use apr_countdown::Problem;
 use apr_model::generate::SampleConfig;
 use apr_model::{AprBackend, Llama};
-use apr_trace::protocol::{
-    continuation_for_with, ends_with_spawn, parse_spawn_with, root_prompt, SpawnIndices,
-};
+use apr_trace::protocol::{continuation_for_with, ends_with_spawn, parse_spawn_with, SpawnIndices};
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{parse_trace, Conditioning, TraceDict, TraceTokenizer};
 use serde::Serialize;
@@ -116,7 +114,8 @@ pub struct SampleResult {
     pub root: SampledThread,
     /// Whether every call of every thread parses under the trace grammar.
     pub parses: bool,
-    /// Whether the final answer passes the verifier.
+    /// Whether the root's last call solves the problem under the official
+    /// checker's rules ([`apr_countdown::score()`]).
     pub solved: bool,
     /// Tokens generated in all threads.
     pub generated_tokens: usize,
@@ -215,7 +214,8 @@ impl<B: AprBackend> Sampler<'_, B> {
     }
 }
 
-/// Samples a model's trace tree for a problem. APR models get
+/// Samples a model's trace tree for a problem from the mode's root prompt
+/// ([`apr_trace::TraceMode::root_prompt`]). APR models get
 /// `Sub Call Budget: budget`; SoS+ models `Token Budget: budget`.
 pub fn sample<B: AprBackend>(
     model: &Llama<B>,
@@ -224,24 +224,22 @@ pub fn sample<B: AprBackend>(
     budget: Option<u32>,
     limits: &SampleLimits,
 ) -> Result<SampleResult> {
-    let prefix = budget.map(|b| match kind {
-        TraceKind::Apr => Conditioning::SubCallBudget(b),
-        TraceKind::Sosp => Conditioning::TokenBudget(b),
-    });
+    let mode = kind.mode();
+    let prefix = budget.map(|b| mode.conditioning(b));
     let mut s = Sampler {
         model,
         tok: TraceTokenizer::new(),
         limits,
         threads: 0,
     };
-    let root = s.thread(prefix, root_prompt(problem.target, &problem.nums), 0)?;
+    let root = s.thread(prefix, mode.root_prompt(problem.target, &problem.nums), 0)?;
     let mut calls = Vec::new();
     root.all_calls(&mut calls);
     let parses = calls.iter().all(|c| parse_trace(c).is_ok());
     let solved = root
         .calls
         .last()
-        .is_some_and(|c| verify_text(problem, c).is_ok());
+        .is_some_and(|c| apr_countdown::score(problem, mode, c).solved());
     Ok(SampleResult {
         generated_tokens: root.total_generated(),
         child_threads: root.child_count(),

@@ -1,7 +1,7 @@
 //! Supervised fine-tuning (here: training from scratch) on trace sequences.
 
-use crate::config::SftConfig;
-use crate::data::{epoch_batches, load_corpus, Batch, Corpus};
+use crate::config::{OptimConfig, SftConfig};
+use crate::data::{epoch_batches, epoch_steps, load_corpus, Batch, Corpus};
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
 use crate::parallel::micro_batch_grads;
@@ -158,6 +158,65 @@ pub fn model_dir(out: &Path) -> PathBuf {
     out.join("model")
 }
 
+/// Where each optimiser step's micro-batches come from, fixed by the
+/// config: `accum_steps` token-bounded batches of the epoch, or one step of
+/// `batch_sequences` sequences. `TrainState::batch` counts batches in the
+/// first case and steps in the second.
+enum StepPlan {
+    Tokens(Vec<Batch>),
+    Sequences(Vec<Vec<Batch>>),
+}
+
+impl StepPlan {
+    fn new(o: &OptimConfig, lens: &[usize], epoch: u64) -> StepPlan {
+        match o.batch_sequences {
+            None => StepPlan::Tokens(epoch_batches(lens, o.batch_tokens, o.seed, epoch)),
+            Some(n) => StepPlan::Sequences(epoch_steps(lens, n, o.batch_tokens, o.seed, epoch)),
+        }
+    }
+
+    /// Units of the epoch (batches or steps).
+    fn len(&self) -> usize {
+        match self {
+            StepPlan::Tokens(b) => b.len(),
+            StepPlan::Sequences(s) => s.len(),
+        }
+    }
+
+    /// The micro-batches of unit `i`.
+    fn unit(&self, i: usize) -> &[Batch] {
+        match self {
+            StepPlan::Tokens(b) => std::slice::from_ref(&b[i]),
+            StepPlan::Sequences(s) => &s[i],
+        }
+    }
+
+    /// The next step's micro-batches, moving to the next epoch as needed.
+    fn next(
+        &mut self,
+        o: &OptimConfig,
+        lens: &[usize],
+        epoch: &mut u64,
+        at: &mut usize,
+    ) -> Vec<Batch> {
+        let units = match self {
+            StepPlan::Tokens(_) => o.accum_steps,
+            StepPlan::Sequences(_) => 1,
+        };
+        let mut micro = Vec::with_capacity(o.accum_steps);
+        for _ in 0..units {
+            if *at >= self.len() {
+                *epoch += 1;
+                *at = 0;
+                *self = StepPlan::new(o, lens, *epoch);
+            }
+            micro.extend_from_slice(self.unit(*at));
+            *at += 1;
+        }
+        micro
+    }
+}
+
 /// Trains per `cfg`, resuming from `cfg.out/state` when it exists.
 pub fn train<B>(cfg: &SftConfig, device: &B::Device, opts: &RunOptions) -> Result<SftSummary>
 where
@@ -198,7 +257,7 @@ where
     let devices = data_parallel_devices::<B>(device, o.data_parallel);
     let sdir = state_dir(out);
     let bar = state::progress(opts.progress, o.max_steps as u64, st.step as u64);
-    let mut batches = epoch_batches(&lens, o.batch_tokens, o.seed, st.epoch);
+    let mut plan = StepPlan::new(o, &lens, st.epoch);
     let start = Instant::now();
     let seconds0 = st.seconds;
     let tokens0 = st.tokens;
@@ -213,16 +272,7 @@ where
 
     while st.step < o.max_steps {
         // The micro-batches of this step, and their target count.
-        let mut micro = Vec::with_capacity(o.accum_steps);
-        for _ in 0..o.accum_steps {
-            if st.batch >= batches.len() {
-                st.epoch += 1;
-                st.batch = 0;
-                batches = epoch_batches(&lens, o.batch_tokens, o.seed, st.epoch);
-            }
-            micro.push(batches[st.batch].clone());
-            st.batch += 1;
-        }
+        let micro = plan.next(o, &lens, &mut st.epoch, &mut st.batch);
         let targets: usize = micro
             .iter()
             .map(|b| {
@@ -323,4 +373,47 @@ fn write_plot(out: &Path, metrics: &state::Metrics) -> Result<()> {
         ],
     );
     checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes()).map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn optim(batch_sequences: Option<usize>, accum_steps: usize) -> OptimConfig {
+        let text = format!(
+            "out = \"x\"\n[model]\npreset = \"tiny\"\n[data]\ntrain = [\"a\"]\nkind = \"apr\"\n\
+             conditioning = \"none\"\n[optim]\nseed = 4\nlr = 1e-3\nwarmup_steps = 0\n\
+             max_steps = 10\nbatch_tokens = 100\naccum_steps = {accum_steps}\n{}",
+            batch_sequences.map_or(String::new(), |n| format!("batch_sequences = {n}\n"))
+        );
+        SftConfig::from_toml(&text).unwrap().optim
+    }
+
+    fn rows(micro: &[Batch]) -> usize {
+        micro.iter().map(|b| b.rows.len()).sum()
+    }
+
+    #[test]
+    fn a_step_of_sequences_takes_exactly_that_many_then_the_next_epoch() {
+        // 20 sequences of 30 tokens: 3 fit a 100-token micro-batch.
+        let lens = vec![30; 20];
+        let o = optim(Some(8), 1);
+        let (mut epoch, mut at) = (0, 0);
+        let mut plan = StepPlan::new(&o, &lens, epoch);
+        let mut sizes: Vec<usize> = (0..3)
+            .map(|_| rows(&plan.next(&o, &lens, &mut epoch, &mut at)))
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [4, 8, 8]);
+        assert_eq!(epoch, 0);
+        let micro = plan.next(&o, &lens, &mut epoch, &mut at);
+        assert_eq!((epoch, at), (1, 1));
+        assert!(micro.iter().all(|b| b.rows.len() <= 3));
+        // Token mode: `accum_steps` micro-batches per step.
+        let o = optim(None, 2);
+        let (mut epoch, mut at) = (0, 0);
+        let mut plan = StepPlan::new(&o, &lens, epoch);
+        assert_eq!(plan.next(&o, &lens, &mut epoch, &mut at).len(), 2);
+        assert_eq!(at, 2);
+    }
 }

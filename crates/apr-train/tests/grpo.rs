@@ -1,6 +1,7 @@
 //! GRPO end to end on a toy task with a small random model: the reward
-//! rises; a run stopped and resumed reproduces the uninterrupted metrics;
-//! the KL to the reference starts at zero.
+//! rises; the first inner step's policy ratio is 1; a run stopped and
+//! resumed reproduces the uninterrupted metrics; the KL to the reference
+//! starts at zero.
 
 use apr_countdown::{ProblemRecord, ProblemSpec};
 use apr_model::{checkpoint, Llama, ModelConfig};
@@ -88,10 +89,15 @@ fn grpo_raises_a_toy_reward() {
         &low_ids,
     )
     .unwrap();
-    let r: Vec<f64> = metrics(dir.path())
-        .iter()
-        .map(|m| m["reward"].as_f64().unwrap())
-        .collect();
+    let rows = metrics(dir.path());
+    let r: Vec<f64> = rows.iter().map(|m| m["reward"].as_f64().unwrap()).collect();
+    // The first inner step sees the policy that sampled: the engine's
+    // stored log-probabilities agree with the trainer's forward.
+    for m in &rows {
+        let ratio = m["ratio_first"].as_f64().unwrap();
+        assert!((ratio - 1.0).abs() < 1e-3, "{m}");
+        assert_eq!(m["clip_fraction_first"].as_f64(), Some(0.0), "{m}");
+    }
     assert_eq!(r.len(), 12);
     let head = r[..3].iter().sum::<f64>() / 3.0;
     let tail = r[9..].iter().sum::<f64>() / 3.0;

@@ -36,6 +36,7 @@ max_seq_len = 160
 [data]
 train = ["{data}"]
 kind = "sosp"
+conditioning = "budget"
 val_fraction = 0.2
 [optim]
 seed = 3

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use apr_countdown::{AprRecipe, SospRecipe};
 use apr_eval::EvalConfig;
 use apr_rollout::RolloutConfig;
-use apr_train::config::{ModelSection, OptimConfig};
+use apr_train::config::{ConditioningMode, ModelSection, OptimConfig};
 use apr_train::GrpoOptim;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -48,6 +48,16 @@ pub struct ValConfig {
 pub struct SftStage {
     /// The model shape.
     pub model: ModelSection,
+    /// Budget conditioning of the two headline models (`apr-sft`,
+    /// `sosp-sft`): `none` as the paper's headline models (official
+    /// `apr.yaml`, `sosp.yaml`: `condition_prefix: null`), or `budget`.
+    pub conditioning: ConditioningMode,
+    /// Optimisation of a third, budget-conditioned APR model
+    /// (`apr-cond-sft`: `Sub Call Budget: n`, the paper's
+    /// `..._num_subcall_cond` model of `apr_cond10.yaml`), evaluated on the
+    /// child-count budget sweep. Absent: no such stage.
+    #[serde(default)]
+    pub apr_cond: Option<OptimConfig>,
     /// Share of problems held out for the validation loss.
     pub val_fraction: f64,
     /// Most validation sequences.
@@ -131,6 +141,19 @@ impl Config {
         c.apr.validate()?;
         c.sosp.validate()?;
         c.eval.settings.validate()?;
+        let unconditioned = c.sft.conditioning == ConditioningMode::None;
+        for (name, m) in [("apr", &c.grpo.apr), ("sosp", &c.grpo.sosp)] {
+            if unconditioned && m.rollout.budget.is_some() {
+                return Err(Error::Config(format!(
+                    "{origin}: [grpo.{name}.rollout] has a budget, but [sft] conditioning = \"none\" trains an unconditioned model"
+                )));
+            }
+        }
+        if c.sft.apr_cond.is_some() && c.eval.settings.apr_budget.is_none() {
+            return Err(Error::Config(format!(
+                "{origin}: [sft.apr_cond] needs [eval.settings] apr_budget (the conditioned model's greedy budget)"
+            )));
+        }
         if c.val.file.is_none() && c.val.count == 0 {
             return Err(Error::Config(format!(
                 "{origin}: [val] needs a file or a count"

@@ -18,7 +18,7 @@ use apr_countdown::Recipe;
 use apr_eval::ModelEval;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_rollout::Mode;
-use apr_train::config::DataConfig;
+use apr_train::config::{ConditioningMode, DataConfig, OptimConfig};
 use apr_train::{GrpoConfig, RunOptions, SftConfig, TraceKind};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
@@ -173,17 +173,43 @@ impl Runner<'_> {
         Ok(val)
     }
 
-    fn sft_config(&self, kind: TraceKind) -> SftConfig {
-        let (name, optim) = match kind {
-            TraceKind::Apr => ("apr", self.cfg.sft.apr.clone()),
-            TraceKind::Sosp => ("sosp", self.cfg.sft.sosp.clone()),
+    /// The SFT runs: the headline APR and SoS+ models, and the
+    /// budget-conditioned APR model when configured.
+    fn sft_stages(&self) -> Vec<(&'static str, TraceKind, ConditioningMode, OptimConfig)> {
+        let s = &self.cfg.sft;
+        let mut v = vec![
+            ("apr", TraceKind::Apr, s.conditioning, s.apr.clone()),
+            ("sosp", TraceKind::Sosp, s.conditioning, s.sosp.clone()),
+        ];
+        if let Some(o) = &s.apr_cond {
+            v.push((
+                "apr-cond",
+                TraceKind::Apr,
+                ConditioningMode::Budget,
+                o.clone(),
+            ));
+        }
+        v
+    }
+
+    fn sft_config(
+        &self,
+        name: &str,
+        kind: TraceKind,
+        conditioning: ConditioningMode,
+        optim: OptimConfig,
+    ) -> SftConfig {
+        let traces = match kind {
+            TraceKind::Apr => "apr",
+            TraceKind::Sosp => "sosp",
         };
         SftConfig {
             out: self.dir.join(format!("{name}-sft")),
             model: self.cfg.sft.model.clone(),
             data: DataConfig {
-                train: vec![self.dir.join(format!("{name}-traces.jsonl"))],
+                train: vec![self.dir.join(format!("{traces}-traces.jsonl"))],
                 kind,
+                conditioning,
                 val_fraction: self.cfg.sft.val_fraction,
                 val_max_sequences: self.cfg.sft.val_max_sequences,
                 max_problems: None,
@@ -219,17 +245,10 @@ impl Runner<'_> {
             progress: !self.cli.quiet,
             stop_after: None,
         };
-        for kind in [TraceKind::Apr, TraceKind::Sosp] {
-            let c = self.sft_config(kind);
+        for (stem, kind, conditioning, optim) in self.sft_stages() {
+            let c = self.sft_config(stem, kind, conditioning, optim);
             c.validate()?;
-            let name = format!(
-                "{}-sft",
-                if kind == TraceKind::Apr {
-                    "apr"
-                } else {
-                    "sosp"
-                }
-            );
+            let name = format!("{stem}-sft");
             let done = c.out.join("summary.json");
             let s = self.stage(out, &name, &done, Some(&c.out), || {
                 Ok(apr_train::train::<BT>(&c, device, &opts)?)
@@ -261,18 +280,19 @@ impl Runner<'_> {
         let mut settings = self.cfg.eval.settings.clone();
         settings.problems = val.to_path_buf();
         let problems = apr_countdown::read_problems(&settings.problems, settings.limit)?;
-        for (name, mode, model_dir) in [
+        let mut models = vec![
             ("apr-sft", Mode::Apr, "apr-sft/model"),
             ("apr-grpo", Mode::Apr, "apr-grpo/model"),
             ("sosp-sft", Mode::Single, "sosp-sft/model"),
             ("sosp-grpo", Mode::Single, "sosp-grpo/model"),
-        ] {
+        ];
+        if self.cfg.sft.apr_cond.is_some() {
+            models.push(("apr-cond-sft", Mode::Apr, "apr-cond-sft/model"));
+        }
+        for (name, mode, model_dir) in models {
             let edir = self.dir.join("eval").join(name);
             let done = edir.join("eval.json");
-            let mut s = settings.clone();
-            if !self.cfg.eval.sweep.iter().any(|m| m == name) {
-                s.greedy_only();
-            }
+            let s = self.eval_settings(&settings, name);
             let e = self.stage(out, &format!("eval {name}"), &done, Some(&edir), || {
                 let model: Llama<BT::InnerBackend> =
                     checkpoint::load(&self.dir.join(model_dir), device)?;
@@ -292,6 +312,27 @@ impl Runner<'_> {
             });
         }
         Ok(())
+    }
+}
+
+impl Runner<'_> {
+    /// The evaluation settings of model `name`: an unconditioned headline
+    /// model runs without a budget prefix and gets no budget sweep; models
+    /// not in `eval.sweep` get the greedy run only.
+    fn eval_settings(&self, settings: &apr_eval::EvalConfig, name: &str) -> apr_eval::EvalConfig {
+        let mut s = settings.clone();
+        let conditioned =
+            name == "apr-cond-sft" || self.cfg.sft.conditioning == ConditioningMode::Budget;
+        if !conditioned {
+            s.apr_budget = None;
+            s.sosp_budget = None;
+            s.apr_budgets.clear();
+            s.sosp_budgets.clear();
+        }
+        if !self.cfg.eval.sweep.iter().any(|m| m == name) {
+            s.greedy_only();
+        }
+        s
     }
 }
 
@@ -361,50 +402,105 @@ pub fn run(cli: Cli) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn embedded_config_parses_and_builds_valid_stage_configs() {
-        let c = Config::from_toml(DEFAULT_CONFIG, "embedded").unwrap();
-        assert!(Config::from_toml("seed = 1", "x").is_err());
-        let cli = Cli::parse_from(["countdown-apr-rl"]);
-        let r = Runner {
-            cli: &cli,
+    fn runner<'a>(cli: &'a Cli, text: &str, name: &str) -> Runner<'a> {
+        let c = Config::from_toml(text, name).unwrap();
+        Runner {
+            cli,
             dir: c.out_dir.clone(),
             cfg: c,
-        };
-        r.sft_config(TraceKind::Apr).validate().unwrap();
-        r.sft_config(TraceKind::Sosp).validate().unwrap();
+        }
+    }
+
+    fn check_stages(r: &Runner) {
+        for (stem, kind, cond, optim) in r.sft_stages() {
+            r.sft_config(stem, kind, cond, optim).validate().unwrap();
+        }
         for m in ["apr", "sosp"] {
             r.grpo_config(m, Path::new("v.jsonl")).validate().unwrap();
         }
+    }
+
+    #[test]
+    fn embedded_config_parses_and_builds_valid_stage_configs() {
+        assert!(Config::from_toml("seed = 1", "x").is_err());
+        let cli = Cli::parse_from(["countdown-apr-rl"]);
+        let r = runner(&cli, DEFAULT_CONFIG, "embedded");
+        check_stages(&r);
         assert_eq!(r.grpo_config("apr", Path::new("v")).rollout.mode, Mode::Apr);
-        for (name, text) in [
-            (
-                "small",
-                include_str!("../../configs/countdown-apr-rl-small.toml"),
-            ),
-            (
-                "paper",
-                include_str!("../../configs/countdown-apr-rl-paper.toml"),
-            ),
-        ] {
-            let c = Config::from_toml(text, name).unwrap();
-            assert_eq!(c.preset, name);
-            assert_eq!(c.sft.model.preset, name);
-            let r = Runner {
-                cli: &cli,
-                dir: c.out_dir.clone(),
-                cfg: c,
-            };
-            r.sft_config(TraceKind::Apr).validate().unwrap();
-            let g = r.grpo_config("sosp", Path::new("v"));
-            g.validate().unwrap();
-            // The paper's GRPO hyperparameters.
-            assert_eq!((g.optim.batch_problems, g.optim.group_size), (64, 5));
-            assert_eq!((g.optim.lr, g.optim.kl_coef), (1e-5, 0.01));
-        }
         assert_eq!(
             r.grpo_config("sosp", Path::new("v")).rollout.mode,
             Mode::Single
         );
+    }
+
+    const SMALL: &str = include_str!("../../configs/countdown-apr-rl-small.toml");
+    const PAPER: &str = include_str!("../../configs/countdown-apr-rl-paper.toml");
+
+    /// The presets that claim the paper's setting run its headline pair
+    /// unconditioned, the conditioned APR model as its own stage, one level
+    /// of spawning, no binding cap on children, and the paper's GRPO.
+    #[test]
+    fn paper_presets_are_the_papers() {
+        let cli = Cli::parse_from(["countdown-apr-rl"]);
+        for (name, text) in [("small", SMALL), ("paper", PAPER)] {
+            let r = runner(&cli, text, name);
+            check_stages(&r);
+            let c = &r.cfg;
+            assert_eq!(
+                (c.preset.as_str(), c.sft.model.preset.as_str()),
+                (name, name)
+            );
+            assert_eq!(c.sft.conditioning, ConditioningMode::None);
+            let stages: Vec<_> = r.sft_stages().iter().map(|s| (s.0, s.2)).collect();
+            assert_eq!(
+                stages,
+                [
+                    ("apr", ConditioningMode::None),
+                    ("sosp", ConditioningMode::None),
+                    ("apr-cond", ConditioningMode::Budget)
+                ]
+            );
+            for (m, kl) in [("apr", 0.001), ("sosp", 0.01)] {
+                let g = r.grpo_config(m, Path::new("v"));
+                assert_eq!((g.optim.batch_problems, g.optim.group_size), (64, 5));
+                assert_eq!((g.optim.lr, g.optim.kl_coef), (1e-5, kl));
+                assert_eq!((g.optim.inner_steps, g.optim.clip_eps), (2, 0.2));
+                assert!(!g.optim.filter_zero_advantage);
+                assert_eq!(g.rollout.budget, None);
+                assert_eq!(g.rollout.sampling.temperature, 1.0);
+            }
+            let l = &r.grpo_config("apr", Path::new("v")).rollout.limits;
+            assert_eq!(l.max_depth, 1);
+            assert!(l.max_children >= 4096 && l.max_rounds >= 4096);
+            let l = &c.eval.settings.limits;
+            assert_eq!(l.max_depth, 1);
+            assert!(l.max_children >= 4096 && l.max_rounds >= 4096);
+            // Headline models run unconditioned; the conditioned one sweeps.
+            let e = r.eval_settings(&c.eval.settings, "apr-sft");
+            assert_eq!((e.apr_budget, e.apr_budgets.len()), (None, 0));
+            let e = r.eval_settings(&c.eval.settings, "apr-cond-sft");
+            assert_eq!(e.apr_budget, Some(10));
+            assert_eq!(e.apr_budgets, (0..=10).collect::<Vec<u32>>());
+        }
+        // The stand-alone SFT config of the paper is the pipeline's APR stage.
+        let sft = apr_train::SftConfig::from_toml(include_str!("../../configs/sft-paper-apr.toml"))
+            .unwrap();
+        let r = runner(&cli, PAPER, "paper");
+        assert_eq!(sft.optim, r.cfg.sft.apr);
+        assert_eq!(sft.optim.batch_sequences, Some(256));
+        assert_eq!(r.cfg.sft.sosp.batch_sequences, Some(256));
+        assert_eq!(sft.model, r.cfg.sft.model);
+        assert_eq!(sft.data.conditioning, r.cfg.sft.conditioning);
+    }
+
+    #[test]
+    fn a_budget_for_an_unconditioned_model_is_refused() {
+        let bad = PAPER.replace(
+            "[grpo.apr.rollout]\nmode = \"apr\"\n",
+            "[grpo.apr.rollout]\nmode = \"apr\"\nbudget = 10\n",
+        );
+        assert_ne!(bad, PAPER);
+        let e = Config::from_toml(&bad, "p").unwrap_err().to_string();
+        assert!(e.contains("unconditioned"), "{e}");
     }
 }

@@ -5,11 +5,41 @@ use crate::error::Result;
 use std::fmt::Write;
 use std::path::Path;
 
-fn acc(out: &Outcome, name: &str) -> Option<f64> {
-    out.evals
-        .iter()
-        .find(|e| e.name == name)
-        .map(|e| e.greedy.accuracy)
+/// Whether each problem of a model's greedy run was solved, in problem
+/// order (from `eval/<name>/greedy.jsonl`).
+fn solved(dir: &Path, name: &str) -> Option<Vec<bool>> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        problem: usize,
+        solved: bool,
+    }
+    let text = std::fs::read_to_string(dir.join("eval").join(name).join("greedy.jsonl")).ok()?;
+    let mut rows: Vec<Row> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    rows.sort_by_key(|r| r.problem);
+    Some(rows.into_iter().map(|r| r.solved).collect())
+}
+
+/// `b` against `a` on the same problems: the difference, its paired
+/// interval, and whether it is a significant change.
+fn compare(dir: &Path, a: &str, b: &str, what: &str) -> Option<String> {
+    let (x, y) = (solved(dir, a)?, solved(dir, b)?);
+    let d = apr_eval::metrics::paired_bootstrap(&x, &y, 2000, 0)?;
+    let verdict = match (d.significant(), d.diff > 0.0) {
+        (false, _) => "no significant change",
+        (true, true) => "significantly higher",
+        (true, false) => "significantly lower",
+    };
+    Some(format!(
+        "{what} (`{b}` minus `{a}`): {:+.1} points (95% interval {:+.1} to {:+.1}): {verdict}.",
+        100.0 * d.diff,
+        100.0 * d.lo,
+        100.0 * d.hi
+    ))
 }
 
 /// The report of a run.
@@ -27,26 +57,35 @@ pub(crate) fn markdown(cfg: &Config, out: &Outcome, dir: &Path, seconds: f64) ->
             let _ = writeln!(md, "| {s} | {t:.0} |");
         }
     }
-    let _ = writeln!(md, "\n## Outcome\n");
-    for (mode, label) in [("apr", "APR"), ("sosp", "SoS+")] {
-        if let (Some(a), Some(b)) = (
-            acc(out, &format!("{mode}-sft")),
-            acc(out, &format!("{mode}-grpo")),
-        ) {
-            let d = 100.0 * (b - a);
-            let verb = if d > 0.0 {
-                "raised"
-            } else if d == 0.0 {
-                "did not change"
-            } else {
-                "lowered"
-            };
-            let _ = writeln!(
-                md,
-                "- {label}: GRPO {verb} greedy validation accuracy: {:.1}% after SFT, {:.1}% after GRPO ({d:+.1} points).",
-                100.0 * a,
-                100.0 * b
-            );
+    let _ = writeln!(
+        md,
+        "\n## Outcome\n\nGreedy validation accuracy, scored by the official checker's rules \
+         (`apr_countdown::score`), with 95% Wilson intervals; differences between two models on \
+         the same problems with 95% paired-bootstrap intervals (2,000 resamples, seed 0). A \
+         difference whose interval includes 0 is no significant change.\n"
+    );
+    for e in &out.evals {
+        let n = e.problems;
+        let k = (e.greedy.accuracy * n as f64).round() as usize;
+        let (lo, hi) = apr_eval::metrics::wilson_interval(k, n);
+        let _ = writeln!(
+            md,
+            "- {}: {:.1}% ({k}/{n}; 95% interval {:.1}-{:.1}%)",
+            e.name,
+            100.0 * e.greedy.accuracy,
+            100.0 * lo,
+            100.0 * hi
+        );
+    }
+    let _ = writeln!(md);
+    for (a, b, what) in [
+        ("apr-sft", "apr-grpo", "APR, GRPO against SFT"),
+        ("sosp-sft", "sosp-grpo", "SoS+, GRPO against SFT"),
+        ("sosp-sft", "apr-sft", "after SFT, APR against SoS+"),
+        ("sosp-grpo", "apr-grpo", "after GRPO, APR against SoS+"),
+    ] {
+        if let Some(line) = compare(dir, a, b, what) {
+            let _ = writeln!(md, "- {line}");
         }
     }
     let _ = writeln!(md, "\n## Symbolic solver data\n\n```");
