@@ -37,9 +37,7 @@ pub use log::{Event, SearchLog, ThreadLog};
 pub use problem::{Problem, ProblemKey, ProblemSpec};
 pub use record::{read_problems, AprRecipe, ProblemRecord, Recipe, SospRecipe, TraceRecord};
 pub use rng::{derive_seed, Rng};
-pub use score::{score, Score, Unsolved};
+pub use score::{reward, score, Score, Unsolved};
 pub use search::Pruning;
 pub use sosp::{sosp, sosp_log, SospOutput, SospParams};
-pub use verify::{
-    rating, reward, verify_ops, verify_path, verify_text, verify_trace, VerifyFailure,
-};
+pub use verify::{rating, verify_ops, verify_path, verify_text, verify_trace, VerifyFailure};

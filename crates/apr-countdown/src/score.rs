@@ -28,6 +28,7 @@
 
 use crate::problem::Problem;
 use crate::rules::apply_op_multiset;
+use crate::verify::same_multiset;
 use apr_trace::{Num, NumList, Op, OpKind, TraceMode};
 use std::fmt;
 
@@ -145,6 +146,15 @@ pub fn score(problem: &Problem, mode: TraceMode, text: &str) -> Score {
     match mode {
         TraceMode::Apr => score_apr(problem, text),
         TraceMode::Sosp => score_sosp(problem, text),
+    }
+}
+
+/// The paper's reward: 1 when [`score()`] says solved, else 0.
+pub fn reward(problem: &Problem, mode: TraceMode, text: &str) -> f64 {
+    if score(problem, mode, text).solved() {
+        1.0
+    } else {
+        0.0
     }
 }
 
@@ -281,14 +291,6 @@ fn replay(nums: &mut NumList, step: usize, op: &Op) -> Result<(), Unsolved> {
     }
     *nums = apply_op_multiset(nums, op).ok_or(Unsolved::WrongNumbers { step, op: *op })?;
     Ok(())
-}
-
-fn same_multiset(a: &[Num], b: &[Num]) -> bool {
-    let mut x: NumList = a.iter().copied().collect();
-    let mut y: NumList = b.iter().copied().collect();
-    x.sort_unstable();
-    y.sort_unstable();
-    x == y
 }
 
 /// Start of the last `\d+,\d+ equal: Goal Reached` match.

@@ -1,5 +1,7 @@
-//! The verifier (the reference checker's semantics, with typed failure
-//! reasons), the reward, and the datasets' `rating`.
+//! The verifier of typed traces (whole solution paths, as the solvers
+//! write them, with typed failure reasons) and the datasets' `rating`.
+//! Model answers are scored by [`crate::score()`], which follows the
+//! official checker.
 
 use crate::problem::Problem;
 use crate::rules::apply_op_multiset;
@@ -88,7 +90,8 @@ impl fmt::Display for VerifyFailure {
     }
 }
 
-fn same_multiset(a: &[Num], b: &[Num]) -> bool {
+/// Whether `a` and `b` hold the same numbers, counted with multiplicity.
+pub(crate) fn same_multiset(a: &[Num], b: &[Num]) -> bool {
     let mut x: NumList = a.iter().copied().collect();
     let mut y: NumList = b.iter().copied().collect();
     x.sort_unstable();
@@ -156,15 +159,6 @@ pub fn verify_trace(problem: &Problem, trace: &Trace) -> Result<SolutionPath, Ve
 pub fn verify_text(problem: &Problem, text: &str) -> Result<SolutionPath, VerifyFailure> {
     let trace = parse_trace(text).map_err(|e| VerifyFailure::Parse(e.to_string()))?;
     verify_trace(problem, &trace)
-}
-
-/// The reward of the paper: 1 if the trace's solution verifies, else 0.
-pub fn reward(problem: &Problem, text: &str) -> f64 {
-    if verify_text(problem, text).is_ok() {
-        1.0
-    } else {
-        0.0
-    }
 }
 
 /// Size of the full search tree the reference normalises `rating` by.
@@ -249,11 +243,10 @@ mod tests {
     }
 
     #[test]
-    fn text_verification_and_reward() {
+    fn text_verification() {
         let text = "Current State: 70:[34, 36], Operations: ['98-65=33', '3+33=36']\n\
 Exploring Operation: 34+36=70, Resulting Numbers: [70]\n70,70 equal: Goal Reached\n";
         assert!(verify_text(&p(), text).is_ok());
-        assert_eq!(reward(&p(), text), 1.0);
         let lie = text.replace("[34, 36]", "[34, 35]");
         assert!(matches!(
             verify_text(&p(), &lie),
@@ -277,7 +270,7 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n70,70 equal: Goal Reache
             verify_text(&p(), "No solution found.\n"),
             Err(VerifyFailure::NoSolution(_))
         ));
-        assert_eq!(reward(&p(), "\u{0}\u{1}"), 0.0);
+        assert!(verify_text(&p(), "\u{0}\u{1}").is_err());
         let other = Problem {
             nums: vec![98, 3, 34, 65],
             target: 71,

@@ -58,6 +58,8 @@ fn apr_reads_the_parents_final_path() {
         ["98-65=33", "3+33=36", "34+36=70"]
     );
     assert_eq!(s.reason(), "");
+    assert_eq!(reward(&p(), TraceMode::Apr, &good), 1.0);
+    assert_eq!(reward(&p(), TraceMode::Sosp, &good), 0.0);
 }
 
 #[test]
@@ -139,18 +141,11 @@ Exploring Operation: 34+34=68, Resulting Numbers: [98, 3, 65, 68]\n\
     assert!(matches!(apr(&junk).verdict, Err(Unsolved::Malformed(_))));
 }
 
-const SOSP: &str = "Current State: 70:[98, 3, 34, 65], Operations: []
-Exploring Operation: 98-65=33, Resulting Numbers: [3, 34, 33]
-Generated Node #0,0: 70:[3, 34, 33] Operation: 98-65=33
-Moving to Node #0,0
-Current State: 70:[3, 34, 33], Operations: ['98-65=33']
-Exploring Operation: 3+33=36, Resulting Numbers: [34, 36]
-Generated Node #0,0,0: 70:[34, 36] Operation: 3+33=36
-Moving to Node #0,0,0
-Current State: 70:[34, 36], Operations: ['98-65=33', '3+33=36']
-Exploring Operation: 34+36=70, Resulting Numbers: [70]
-70,70 equal: Goal Reached
-";
+/// A SoS+ search that finds the path of `PATH` (its lines from the first
+/// `Current State` on).
+fn search() -> &'static str {
+    &PATH[PATH.find("Current State").unwrap()..]
+}
 
 fn sosp(text: &str) -> Score {
     score(&p(), TraceMode::Sosp, text)
@@ -158,7 +153,7 @@ fn sosp(text: &str) -> Score {
 
 #[test]
 fn sosp_reads_the_rewritten_path() {
-    let good = format!("{SOSP}Moving to Node #0\n{SOSP}");
+    let good = format!("{0}Moving to Node #0\n{0}", search());
     let s = sosp(&good);
     assert_eq!(s.verdict, Ok(()));
     assert_eq!(
@@ -168,13 +163,13 @@ fn sosp_reads_the_rewritten_path() {
     // A conditioning prefix before the first state is ignored.
     assert!(sosp(&format!("Token Budget: 512 {good}")).solved());
     // No rewritten path after the first goal.
-    assert!(matches!(sosp(SOSP).verdict, Err(Unsolved::NoAnswer(_))));
+    assert!(matches!(sosp(search()).verdict, Err(Unsolved::NoAnswer(_))));
     assert!(matches!(sosp("junk").verdict, Err(Unsolved::NoAnswer(_))));
 }
 
 #[test]
 fn sosp_failures() {
-    let good = format!("{SOSP}Moving to Node #0\n{SOSP}");
+    let good = format!("{0}Moving to Node #0\n{0}", search());
     // The final operation does not give the target.
     let at = good.rfind("34+36=70").unwrap();
     let mut w = good.clone();
