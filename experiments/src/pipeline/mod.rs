@@ -433,6 +433,37 @@ mod tests {
         );
     }
 
+    const SMOKE: &str = include_str!("../../configs/countdown-apr-rl-smoke.toml");
+
+    /// Every preset ends each stage on a step count (no time limit), so a
+    /// rerun on the same machine gives the same numbers; `smoke` runs every
+    /// stage, the conditioned APR model included.
+    #[test]
+    fn presets_end_on_step_counts_and_smoke_runs_every_stage() {
+        let cli = Cli::parse_from(["countdown-apr-rl"]);
+        for (name, text) in [
+            ("tiny", DEFAULT_CONFIG),
+            ("smoke", SMOKE),
+            ("small", SMALL),
+            ("paper", PAPER),
+        ] {
+            let r = runner(&cli, text, name);
+            check_stages(&r);
+            let s = &r.cfg.sft;
+            for o in [Some(&s.apr), Some(&s.sosp), s.apr_cond.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(o.time_limit_minutes, None, "{name}");
+            }
+            for m in [&r.cfg.grpo.apr, &r.cfg.grpo.sosp] {
+                assert_eq!(m.optim.time_limit_minutes, None, "{name}");
+            }
+        }
+        let r = runner(&cli, SMOKE, "smoke");
+        assert_eq!(r.sft_stages().len(), 3);
+    }
+
     const SMALL: &str = include_str!("../../configs/countdown-apr-rl-small.toml");
     const PAPER: &str = include_str!("../../configs/countdown-apr-rl-paper.toml");
 
