@@ -444,6 +444,10 @@ mod tests {
         for (name, text) in [
             ("tiny", DEFAULT_CONFIG),
             ("smoke", SMOKE),
+            (
+                "calib",
+                include_str!("../../configs/countdown-apr-rl-calib.toml"),
+            ),
             ("small", SMALL),
             ("paper", PAPER),
         ] {
