@@ -199,10 +199,7 @@ impl Runner<'_> {
         conditioning: ConditioningMode,
         optim: OptimConfig,
     ) -> SftConfig {
-        let traces = match kind {
-            TraceKind::Apr => "apr",
-            TraceKind::Sosp => "sosp",
-        };
+        let traces = kind.mode().name();
         SftConfig {
             out: self.dir.join(format!("{name}-sft")),
             model: self.cfg.sft.model.clone(),
@@ -234,6 +231,25 @@ impl Runner<'_> {
             rollout: m.rollout.clone(),
             optim: m.optim.clone(),
         }
+    }
+
+    /// The evaluation settings of model `name`: an unconditioned headline
+    /// model runs without a budget prefix and gets no budget sweep; models
+    /// not in `eval.sweep` get the greedy run only.
+    fn eval_settings(&self, settings: &apr_eval::EvalConfig, name: &str) -> apr_eval::EvalConfig {
+        let mut s = settings.clone();
+        let conditioned =
+            name == "apr-cond-sft" || self.cfg.sft.conditioning == ConditioningMode::Budget;
+        if !conditioned {
+            s.apr_budget = None;
+            s.sosp_budget = None;
+            s.apr_budgets.clear();
+            s.sosp_budgets.clear();
+        }
+        if !self.cfg.eval.sweep.iter().any(|m| m == name) {
+            s.greedy_only();
+        }
+        s
     }
 
     fn models<BT>(&self, out: &mut Outcome, val: &Path, device: &BT::Device) -> Result<()>
@@ -312,27 +328,6 @@ impl Runner<'_> {
             });
         }
         Ok(())
-    }
-}
-
-impl Runner<'_> {
-    /// The evaluation settings of model `name`: an unconditioned headline
-    /// model runs without a budget prefix and gets no budget sweep; models
-    /// not in `eval.sweep` get the greedy run only.
-    fn eval_settings(&self, settings: &apr_eval::EvalConfig, name: &str) -> apr_eval::EvalConfig {
-        let mut s = settings.clone();
-        let conditioned =
-            name == "apr-cond-sft" || self.cfg.sft.conditioning == ConditioningMode::Budget;
-        if !conditioned {
-            s.apr_budget = None;
-            s.sosp_budget = None;
-            s.apr_budgets.clear();
-            s.sosp_budgets.clear();
-        }
-        if !self.cfg.eval.sweep.iter().any(|m| m == name) {
-            s.greedy_only();
-        }
-        s
     }
 }
 
