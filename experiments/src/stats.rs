@@ -86,7 +86,15 @@ pub struct FileStats {
     pub child_threads: Summary,
     /// Beam sizes.
     pub beam: Summary,
+    /// Traces: share of records solved with every sequence (each call of
+    /// each thread, BOS and EOS included) within a context window, at
+    /// each of [`WINDOWS`]: the solver's cumulative accuracy at that
+    /// window (paper fig. 4b, for the symbolic solvers).
+    pub solved_within: Vec<(usize, f64)>,
 }
+
+/// Context windows at which [`FileStats::solved_within`] is measured.
+pub const WINDOWS: [usize; 7] = [256, 512, 768, 1024, 2048, 4096, 8192];
 
 impl FileStats {
     fn error(&mut self, record: usize, msg: impl std::fmt::Display) {
@@ -120,6 +128,12 @@ impl FileStats {
                 s.push_str(&self.child_threads.line("child threads per problem"));
             }
             s.push_str(&self.beam.line("beam"));
+            let w: Vec<String> = self
+                .solved_within
+                .iter()
+                .map(|(w, r)| format!("{w}: {r:.4}"))
+                .collect();
+            let _ = writeln!(s, "  solved within context window  {}", w.join(", "));
         }
         for e in &self.first_errors {
             let _ = writeln!(s, "  ! {e}");
@@ -180,6 +194,7 @@ pub fn file_stats(path: &Path) -> Result<FileStats> {
     let mut seq: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let (mut total, mut sequential, mut kids, mut beams) = (vec![], vec![], vec![], vec![]);
     let mut solved = 0;
+    let mut within = [0usize; WINDOWS.len()];
     for (k, v) in values.into_iter().enumerate() {
         let i = k + 1;
         let rec_err = |e: serde_json::Error| Error::Record {
@@ -239,23 +254,27 @@ pub fn file_stats(path: &Path) -> Result<FileStats> {
         total.push(s.total as f64);
         sequential.push(s.sequential as f64);
         kids.push(s.child_threads as f64);
+        let mut longest = 0;
+        let mut push = |kind: &str, n: usize| {
+            longest = longest.max(n);
+            seq.entry(kind.into()).or_default().push(n as f64);
+        };
         if is_apr {
             for c in &tree.calls {
-                seq.entry("apr_parent_call".into())
-                    .or_default()
-                    .push((TraceTokenizer::count_trace(c) + 2) as f64);
+                push("apr_parent_call", TraceTokenizer::count_trace(c) + 2);
             }
             for child in tree.children.iter().flatten() {
                 for c in child.all_calls() {
-                    seq.entry("apr_child_call".into())
-                        .or_default()
-                        .push((TraceTokenizer::count_trace(c) + 2) as f64);
+                    push("apr_child_call", TraceTokenizer::count_trace(c) + 2);
                 }
             }
         } else {
-            seq.entry("sosp".into())
-                .or_default()
-                .push((tok.count(&r.search_path) + 2) as f64);
+            push("sosp", tok.count(&r.search_path) + 2);
+        }
+        if r.solved() {
+            for (n, w) in within.iter_mut().zip(WINDOWS) {
+                *n += (longest <= w) as usize;
+            }
         }
     }
     if !is_trace {
@@ -267,5 +286,37 @@ pub fn file_stats(path: &Path) -> Result<FileStats> {
     st.sequential_tokens = Summary::of(&sequential);
     st.child_threads = Summary::of(&kids);
     st.beam = Summary::of(&beams);
+    if is_trace {
+        st.solved_within = WINDOWS
+            .iter()
+            .zip(within)
+            .map(|(&w, n)| (w, n as f64 / st.records as f64))
+            .collect();
+    }
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference code's own traces: the solved share within a window
+    /// never falls as the window grows, reaches the solve rate once every
+    /// sequence fits, and is below it at 512 tokens (some 4-number searches
+    /// that reach their goal are longer).
+    #[test]
+    fn solved_within_window_of_the_reference_traces() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/reference-samples");
+        for f in ["apr.jsonl", "sosp.jsonl"] {
+            let st = file_stats(&root.join(f)).unwrap();
+            let w: Vec<f64> = st.solved_within.iter().map(|x| x.1).collect();
+            assert_eq!(w.len(), WINDOWS.len(), "{f}");
+            assert!(w.windows(2).all(|p| p[0] <= p[1]), "{f}: {w:?}");
+            assert_eq!(w[WINDOWS.len() - 1], st.solve_rate, "{f}");
+            assert!(w[1] < st.solve_rate, "{f}: {w:?}");
+            assert!(st.report().contains("solved within context window"));
+        }
+        let problems = file_stats(&root.join("problems.jsonl")).unwrap();
+        assert!(problems.solved_within.is_empty());
+    }
 }

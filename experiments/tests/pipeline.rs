@@ -57,6 +57,7 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
         toml::Value::Array(vec![I(1)]),
     );
     set(&mut v, "eval.settings.sosp_samples", I(2));
+    set(&mut v, "eval.settings.apr_samples", I(2));
     set(
         &mut v,
         "eval.settings.temperatures",
@@ -83,9 +84,11 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
         "sosp-sft/loss.svg",
         "apr-grpo/model/config.json",
         "sosp-grpo/metrics.jsonl",
-        "eval/apr-grpo/budget-1.jsonl",
-        "eval/sosp-grpo/samples.jsonl",
-        "eval/apr-sft/eval.json",
+        "eval/sosp-sft/samples.jsonl",
+        "eval/apr-sft/samples.jsonl",
+        "eval/apr-sft/temperature-1.jsonl",
+        "eval/apr-grpo/eval.json",
+        "stages.json",
         "accuracy-total-tokens.svg",
         "report.md",
     ] {
@@ -93,12 +96,24 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for s in [
-        "## SFT", "## GRPO", "apr-grpo", "sosp-sft", "cons@n", "GRPO",
+        "## SFT",
+        "## GRPO",
+        "apr-grpo",
+        "sosp-sft",
+        "cons@n",
+        "## Paper vs this run",
+        "| SFT works",
+        "| GRPO helps APR",
+        "| Better scaling with total tokens",
+        "| apr-sft | ",
+        "**all stages**",
     ] {
         assert!(report.contains(s), "{s}");
     }
-    // No budget sweep for models not listed in `eval.sweep`.
+    // The headline models are unconditioned: no budget sweep; and models
+    // not listed in `eval.sweep` get no samples.
     assert!(!out.join("eval/apr-sft/budget-1.jsonl").exists());
+    assert!(!out.join("eval/apr-grpo/samples.jsonl").exists());
     let t = std::time::Instant::now();
     pipeline::run(cli()).unwrap();
     assert!(
@@ -106,6 +121,14 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
         "every stage should be cached"
     );
     let again = std::fs::read_to_string(out.join("report.md")).unwrap();
-    let body = |s: &str| s.split("## Outcome").nth(1).unwrap_or("").to_string();
+    // Everything from the recorded stage times on is the same, the times
+    // included (they come from `stages.json`, not from this invocation).
+    let body = |s: &str| {
+        s.split("Seconds each stage")
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(!body(&report).is_empty());
     assert_eq!(body(&report), body(&again));
 }

@@ -33,8 +33,13 @@ pub struct EvalConfig {
     /// Samples per problem for SoS+ cons@n and pass@n (n = 1..=this; 0
     /// skips them).
     pub sosp_samples: usize,
-    /// Temperature of those samples.
-    pub sosp_sample_temperature: f64,
+    /// Samples per problem for APR cons@n and pass@n (the paper scales
+    /// APR by its budget instead; an unconditioned APR model has none, so
+    /// sampling is its token-scaling curve). 0 skips them.
+    pub apr_samples: usize,
+    /// Temperature of the SoS+ and APR samples.
+    #[serde(alias = "sosp_sample_temperature")]
+    pub sample_temperature: f64,
     /// Context windows at which cumulative accuracy is reported.
     pub context_windows: Vec<usize>,
 }
@@ -53,7 +58,8 @@ impl Default for EvalConfig {
             sosp_budgets: vec![512, 1024, 2048, 4096],
             temperatures: vec![0.5, 1.0],
             sosp_samples: 8,
-            sosp_sample_temperature: 1.0,
+            apr_samples: 0,
+            sample_temperature: 1.0,
             context_windows: vec![256, 512, 1024, 2048, 4096],
         }
     }
@@ -66,6 +72,7 @@ impl EvalConfig {
         self.sosp_budgets.clear();
         self.temperatures.clear();
         self.sosp_samples = 0;
+        self.apr_samples = 0;
     }
 
     /// Checks the values.
@@ -82,9 +89,11 @@ impl EvalConfig {
                 "temperatures must be positive (the greedy run is always done)".into(),
             ));
         }
-        if self.sosp_samples > 0 && self.sosp_sample_temperature <= 0.0 {
+        if self.sosp_samples.max(self.apr_samples) > 0
+            && !(self.sample_temperature > 0.0 && self.sample_temperature.is_finite())
+        {
             return Err(Error::Config(
-                "sosp_sample_temperature must be positive: greedy samples are identical".into(),
+                "sample_temperature must be positive: greedy samples are identical".into(),
             ));
         }
         Ok(())

@@ -145,6 +145,17 @@ pub fn consensus(samples: &[&ProblemResult]) -> bool {
     best.is_some_and(|b| b.2)
 }
 
+/// Whether each problem is solved by cons@n: `results` hold `samples`
+/// samples of each problem in (problem, sample) order; the vote uses the
+/// first n of them. One entry per problem, in order (for paired
+/// comparisons with another model on the same problems).
+pub fn cons_per_problem(results: &[ProblemResult], samples: usize, n: usize) -> Vec<bool> {
+    results
+        .chunks(samples.max(1))
+        .map(|g| consensus(&g.iter().take(n).collect::<Vec<_>>()))
+        .collect()
+}
+
 /// cons@n and pass@n for n = 1..=max_n. `results` hold `samples` samples
 /// of each problem in (problem, sample) order; n uses the first n samples.
 pub fn at_n(results: &[ProblemResult], samples: usize, max_n: usize) -> Vec<AtN> {
@@ -152,10 +163,13 @@ pub fn at_n(results: &[ProblemResult], samples: usize, max_n: usize) -> Vec<AtN>
     let np = groups.len().max(1) as f64;
     (1..=max_n.min(samples))
         .map(|n| {
-            let (mut cons, mut pass, mut tokens) = (0usize, 0usize, 0usize);
+            let cons = cons_per_problem(results, samples, n)
+                .into_iter()
+                .filter(|&c| c)
+                .count();
+            let (mut pass, mut tokens) = (0usize, 0usize);
             for g in &groups {
-                let s: Vec<&ProblemResult> = g.iter().take(n).collect();
-                cons += consensus(&s) as usize;
+                let s = &g[..n.min(g.len())];
                 pass += s.iter().any(|r| r.solved) as usize;
                 tokens += s.iter().map(|r| r.total_tokens).sum::<usize>();
             }
@@ -297,5 +311,7 @@ mod tests {
             vec![0.0, 0.5, 0.5]
         );
         assert_eq!(a[2].total_tokens, 30.0);
+        assert_eq!(cons_per_problem(&rs, 3, 1), vec![false, false]);
+        assert_eq!(cons_per_problem(&rs, 3, 3), vec![true, false]);
     }
 }

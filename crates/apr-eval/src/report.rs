@@ -3,6 +3,7 @@
 //! a markdown report over several evaluated models.
 
 use crate::error::Result;
+use crate::metrics::wilson_interval;
 use crate::run::{ModelEval, SweepPoint};
 use apr_plot::{line_plot, Series};
 use apr_rollout::Mode;
@@ -14,36 +15,50 @@ fn sorted(mut p: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     p
 }
 
+/// A series of accuracies over `n` problems each, with their 95% Wilson
+/// intervals as error bars.
+fn with_intervals(name: String, points: Vec<(f64, f64)>, n: usize) -> Series {
+    let points = sorted(points);
+    let errors = points
+        .iter()
+        .map(|&(_, a)| wilson_interval((a * n as f64).round() as usize, n))
+        .collect();
+    Series::new(name, points).with_errors(errors)
+}
+
+/// Each model's budget sweep (or its greedy point when it has none).
 fn sweep_series(evals: &[ModelEval], x: fn(&SweepPoint) -> f64) -> Vec<Series> {
     let mut out = Vec::new();
     for e in evals {
         let mut pts: Vec<(f64, f64)> = e.budgets.iter().map(|p| (x(p), p.accuracy)).collect();
-        if pts.is_empty() {
+        let name = if pts.is_empty() {
             let p = SweepPoint::of(0.0, &e.greedy);
             pts.push((x(&p), p.accuracy));
-        }
-        out.push(Series {
-            name: format!("{} (budgets)", e.name),
-            points: sorted(pts),
-        });
+            format!("{} (greedy)", e.name)
+        } else {
+            format!("{} (budgets)", e.name)
+        };
+        out.push(with_intervals(name, pts, e.problems));
     }
     out
 }
 
-/// The figures, as (file name, SVG).
+/// The figures, as (file name, SVG). Every accuracy carries its 95%
+/// Wilson interval as an error bar.
 pub fn figures(evals: &[ModelEval]) -> Vec<(String, String)> {
     let mut tokens = sweep_series(evals, |p| p.total_tokens);
     for e in evals.iter().filter(|e| !e.at_n.is_empty()) {
-        tokens.push(Series {
-            name: format!("{} cons@n", e.name),
-            points: sorted(e.at_n.iter().map(|a| (a.total_tokens, a.cons)).collect()),
-        });
+        tokens.push(with_intervals(
+            format!("{} cons@n", e.name),
+            e.at_n.iter().map(|a| (a.total_tokens, a.cons)).collect(),
+            e.problems,
+        ));
     }
     let context: Vec<Series> = evals
         .iter()
-        .map(|e| Series {
-            name: e.name.clone(),
-            points: e.context.iter().map(|&(w, a)| (w as f64, a)).collect(),
+        .map(|e| {
+            let pts = e.context.iter().map(|&(w, a)| (w as f64, a)).collect();
+            with_intervals(e.name.clone(), pts, e.problems)
         })
         .collect();
     vec![
@@ -90,6 +105,13 @@ fn pct(x: f64) -> String {
     format!("{:.1}", 100.0 * x)
 }
 
+/// An accuracy over `n` problems with its 95% Wilson interval:
+/// `49.3 (46.2-52.4)`.
+fn pct_ci(x: f64, n: usize) -> String {
+    let (lo, hi) = wilson_interval((x * n as f64).round() as usize, n);
+    format!("{} ({}-{})", pct(x), pct(lo), pct(hi))
+}
+
 /// Finish reasons over all threads (`eos 310, spawn_limit 2`): a limit
 /// that ended threads (and so zeroed their problems' scores) shows here.
 fn finish_counts(r: &std::collections::BTreeMap<String, usize>) -> String {
@@ -103,7 +125,7 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| model | mode | problems | greedy accuracy % | parse % | total tokens | sequential tokens | child threads | latency s | threads ended by |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| model | mode | problems | greedy accuracy % (95% interval) | parse % | total tokens | sequential tokens | child threads | latency s | threads ended by |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for e in evals {
         let g = &e.greedy;
@@ -116,7 +138,7 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
                 Mode::Single => "SoS+",
             },
             e.problems,
-            pct(g.accuracy),
+            pct_ci(g.accuracy, e.problems),
             pct(g.parse_rate),
             g.mean_total_tokens,
             g.mean_sequential_tokens,
@@ -130,7 +152,10 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
         .map(|e| e.context.iter().map(|c| c.0).collect())
         .unwrap_or_default();
     if !windows.is_empty() {
-        let _ = writeln!(md, "\n### Cumulative accuracy (%) at context window\n");
+        let _ = writeln!(
+            md,
+            "\n### Cumulative accuracy (%, 95% interval) at context window\n"
+        );
         let head: Vec<String> = windows.iter().map(|w| w.to_string()).collect();
         let _ = writeln!(
             md,
@@ -139,7 +164,7 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
             "---|".repeat(windows.len())
         );
         for e in evals {
-            let v: Vec<String> = e.context.iter().map(|c| pct(c.1)).collect();
+            let v: Vec<String> = e.context.iter().map(|c| pct_ci(c.1, e.problems)).collect();
             let _ = writeln!(md, "| {} | {} |", e.name, v.join(" | "));
         }
     }
@@ -150,7 +175,7 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
         };
         let _ = writeln!(
             md,
-            "\n### {}: greedy accuracy against the {what}\n\n| budget | accuracy % | total tokens | sequential tokens | child threads | latency s |\n|---|---|---|---|---|---|",
+            "\n### {}: greedy accuracy against the {what}\n\n| budget | accuracy % (95% interval) | total tokens | sequential tokens | child threads | latency s |\n|---|---|---|---|---|---|",
             e.name
         );
         for p in &e.budgets {
@@ -158,7 +183,7 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
                 md,
                 "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} |",
                 p.value,
-                pct(p.accuracy),
+                pct_ci(p.accuracy, e.problems),
                 p.total_tokens,
                 p.sequential_tokens,
                 p.child_threads,
@@ -172,13 +197,13 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
             let v: Vec<String> = e
                 .temperatures
                 .iter()
-                .map(|p| format!("T={}: {}", p.value, pct(p.accuracy)))
+                .map(|p| format!("T={}: {}", p.value, pct_ci(p.accuracy, e.problems)))
                 .collect();
             let _ = writeln!(
                 md,
                 "- {}: greedy {}; {}",
                 e.name,
-                pct(e.greedy.accuracy),
+                pct_ci(e.greedy.accuracy, e.problems),
                 v.join(", ")
             );
         }
@@ -186,7 +211,7 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
     for e in evals.iter().filter(|e| !e.at_n.is_empty()) {
         let _ = writeln!(
             md,
-            "\n### {}: cons@n and pass@n\n\n| n | cons@n % | pass@n % | total tokens |\n|---|---|---|---|",
+            "\n### {}: cons@n and pass@n\n\n| n | cons@n % (95% interval) | pass@n % (95% interval) | total tokens |\n|---|---|---|---|",
             e.name
         );
         for a in &e.at_n {
@@ -194,8 +219,8 @@ pub fn write_report(evals: &[ModelEval], dir: &Path) -> Result<String> {
                 md,
                 "| {} | {} | {} | {:.0} |",
                 a.n,
-                pct(a.cons),
-                pct(a.pass),
+                pct_ci(a.cons, e.problems),
+                pct_ci(a.pass, e.problems),
                 a.total_tokens
             );
         }

@@ -1,6 +1,6 @@
 //! Running a model through an evaluation: the greedy run, the budget and
 //! temperature sweeps, cumulative accuracy against the context window, and
-//! SoS+ cons@n / pass@n, with per-problem JSON Lines for each run.
+//! cons@n / pass@n over samples, with per-problem JSON Lines for each run.
 
 use crate::config::EvalConfig;
 use crate::error::{Error, Result};
@@ -59,7 +59,7 @@ pub struct ModelEval {
     pub budgets: Vec<SweepPoint>,
     /// One sample per problem at each temperature.
     pub temperatures: Vec<SweepPoint>,
-    /// SoS+ cons@n and pass@n (empty for APR models).
+    /// cons@n and pass@n over the sampled runs (empty when not sampled).
     pub at_n: Vec<AtN>,
     /// Seconds the whole evaluation took.
     pub seconds: f64,
@@ -107,10 +107,9 @@ pub fn evaluate<B: AprBackend>(
         Mode::Apr => (cfg.apr_budget, &cfg.apr_budgets),
         Mode::Single => (cfg.sosp_budget, &cfg.sosp_budgets),
     };
-    let samples = if mode == Mode::Single {
-        cfg.sosp_samples
-    } else {
-        0
+    let samples = match mode {
+        Mode::Single => cfg.sosp_samples,
+        Mode::Apr => cfg.apr_samples,
     };
     let runs = 1 + budgets.len() + cfg.temperatures.len() + samples;
     let bar = if progress {
@@ -163,7 +162,7 @@ pub fn evaluate<B: AprBackend>(
     if samples > 0 {
         let rc = RolloutConfig {
             samples,
-            sampling: SamplingParams::temperature(cfg.sosp_sample_temperature),
+            sampling: SamplingParams::temperature(cfg.sample_temperature),
             ..base.clone()
         };
         let r = run_engine(model, problems, &rc, cfg.slots, &bar)?;

@@ -49,7 +49,7 @@ fn sweeps_files_and_report() {
         vec![1.0, 2.0]
     );
     assert_eq!(apr.temperatures.len(), 1);
-    assert!(apr.at_n.is_empty(), "cons@n is for SoS+ models");
+    assert!(apr.at_n.is_empty(), "APR samples are off by default");
     assert_eq!(apr.context.len(), 2);
     for f in [
         "greedy.jsonl",
@@ -86,4 +86,22 @@ fn sweeps_files_and_report() {
         assert!(dir.path().join(&f).exists(), "{f}");
     }
     assert!(md.contains("cons@n"));
+    // APR models are sampled when asked (their token-scaling curve).
+    cfg.apr_samples = 2;
+    cfg.greedy_only();
+    assert_eq!(cfg.apr_samples, 0, "greedy_only drops the APR samples");
+    cfg.apr_samples = 2;
+    let apr = evaluate(
+        "apr2",
+        &model,
+        Mode::Apr,
+        &problems,
+        &cfg,
+        &dir.path().join("apr2"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(apr.at_n.iter().map(|a| a.n).collect::<Vec<_>>(), vec![1, 2]);
+    let lines = std::fs::read_to_string(dir.path().join("apr2/samples.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 6);
 }

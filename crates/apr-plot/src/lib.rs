@@ -2,13 +2,34 @@
 
 use std::fmt::Write;
 
-/// One named series of (x, y) points.
-#[derive(Clone, Debug)]
+/// One named series of (x, y) points, optionally with a vertical interval
+/// (error bar) per point.
+#[derive(Clone, Debug, Default)]
 pub struct Series {
     /// Legend label.
     pub name: String,
     /// Points, in x order.
     pub points: Vec<(f64, f64)>,
+    /// `(low, high)` of each point's y, drawn as an error bar; empty for
+    /// none, else as long as `points`.
+    pub errors: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A series without error bars.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            name: name.into(),
+            points,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The same series with an interval `(low, high)` per point.
+    pub fn with_errors(mut self, errors: Vec<(f64, f64)>) -> Series {
+        self.errors = errors;
+        self
+    }
 }
 
 const COLORS: [&str; 6] = [
@@ -60,6 +81,12 @@ pub fn line_plot(title: &str, x_label: &str, y_label: &str, series: &[Series]) -
         x1 = x1.max(x);
         y0 = y0.min(y);
         y1 = y1.max(y);
+    }
+    for &(lo, hi) in series.iter().flat_map(|s| s.errors.iter()) {
+        if lo.is_finite() && hi.is_finite() {
+            y0 = y0.min(lo);
+            y1 = y1.max(hi);
+        }
     }
     if x0 > x1 {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
@@ -134,6 +161,18 @@ pub fn line_plot(title: &str, x_label: &str, y_label: &str, series: &[Series]) -
             r#"<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{}"/>"#,
             p.join(" ")
         );
+        for (&(x, _), &(lo, hi)) in se.points.iter().zip(&se.errors) {
+            if x.is_finite() && lo.is_finite() && hi.is_finite() {
+                let (px, a, b) = (sx(x), sy(lo), sy(hi));
+                let _ = writeln!(
+                    s,
+                    r#"<path d="M{:.1},{a:.1}V{b:.1}M{:.1},{a:.1}h8M{:.1},{b:.1}h8" stroke="{c}" fill="none"/>"#,
+                    px,
+                    px - 4.0,
+                    px - 4.0
+                );
+            }
+        }
         if se.points.len() <= 40 {
             for q in &p {
                 let (x, y) = q.split_once(',').unwrap_or(("0", "0"));
@@ -172,18 +211,16 @@ mod tests {
             "step",
             "loss",
             &[
-                Series {
-                    name: "train".into(),
-                    points: vec![(0.0, 3.0), (10.0, 1.0)],
-                },
-                Series {
-                    name: "val".into(),
-                    points: vec![(10.0, 1.2)],
-                },
+                Series::new("train", vec![(0.0, 3.0), (10.0, 1.0)]),
+                Series::new("val", vec![(10.0, 1.2)]).with_errors(vec![(0.5, 2.0)]),
             ],
         );
         assert!(s.starts_with("<svg"));
         assert_eq!(s.matches("<polyline").count(), 2);
+        // One error bar, and the y axis stretched to its ends (0.5..3.0,
+        // padded by 5%): the lowest tick is 0.5.
+        assert_eq!(s.matches("<path").count(), 1);
+        assert!(s.contains(">0.5</text>"));
         assert!(s.contains("loss &lt;curve&gt;"));
         assert_eq!(ticks(0.0, 10.0), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
     }

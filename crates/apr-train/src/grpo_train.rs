@@ -605,10 +605,7 @@ fn val_row(step: usize, s: &Summary) -> serde_json::Value {
 }
 
 fn write_plots(out: &Path, metrics: &state::Metrics) -> Result<()> {
-    let s = |name: &str, field: &str| Series {
-        name: name.into(),
-        points: metrics.series(field),
-    };
+    let s = |name: &str, field: &str| Series::new(name, metrics.series(field));
     let svg = line_plot(
         "GRPO: reward and greedy validation accuracy",
         "GRPO step",

@@ -361,16 +361,7 @@ fn write_plot(out: &Path, metrics: &state::Metrics) -> Result<()> {
         "SFT loss (nats per target token)",
         "optimiser step",
         "loss",
-        &[
-            Series {
-                name: "train".into(),
-                points: train,
-            },
-            Series {
-                name: "validation".into(),
-                points: val,
-            },
-        ],
+        &[Series::new("train", train), Series::new("validation", val)],
     );
     checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes()).map_err(Error::from)
 }

@@ -7,7 +7,9 @@
 //! each, the evaluation of all four, and `report.md`.
 
 mod config;
+mod paper;
 mod report;
+mod timings;
 
 pub use config::Config;
 
@@ -99,7 +101,9 @@ impl Runner<'_> {
         eprintln!("[{name}] running");
         let t = Instant::now();
         let v = f()?;
-        out.seconds.push((name.into(), t.elapsed().as_secs_f64()));
+        let secs = t.elapsed().as_secs_f64();
+        out.seconds.push((name.into(), secs));
+        timings::record(&self.dir, name, secs)?;
         Ok(Some(v))
     }
 
@@ -443,6 +447,10 @@ mod tests {
                 "calib",
                 include_str!("../../configs/countdown-apr-rl-calib.toml"),
             ),
+            (
+                "cpu-long",
+                include_str!("../../configs/countdown-apr-rl-cpu-long.toml"),
+            ),
             ("small", SMALL),
             ("paper", PAPER),
         ] {
@@ -461,6 +469,24 @@ mod tests {
         }
         let r = runner(&cli, SMOKE, "smoke");
         assert_eq!(r.sft_stages().len(), 3);
+    }
+
+    /// The default preset measures what issue 18 asks of it: 1,000
+    /// validation problems, the paper's unconditioned headline pair, and
+    /// samples of both SFT models for the token-scaling comparison.
+    #[test]
+    fn tiny_preset_samples_both_sft_models_on_1000_problems() {
+        let cli = Cli::parse_from(["countdown-apr-rl"]);
+        let r = runner(&cli, DEFAULT_CONFIG, "tiny");
+        assert!(r.cfg.val.count >= 1000 && r.cfg.val.file.is_none());
+        assert_eq!(r.cfg.sft.conditioning, ConditioningMode::None);
+        let s = |name| r.eval_settings(&r.cfg.eval.settings, name);
+        assert!(s("sosp-sft").sosp_samples >= 4);
+        assert!(s("apr-sft").apr_samples >= 2);
+        assert_eq!(
+            (s("apr-grpo").apr_samples, s("sosp-grpo").sosp_samples),
+            (0, 0)
+        );
     }
 
     const SMALL: &str = include_str!("../../configs/countdown-apr-rl-small.toml");

@@ -1,33 +1,22 @@
 //! The experiment's `report.md`.
 
+use super::paper::greedy_solved;
 use super::{Config, Outcome};
 use crate::error::Result;
 use std::fmt::Write;
 use std::path::Path;
 
-/// Whether each problem of a model's greedy run was solved, in problem
-/// order (from `eval/<name>/greedy.jsonl`).
-fn solved(dir: &Path, name: &str) -> Option<Vec<bool>> {
-    #[derive(serde::Deserialize)]
-    struct Row {
-        problem: usize,
-        solved: bool,
-    }
-    let text = std::fs::read_to_string(dir.join("eval").join(name).join("greedy.jsonl")).ok()?;
-    let mut rows: Vec<Row> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<std::result::Result<_, _>>()
-        .ok()?;
-    rows.sort_by_key(|r| r.problem);
-    Some(rows.into_iter().map(|r| r.solved).collect())
+/// The context window of the trained models (`apr-sft/model/config.json`).
+fn model_window(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join("apr-sft/model/config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("max_seq_len")?.as_u64().map(|w| w as usize)
 }
 
 /// `b` against `a` on the same problems: the difference, its paired
 /// interval, and whether it is a significant change.
 fn compare(dir: &Path, a: &str, b: &str, what: &str) -> Option<String> {
-    let (x, y) = (solved(dir, a)?, solved(dir, b)?);
+    let (x, y) = (greedy_solved(dir, a)?, greedy_solved(dir, b)?);
     let d = apr_eval::metrics::paired_bootstrap(&x, &y, 2000, 0)?;
     let verdict = match (d.significant(), d.diff > 0.0) {
         (false, _) => "no significant change",
@@ -48,14 +37,29 @@ pub(crate) fn markdown(cfg: &Config, out: &Outcome, dir: &Path, seconds: f64) ->
     let _ = writeln!(
         md,
         "# countdown-apr-rl report (preset `{}`)\n\nConfiguration: `config.toml` beside this file. \
-         Stages run by this invocation took {seconds:.0} s (cached stages are not re-timed).\n",
-        cfg.preset
+         This invocation ran {} stage(s) in {seconds:.0} s.\n",
+        cfg.preset,
+        out.seconds.len()
     );
-    if !out.seconds.is_empty() {
-        let _ = writeln!(md, "| stage | seconds |\n|---|---|");
-        for (s, t) in &out.seconds {
+    let recorded = super::timings::read(dir)?;
+    if !recorded.is_empty() {
+        let _ = writeln!(
+            md,
+            "Seconds each stage took when it ran (`stages.json`; every stage ends on its step \
+             count, so a rerun on the same machine gives the same numbers):\n\n| stage | seconds |\n|---|---|"
+        );
+        for (s, t) in &recorded {
             let _ = writeln!(md, "| {s} | {t:.0} |");
         }
+        let total: f64 = recorded.iter().map(|r| r.1).sum();
+        let _ = writeln!(
+            md,
+            "| **all stages** | **{total:.0}** ({:.1} min) |",
+            total / 60.0
+        );
+    }
+    if let Some(p) = super::paper::section(&out.evals, dir, model_window(dir)) {
+        let _ = writeln!(md, "\n{p}");
     }
     let _ = writeln!(
         md,
