@@ -107,6 +107,7 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
         "| Better scaling with total tokens",
         "| apr-sft | ",
         "**all stages**",
+        "at 2048 tokens",
     ] {
         assert!(report.contains(s), "{s}");
     }

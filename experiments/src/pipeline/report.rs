@@ -6,11 +6,14 @@ use crate::error::Result;
 use std::fmt::Write;
 use std::path::Path;
 
-/// The context window of the trained models (`apr-sft/model/config.json`).
+/// The context window of the trained models (`apr-sft/model/config.json`,
+/// Hugging Face `max_position_embeddings`).
 fn model_window(dir: &Path) -> Option<usize> {
     let text = std::fs::read_to_string(dir.join("apr-sft/model/config.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("max_seq_len")?.as_u64().map(|w| w as usize)
+    v.get("max_position_embeddings")?
+        .as_u64()
+        .map(|w| w as usize)
 }
 
 /// `b` against `a` on the same problems: the difference, its paired
