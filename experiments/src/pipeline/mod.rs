@@ -444,10 +444,6 @@ mod tests {
             ("tiny", DEFAULT_CONFIG),
             ("smoke", SMOKE),
             (
-                "calib",
-                include_str!("../../configs/countdown-apr-rl-calib.toml"),
-            ),
-            (
                 "cpu-long",
                 include_str!("../../configs/countdown-apr-rl-cpu-long.toml"),
             ),
