@@ -27,6 +27,14 @@ pub enum Error {
         /// The file.
         path: String,
     },
+    /// Records of a data file failed its checks (`gen-data stats`).
+    #[error("{path}: {count} record(s) failed the checks reported above")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Records flagged.
+        count: usize,
+    },
     /// Bad arguments or configuration.
     #[error("invalid configuration: {0}")]
     Config(String),

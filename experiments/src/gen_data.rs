@@ -161,7 +161,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 let text = serde_json::to_string_pretty(&s).expect("stats serialise");
                 write_atomic(&j, text.as_bytes())?;
             }
-            Ok(())
+            match s.invalid_records() {
+                0 => Ok(()),
+                count => Err(Error::Invalid {
+                    path: a.file.display().to_string(),
+                    count,
+                }),
+            }
         }
         Command::Tokenizer(a) => {
             let json = TraceTokenizer::new().to_hf_json()?;

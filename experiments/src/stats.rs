@@ -97,6 +97,12 @@ pub struct FileStats {
 pub const WINDOWS: [usize; 7] = [256, 512, 768, 1024, 2048, 4096, 8192];
 
 impl FileStats {
+    /// Records flagged by the checks: solutions that do not verify, solved
+    /// traces whose search does not verify, grammar or protocol errors.
+    pub fn invalid_records(&self) -> usize {
+        self.bad_solutions + self.unverified_solved + self.protocol_errors
+    }
+
     fn error(&mut self, record: usize, msg: impl std::fmt::Display) {
         if self.first_errors.len() < 10 {
             self.first_errors.push(format!("record {record}: {msg}"));

@@ -248,7 +248,7 @@ fn malformed_inputs_give_clear_errors() {
 }
 
 #[test]
-fn broken_traces_are_counted_not_fatal() {
+fn broken_traces_are_all_reported_and_fail_the_exit_status() {
     let d = tempfile::tempdir().unwrap();
     let src = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -267,11 +267,19 @@ fn broken_traces_are_counted_not_fatal() {
     std::fs::write(&p, format!("{first}\n{unknown}\n{cut}\n")).unwrap();
     let o = gen(&["stats", s(&p)]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Every record is checked and reported, then the exit status says the
+    // file is not clean.
+    assert!(!o.status.success(), "{out}");
+    assert!(err.contains("2 record(s) failed the checks"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
     assert!(out.contains("grammar/protocol errors: 2"), "{out}");
     assert!(
         out.contains("record 2") && out.contains("never generated"),
         "{out}"
     );
     assert!(out.contains("record 3") && out.contains("newline"), "{out}");
+    // The clean record alone passes.
+    std::fs::write(&p, format!("{first}\n")).unwrap();
+    assert!(gen(&["stats", s(&p)]).status.success());
 }
