@@ -267,13 +267,22 @@ impl SftConfig {
             }
             _ => {}
         }
-        if o.lr.is_nan() || o.lr <= 0.0 || !(0.0..=1.0).contains(&o.min_lr_ratio) {
-            return bad("lr must be positive and min_lr_ratio in [0, 1]");
+        crate::floats::check(
+            "min_lr_ratio",
+            o.min_lr_ratio,
+            (0.0..=1.0).contains(&o.min_lr_ratio),
+            "in [0, 1]",
+        )?;
+        crate::floats::AdamFloats {
+            lr: o.lr,
+            weight_decay: o.weight_decay,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            grad_clip: o.grad_clip,
+            time_limit_minutes: o.time_limit_minutes,
         }
-        if o.grad_clip < 0.0 {
-            return bad("grad_clip must not be negative");
-        }
-        Ok(())
+        .validate()
     }
 
     /// Learning rate at optimiser step `step` (0-based): linear warm-up to
@@ -313,6 +322,32 @@ batch_tokens = 4096
 "#,
         )
         .unwrap()
+    }
+
+    /// Non-finite and out-of-range floats are config errors naming the
+    /// key (issue 20: `lr = inf` or `weight_decay = nan` trained to NaN
+    /// weights and exited 0).
+    #[test]
+    fn non_finite_or_out_of_range_floats_are_refused() {
+        assert!(cfg().validate().is_ok());
+        type Set = fn(&mut OptimConfig);
+        let bad: [(&str, Set); 7] = [
+            ("lr", |o| o.lr = f64::INFINITY),
+            ("lr", |o| o.lr = 1e30),
+            ("weight_decay", |o| o.weight_decay = f64::NAN),
+            ("grad_clip", |o| o.grad_clip = f64::NAN),
+            ("beta1", |o| o.beta1 = 1.0),
+            ("min_lr_ratio", |o| o.min_lr_ratio = f64::NAN),
+            ("time_limit_minutes", |o| {
+                o.time_limit_minutes = Some(f64::NAN)
+            }),
+        ];
+        for (name, set) in bad {
+            let mut c = cfg();
+            set(&mut c.optim);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
     }
 
     #[test]

@@ -163,19 +163,33 @@ impl GrpoConfig {
         if o.group_size < 2 {
             return bad("group_size must be at least 2 (advantages are group-relative)");
         }
-        if o.lr.is_nan() || o.lr <= 0.0 {
-            return bad("lr must be positive");
+        crate::floats::AdamFloats {
+            lr: o.lr,
+            weight_decay: o.weight_decay,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            grad_clip: o.grad_clip,
+            time_limit_minutes: o.time_limit_minutes,
         }
-        if !(0.0..1.0).contains(&o.clip_eps) || o.kl_coef < 0.0 || o.grad_clip < 0.0 {
-            return bad("clip_eps must be in [0, 1), kl_coef and grad_clip not negative");
-        }
+        .validate()?;
+        let check = crate::floats::check;
+        check(
+            "clip_eps",
+            o.clip_eps,
+            (0.0..1.0).contains(&o.clip_eps),
+            "in [0, 1)",
+        )?;
+        check("kl_coef", o.kl_coef, o.kl_coef >= 0.0, ">= 0")?;
+        check("std_eps", o.std_eps, o.std_eps >= 0.0, ">= 0")?;
         if o.filter_zero_advantage && o.kl_coef > 0.0 {
             return bad(
                 "filter_zero_advantage needs kl_coef = 0: zero-advantage sequences still carry \
                  the KL gradient (the reference drops them only without a KL term)",
             );
         }
-        if self.rollout.sampling.temperature <= 0.0 {
+        let t = self.rollout.sampling.temperature;
+        if !(t > 0.0 && t.is_finite()) {
             return bad(
                 "rollout.sampling.temperature must be positive: greedy samples of a group are \
                  identical, so every advantage would be zero",
@@ -257,6 +271,14 @@ kl_coef = 0.01
             "[optim]\nsteps = 0",
             "[optim]\nfilter_zero_advantage = true",
             "[optim]\nunknown = 1",
+            // Non-finite or out-of-range floats (issue 20): each once ran.
+            "[optim]\nlr = inf",
+            "[optim]\nlr = 1e30",
+            "[optim]\nkl_coef = nan",
+            "[optim]\ngrad_clip = nan",
+            "[optim]\nbeta1 = 1.0",
+            "[optim]\neps = -1e-8",
+            "[optim]\ntime_limit_minutes = -1.0",
             "[rollout]\nsamples = 0",
             // A rollout section without sampling would be greedy.
             "[rollout]\nmode = \"apr\"",

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod data;
 pub mod error;
+mod floats;
 pub mod grads;
 pub mod grpo;
 pub mod grpo_config;
