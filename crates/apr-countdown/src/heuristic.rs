@@ -39,6 +39,27 @@ impl Heuristic {
     }
 }
 
+/// The factors >= 2 of `target`, ascending, from the pairs (f, target / f)
+/// with f up to the square root: 2^31 divisions for a target near 2^62
+/// instead of 2^62.
+fn factors_from_2(target: Num) -> Vec<Num> {
+    let mut low = Vec::new();
+    let mut high = Vec::new();
+    let mut f: Num = 1;
+    while f.checked_mul(f).is_some_and(|sq| sq <= target) {
+        if target.is_multiple_of(f) {
+            low.push(f);
+            if f != target / f {
+                high.push(target / f);
+            }
+        }
+        f += 1;
+    }
+    low.extend(high.into_iter().rev());
+    low.retain(|&f| f >= 2);
+    low
+}
+
 /// A heuristic bound to one target.
 #[derive(Clone, Debug)]
 pub struct Scorer {
@@ -59,7 +80,7 @@ impl Scorer {
         let mut below_target = Vec::new();
         let mut factors = Vec::new();
         if kind == Heuristic::Mult {
-            factors = (2..=target).filter(|f| target.is_multiple_of(*f)).collect();
+            factors = factors_from_2(target);
             if factors.is_empty() {
                 factors.push(target);
             }
@@ -193,6 +214,23 @@ mod tests {
                 assert_eq!(sc.score(&[x]), direct as f64, "target {target}, x {x}");
             }
         }
+    }
+
+    /// Factors by pairs up to the square root equal the direct
+    /// enumeration, and a huge target (issue 20: about 2^62 hung
+    /// `gen-data traces`) is fast.
+    #[test]
+    fn factors_by_square_root_pairs() {
+        for target in 0..=400 {
+            let direct: Vec<Num> = (2..=target).filter(|f| target % f == 0).collect();
+            assert_eq!(factors_from_2(target), direct, "{target}");
+        }
+        let t = std::time::Instant::now();
+        let f = factors_from_2(1 << 40);
+        assert_eq!(f, (1..=40).map(|k| 1 << k).collect::<Vec<Num>>());
+        assert!(t.elapsed().as_secs_f64() < 5.0);
+        let sc = Heuristic::Mult.scorer(1 << 40);
+        assert_eq!(sc.score(&[1 << 20]), 0.0);
     }
 
     #[test]
