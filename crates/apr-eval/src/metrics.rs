@@ -54,6 +54,12 @@ pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
+/// [`wilson_interval`] of an accuracy given as a share of `n` problems
+/// (the count of solved problems is the share times `n`, rounded).
+pub fn wilson_of_share(share: f64, n: usize) -> (f64, f64) {
+    wilson_interval((share * n as f64).round() as usize, n)
+}
+
 /// A difference of two accuracies on the same problems with its 95%
 /// paired-bootstrap interval.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -279,6 +285,7 @@ mod tests {
         let (lo, hi) = wilson_interval(0, 10);
         assert!(lo == 0.0 && (hi - 0.277_533).abs() < 1e-6);
         assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+        assert_eq!(wilson_of_share(0.7, 40), wilson_interval(28, 40));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! a markdown report over several evaluated models.
 
 use crate::error::Result;
-use crate::metrics::wilson_interval;
+use crate::metrics::wilson_of_share;
 use crate::run::{ModelEval, SweepPoint};
 use apr_plot::{line_plot, Series};
 use apr_rollout::Mode;
@@ -19,10 +19,7 @@ fn sorted(mut p: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
 /// intervals as error bars.
 fn with_intervals(name: String, points: Vec<(f64, f64)>, n: usize) -> Series {
     let points = sorted(points);
-    let errors = points
-        .iter()
-        .map(|&(_, a)| wilson_interval((a * n as f64).round() as usize, n))
-        .collect();
+    let errors = points.iter().map(|&(_, a)| wilson_of_share(a, n)).collect();
     Series::new(name, points).with_errors(errors)
 }
 
@@ -108,7 +105,7 @@ fn pct(x: f64) -> String {
 /// An accuracy over `n` problems with its 95% Wilson interval:
 /// `49.3 (46.2-52.4)`.
 fn pct_ci(x: f64, n: usize) -> String {
-    let (lo, hi) = wilson_interval((x * n as f64).round() as usize, n);
+    let (lo, hi) = wilson_of_share(x, n);
     format!("{} ({}-{})", pct(x), pct(lo), pct(hi))
 }
 

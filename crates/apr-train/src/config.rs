@@ -273,16 +273,7 @@ impl SftConfig {
             (0.0..=1.0).contains(&o.min_lr_ratio),
             "in [0, 1]",
         )?;
-        crate::floats::AdamFloats {
-            lr: o.lr,
-            weight_decay: o.weight_decay,
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            grad_clip: o.grad_clip,
-            time_limit_minutes: o.time_limit_minutes,
-        }
-        .validate()
+        crate::floats::adam_floats!(o).validate()
     }
 
     /// Learning rate at optimiser step `step` (0-based): linear warm-up to

@@ -4,6 +4,23 @@
 
 use crate::error::{Error, Result};
 
+/// The [`AdamFloats`] of an SFT or GRPO optimiser section (both name the
+/// fields alike), so the list of shared floats is written once.
+macro_rules! adam_floats {
+    ($o:expr) => {
+        $crate::floats::AdamFloats {
+            lr: $o.lr,
+            weight_decay: $o.weight_decay,
+            beta1: $o.beta1,
+            beta2: $o.beta2,
+            eps: $o.eps,
+            grad_clip: $o.grad_clip,
+            time_limit_minutes: $o.time_limit_minutes,
+        }
+    };
+}
+pub(crate) use adam_floats;
+
 /// The optimiser floats that SFT and GRPO share.
 pub(crate) struct AdamFloats {
     pub lr: f64,
@@ -15,7 +32,8 @@ pub(crate) struct AdamFloats {
     pub time_limit_minutes: Option<f64>,
 }
 
-/// `name = v` unless `v` is finite and `ok(v)`.
+/// An error naming `name = v` unless `v` is finite and `ok` (the range
+/// test, described by `range` in the message).
 pub(crate) fn check(name: &str, v: f64, ok: bool, range: &str) -> Result<()> {
     if v.is_finite() && ok {
         Ok(())

@@ -163,16 +163,7 @@ impl GrpoConfig {
         if o.group_size < 2 {
             return bad("group_size must be at least 2 (advantages are group-relative)");
         }
-        crate::floats::AdamFloats {
-            lr: o.lr,
-            weight_decay: o.weight_decay,
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            grad_clip: o.grad_clip,
-            time_limit_minutes: o.time_limit_minutes,
-        }
-        .validate()?;
+        crate::floats::adam_floats!(o).validate()?;
         let check = crate::floats::check;
         check(
             "clip_eps",

@@ -3,19 +3,42 @@
 //! interval, and whether the effect was reproduced. Every comparison is
 //! paired over the same validation problems.
 
-use apr_eval::metrics::{cons_per_problem, paired_bootstrap, wilson_interval, PairedDiff};
+use apr_eval::metrics::{cons_per_problem, paired_bootstrap, wilson_of_share, PairedDiff};
 use apr_eval::ModelEval;
 use apr_rollout::ProblemResult;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-/// Whether each validation problem was solved, in problem order, by a
-/// model's greedy run (`eval/<name>/greedy.jsonl`).
-pub(crate) fn greedy_solved(dir: &Path, name: &str) -> Option<Vec<bool>> {
-    let rows = read_results(&dir.join("eval").join(name).join("greedy.jsonl"))?;
-    let mut rows: Vec<(usize, bool)> = rows.iter().map(|r| (r.problem, r.solved)).collect();
-    rows.sort_by_key(|r| r.0);
-    Some(rows.into_iter().map(|r| r.1).collect())
+/// For each evaluated model, whether each validation problem was solved,
+/// in problem order, by its greedy run (`eval/<name>/greedy.jsonl`, read
+/// once here for every comparison of the report). A model whose file is
+/// missing or unreadable is left out.
+pub(crate) type GreedySolved = BTreeMap<String, Vec<bool>>;
+
+/// Reads [`GreedySolved`] for `evals`.
+pub(crate) fn greedy_solved(dir: &Path, evals: &[ModelEval]) -> GreedySolved {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        problem: usize,
+        solved: bool,
+    }
+    let read = |name: &str| -> Option<Vec<bool>> {
+        let path = dir.join("eval").join(name).join("greedy.jsonl");
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut rows: Vec<Row> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        rows.sort_by_key(|r| r.problem);
+        Some(rows.into_iter().map(|r| r.solved).collect())
+    };
+    evals
+        .iter()
+        .filter_map(|e| Some((e.name.clone(), read(&e.name)?)))
+        .collect()
 }
 
 fn read_results(path: &Path) -> Option<Vec<ProblemResult>> {
@@ -41,7 +64,7 @@ fn pct(x: f64) -> String {
 /// `49.3% (46.2-52.4)`.
 fn acc(e: &ModelEval) -> String {
     let n = e.problems;
-    let (lo, hi) = wilson_interval((e.greedy.accuracy * n as f64).round() as usize, n);
+    let (lo, hi) = wilson_of_share(e.greedy.accuracy, n);
     format!("{}% ({}-{})", pct(e.greedy.accuracy), pct(lo), pct(hi))
 }
 
@@ -79,7 +102,12 @@ pub(crate) fn matching_n(e: &ModelEval, tokens: f64) -> Option<usize> {
 }
 
 /// The section, or `None` when the four models' evaluations are missing.
-pub(crate) fn section(evals: &[ModelEval], dir: &Path, window: Option<usize>) -> Option<String> {
+pub(crate) fn section(
+    evals: &[ModelEval],
+    greedy: &GreedySolved,
+    dir: &Path,
+    window: Option<usize>,
+) -> Option<String> {
     let get = |n: &str| evals.iter().find(|e| e.name == n);
     let (a_sft, a_rl, s_sft, s_rl) = (
         get("apr-sft")?,
@@ -87,7 +115,7 @@ pub(crate) fn section(evals: &[ModelEval], dir: &Path, window: Option<usize>) ->
         get("sosp-sft")?,
         get("sosp-grpo")?,
     );
-    let solved = |n: &str| greedy_solved(dir, n);
+    let solved = |n: &str| greedy.get(n);
     let paired = |a: &[bool], b: &[bool]| paired_bootstrap(a, b, 2000, 0);
     let mut md = String::from(
         "## Paper vs this run\n\nGreedy unless stated; intervals are 95%: Wilson for one \
@@ -106,7 +134,7 @@ pub(crate) fn section(evals: &[ModelEval], dir: &Path, window: Option<usize>) ->
     );
     // 2. APR beats serialized search at the same context window (after RL).
     let win = window.map_or("the model's window".to_string(), |w| format!("{w} tokens"));
-    if let Some(d) = paired(&solved("sosp-grpo")?, &solved("apr-grpo")?) {
+    if let Some(d) = paired(solved("sosp-grpo")?, solved("apr-grpo")?) {
         let _ = writeln!(
             md,
             "| APR beats SoS+ at the same context window, after RL (4.1, fig. 4b) | 83.4% vs 60.0% at 4k (+23.4) | APR {} vs SoS+ {} at {win} ({:+.1} points) | {} | {} |",
@@ -123,7 +151,7 @@ pub(crate) fn section(evals: &[ModelEval], dir: &Path, window: Option<usize>) ->
     let samples = s_sft.at_n.len();
     match n.and_then(|n| Some((n, cons_solved(dir, "sosp-sft", samples, n)?))) {
         Some((n, cons)) => {
-            if let Some(d) = paired(&cons, &solved("apr-sft")?) {
+            if let Some(d) = paired(&cons, solved("apr-sft")?) {
                 let at = &s_sft.at_n[n - 1];
                 let _ = writeln!(
                     md,
@@ -146,7 +174,7 @@ pub(crate) fn section(evals: &[ModelEval], dir: &Path, window: Option<usize>) ->
         }
     }
     // 4. GRPO helps, by widening.
-    if let Some(d) = paired(&solved("apr-sft")?, &solved("apr-grpo")?) {
+    if let Some(d) = paired(solved("apr-sft")?, solved("apr-grpo")?) {
         let _ = writeln!(
             md,
             "| GRPO helps APR, by widening (4.3) | 75.5% -> 83.4% (+7.9), child threads 6.1 -> 8.2 | {} -> {} ({:+.1} points), child threads {:.2} -> {:.2} | {} | {} |",
@@ -160,7 +188,7 @@ pub(crate) fn section(evals: &[ModelEval], dir: &Path, window: Option<usize>) ->
         );
     }
     // 5. Lower latency at equal accuracy.
-    if let Some(d) = paired(&solved("sosp-sft")?, &solved("apr-sft")?) {
+    if let Some(d) = paired(solved("sosp-sft")?, solved("apr-sft")?) {
         let (a, s) = (&a_sft.greedy, &s_sft.greedy);
         let faster = a.mean_latency_s <= s.mean_latency_s
             && a.mean_sequential_tokens <= s.mean_sequential_tokens;

@@ -1,6 +1,6 @@
 //! The experiment's `report.md`.
 
-use super::paper::greedy_solved;
+use super::paper::{greedy_solved, GreedySolved};
 use super::{Config, Outcome};
 use crate::error::Result;
 use std::fmt::Write;
@@ -18,9 +18,8 @@ fn model_window(dir: &Path) -> Option<usize> {
 
 /// `b` against `a` on the same problems: the difference, its paired
 /// interval, and whether it is a significant change.
-fn compare(dir: &Path, a: &str, b: &str, what: &str) -> Option<String> {
-    let (x, y) = (greedy_solved(dir, a)?, greedy_solved(dir, b)?);
-    let d = apr_eval::metrics::paired_bootstrap(&x, &y, 2000, 0)?;
+fn compare(greedy: &GreedySolved, a: &str, b: &str, what: &str) -> Option<String> {
+    let d = apr_eval::metrics::paired_bootstrap(greedy.get(a)?, greedy.get(b)?, 2000, 0)?;
     let verdict = match (d.significant(), d.diff > 0.0) {
         (false, _) => "no significant change",
         (true, true) => "significantly higher",
@@ -61,7 +60,8 @@ pub(crate) fn markdown(cfg: &Config, out: &Outcome, dir: &Path, seconds: f64) ->
             total / 60.0
         );
     }
-    if let Some(p) = super::paper::section(&out.evals, dir, model_window(dir)) {
+    let greedy = greedy_solved(dir, &out.evals);
+    if let Some(p) = super::paper::section(&out.evals, &greedy, dir, model_window(dir)) {
         let _ = writeln!(md, "\n{p}");
     }
     let _ = writeln!(
@@ -91,7 +91,7 @@ pub(crate) fn markdown(cfg: &Config, out: &Outcome, dir: &Path, seconds: f64) ->
         ("sosp-sft", "apr-sft", "after SFT, APR against SoS+"),
         ("sosp-grpo", "apr-grpo", "after GRPO, APR against SoS+"),
     ] {
-        if let Some(line) = compare(dir, a, b, what) {
+        if let Some(line) = compare(&greedy, a, b, what) {
             let _ = writeln!(md, "- {line}");
         }
     }
