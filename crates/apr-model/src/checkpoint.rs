@@ -5,6 +5,12 @@
 //!
 //! A checkpoint directory is written under a temporary name and renamed
 //! into place, so a killed run leaves the previous checkpoint whole.
+//!
+//! Loading is strict: every tensor of the file must be one of the model's
+//! (besides `*.rotary_emb.inv_freq` of older exports, and an `lm_head.weight`
+//! equal to the embedding when the embeddings are tied), with the expected
+//! shape and finite values. Saving refuses weights with NaN or infinite
+//! values. [`load_checked`] also checks the tokenizer saved beside the model.
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -70,7 +76,7 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> HostTensor {
 pub fn hf_tensors<B: Backend>(model: &Llama<B>) -> BTreeMap<String, HostTensor> {
     let mut m = BTreeMap::new();
     let lin = |p: &Param<Tensor<B, 2>>| host(p.val().transpose());
-    m.insert("model.embed_tokens.weight".into(), host(model.embed.val()));
+    m.insert(EMBED.into(), host(model.embed.val()));
     for (i, l) in model.layers.iter().enumerate() {
         let n = |s: &str| format!("model.layers.{i}.{s}");
         m.insert(n("input_layernorm.weight"), host(l.attn_norm.val()));
@@ -85,7 +91,7 @@ pub fn hf_tensors<B: Backend>(model: &Llama<B>) -> BTreeMap<String, HostTensor> 
     }
     m.insert("model.norm.weight".into(), host(model.norm.val()));
     if let Some(w) = &model.lm_head {
-        m.insert("lm_head.weight".into(), lin(w));
+        m.insert(HEAD.into(), lin(w));
     }
     m
 }
@@ -207,13 +213,59 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-/// Builds a model from Hugging Face named tensors.
+/// Hugging Face name of the token embedding.
+const EMBED: &str = "model.embed_tokens.weight";
+/// Hugging Face name of the output projection.
+const HEAD: &str = "lm_head.weight";
+/// Name ending of the rotary inverse frequencies older Hugging Face exports
+/// store (a buffer the model recomputes): allowed in a file, and ignored.
+const INV_FREQ: &str = ".rotary_emb.inv_freq";
+
+/// [`Error::NonFinite`] when `x` holds a NaN or infinite value.
+fn check_finite_tensor(name: &str, x: &HostTensor) -> Result<()> {
+    let count = x.data.iter().filter(|v| !v.is_finite()).count();
+    if count > 0 {
+        return Err(Error::NonFinite {
+            tensor: name.to_string(),
+            count,
+            total: x.data.len(),
+        });
+    }
+    Ok(())
+}
+
+/// [`Error::NonFinite`] naming the first tensor (by name) with a NaN or
+/// infinite value.
+fn check_finite_tensors(tensors: &BTreeMap<String, HostTensor>) -> Result<()> {
+    tensors
+        .iter()
+        .try_for_each(|(name, x)| check_finite_tensor(name, x))
+}
+
+/// Checks that every weight of `model` is finite: [`Error::NonFinite`]
+/// names the first tensor (by its Hugging Face name, as [`hf_tensors`]
+/// gives them) holding NaN or infinite values, and how many. [`save`] runs
+/// it; trainers run it before they save a training state.
+pub fn check_finite<B: Backend>(model: &Llama<B>) -> Result<()> {
+    check_finite_tensors(&hf_tensors(model))
+}
+
+/// Builds a model from Hugging Face named tensors. Errors name a missing
+/// tensor, one of the wrong shape, one with NaN or infinite values, and one
+/// the model does not use (`*.rotary_emb.inv_freq` aside; with tied
+/// embeddings, an `lm_head.weight` equal to the embedding is allowed).
 pub fn model_from_hf<B: Backend>(
     config: &ModelConfig,
     mut t: BTreeMap<String, HostTensor>,
     device: &B::Device,
     path: &Path,
 ) -> Result<Llama<B>> {
+    // With tied embeddings a file may still hold the head: a copy of the
+    // embedding, compared with it below.
+    let tied_head = match config.tie_embeddings {
+        true => t.remove(HEAD),
+        false => None,
+    };
     let mut take = |name: &str, shape: &[usize]| -> Result<HostTensor> {
         let x = t
             .remove(name)
@@ -223,6 +275,9 @@ pub fn model_from_hf<B: Backend>(
                 path,
                 format!("{name}: shape {:?}, expected {shape:?}", x.shape),
             ));
+        }
+        if let Err(e) = check_finite_tensor(name, &x) {
+            return Err(Error::checkpoint(path, e.to_string()));
         }
         Ok(x)
     };
@@ -243,7 +298,25 @@ pub fn model_from_hf<B: Backend>(
         config.num_heads * config.head_dim(),
         config.num_kv_heads * config.head_dim(),
     );
-    let e = take("model.embed_tokens.weight", &[v, h])?;
+    let e = take(EMBED, &[v, h])?;
+    if let Some(head) = tied_head {
+        let same = head.shape == e.shape
+            && head.data.len() == e.data.len()
+            && head
+                .data
+                .iter()
+                .zip(&e.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "{HEAD} differs from {EMBED}, but config.json ties the embeddings \
+                     (tie_word_embeddings)"
+                ),
+            ));
+        }
+    }
     let embed = Param::from_tensor(Tensor::from_data(TensorData::new(e.data, [v, h]), device));
     let mut layers = Vec::with_capacity(config.num_layers);
     for l in 0..config.num_layers {
@@ -264,8 +337,23 @@ pub fn model_from_hf<B: Backend>(
     let lm_head = if config.tie_embeddings {
         None
     } else {
-        Some(lin(take("lm_head.weight", &[v, h])?, device))
+        Some(lin(take(HEAD, &[v, h])?, device))
     };
+    t.retain(|name, _| !name.ends_with(INV_FREQ));
+    if let Some(first) = t.keys().next() {
+        let more = match t.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "tensor {first}{more} not used by the model config.json describes \
+                 ({} layers, tie_word_embeddings {})",
+                config.num_layers, config.tie_embeddings
+            ),
+        ));
+    }
     Ok(Llama {
         config: config.clone(),
         embed,
@@ -325,10 +413,13 @@ pub fn replace_dir(staged: &Path, dir: &Path) -> Result<()> {
 }
 
 /// Saves a model to `dir` (created or replaced whole): weights, config, and
-/// the tokenizer file when given.
+/// the tokenizer file when given. Weights with NaN or infinite values are
+/// an error ([`Error::NonFinite`]) and leave `dir` as it was.
 pub fn save<B: Backend>(model: &Llama<B>, dir: &Path, tokenizer_json: Option<&str>) -> Result<()> {
+    let tensors = hf_tensors(model);
+    check_finite_tensors(&tensors)?;
     let tmp = staging_dir(dir)?;
-    write_atomic(&tmp.join(WEIGHTS), &safetensors_bytes(&hf_tensors(model)))?;
+    write_atomic(&tmp.join(WEIGHTS), &safetensors_bytes(&tensors))?;
     let cfg = model.config.hf_config_json(1, 2, 0);
     let cfg = serde_json::to_vec_pretty(&cfg).unwrap_or_default();
     write_atomic(&tmp.join(CONFIG), &cfg)?;
@@ -352,4 +443,46 @@ pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
     let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
     let tensors = parse_safetensors(&bytes, &wpath)?;
     model_from_hf(&config, tensors, device, &wpath)
+}
+
+/// [`load`], then checks the tokenizer saved beside the model,
+/// `dir/tokenizer.json`, against the expected `tokenizer_json` (both in the
+/// Hugging Face `tokenizers` format): the same vocabulary (`model.vocab`,
+/// token to id) and the same `added_tokens` (ids and contents); other
+/// fields are not compared. Errors name the file and the first differing
+/// token. The model's `vocab_size` must cover the tokenizer's ids (at least
+/// the largest id plus one; more is padding of the embedding).
+pub fn load_checked<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    tokenizer_json: &str,
+) -> Result<Llama<B>> {
+    let want: serde_json::Value = serde_json::from_str(tokenizer_json)
+        .map_err(|e| Error::Input(format!("the expected tokenizer is not JSON: {e}")))?;
+    let want = crate::tokenizer_file::TokenizerVocab::from_json(&want)
+        .map_err(|m| Error::Input(format!("the expected tokenizer: {m}")))?;
+    let tpath = dir.join(TOKENIZER);
+    let text = std::fs::read(&tpath).map_err(|e| Error::io(&tpath, e))?;
+    let found: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Json {
+        path: tpath.clone(),
+        source: e,
+    })?;
+    let found = crate::tokenizer_file::TokenizerVocab::from_json(&found)
+        .map_err(|m| Error::checkpoint(&tpath, m))?;
+    found
+        .differs_from(&want)
+        .map_or(Ok(()), |m| Err(Error::checkpoint(&tpath, m)))?;
+    let model = load::<B>(dir, device)?;
+    let ids = found.num_ids();
+    if model.config.vocab_size < ids {
+        return Err(Error::checkpoint(
+            dir.join(CONFIG),
+            format!(
+                "vocab_size {} is below the {ids} ids of {}",
+                model.config.vocab_size,
+                tpath.display()
+            ),
+        ));
+    }
+    Ok(model)
 }

@@ -46,6 +46,16 @@ pub enum Error {
     /// Input the model cannot take (empty prompt, too long, bad shape).
     #[error("bad input: {0}")]
     Input(String),
+    /// Weights with NaN or infinite values (a model that cannot be saved).
+    #[error("{tensor}: {count} of {total} values are not finite (NaN or infinite)")]
+    NonFinite {
+        /// The tensor, by its Hugging Face name.
+        tensor: String,
+        /// Its non-finite values.
+        count: usize,
+        /// Its values.
+        total: usize,
+    },
 }
 
 /// Result with this crate's [`Error`].

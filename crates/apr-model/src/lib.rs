@@ -26,6 +26,7 @@ pub mod model;
 mod swiglu;
 #[cfg(test)]
 mod test_util;
+mod tokenizer_file;
 
 pub use attention::AprBackend;
 pub use backend::{Cpu, CpuTrain};

@@ -28,7 +28,7 @@ use apr_trace::protocol::{
     continuation_for_with, ends_with_spawn, parse_spawn_with, JOIN_OPEN, SPAWN_CLOSE_LINE,
     SPAWN_OPEN,
 };
-use apr_trace::tokenizer::EOS_ID;
+use apr_trace::tokenizer::{EOS_ID, SPECIAL_TOKENS};
 use apr_trace::{dict_stats, Conditioning, TraceTokenizer};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -105,6 +105,20 @@ struct Task {
     generated: usize,
     prefilled: usize,
     reused: usize,
+}
+
+/// Why a sampled id has no place in a call's text, if it has none: an id
+/// outside the tokenizer's vocabulary (a model's embedding may be padded
+/// past it), or a special token other than `</s>`.
+fn bad_token(tok: &TraceTokenizer, id: u32) -> Option<String> {
+    let n = tok.vocab_size();
+    if id as usize >= n {
+        return Some(format!("id {id} outside the tokenizer's {n} ids"));
+    }
+    match SPECIAL_TOKENS.get(id as usize) {
+        Some(name) if id != EOS_ID => Some(format!("special token {name}")),
+        _ => None,
+    }
 }
 
 /// The rollout engine over a [`StepModel`].
@@ -422,7 +436,9 @@ impl<'m, M: StepModel> Engine<'m, M> {
             tk.generated += 1;
             self.stats.generated_tokens += 1;
             let limits = &self.cfg.limits;
-            let end = if tok == EOS_ID && !self.cfg.ignore_eos {
+            let end = if let Some(why) = bad_token(&self.tok, tok) {
+                Some(FinishReason::BadToken(why))
+            } else if tok == EOS_ID && !self.cfg.ignore_eos {
                 Some(FinishReason::Eos)
             } else if generated >= limits.max_new_tokens {
                 Some(FinishReason::MaxNewTokens)

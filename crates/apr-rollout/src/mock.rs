@@ -67,6 +67,30 @@ impl ScriptedModel {
         self
     }
 
+    /// Adds an entry with raw token ids: the call with `prefix` and prompt
+    /// text `prompt` is answered with `completion` (any ids, special ones
+    /// and ones past the tokenizer included), then `</s>`.
+    pub fn with_ids(
+        mut self,
+        prefix: Option<Conditioning>,
+        prompt: &str,
+        completion: Vec<u32>,
+    ) -> Self {
+        let tok = TraceTokenizer::new();
+        self.entries.push(Entry {
+            prompt: tok.call_ids(prefix, prompt),
+            completion,
+        });
+        self
+    }
+
+    /// Logits of `vocab` entries (the tokenizer's size by default), as a
+    /// model whose embedding is padded past the tokenizer has.
+    pub fn with_vocab(mut self, vocab: usize) -> Self {
+        self.vocab = vocab;
+        self
+    }
+
     /// Adds every call of a thread tree (a solver's `trace_dict`), so that
     /// the engine, run greedily from `prompt`, reproduces the tree: each
     /// call's prompt (first prompt, child prompt, or continuation built by
@@ -165,7 +189,9 @@ impl StepModel for ScriptedModel {
             self.fed += toks.len();
             let next = self.next(slot);
             let mut l = vec![-10.0f32; self.vocab];
-            l[next as usize] = 10.0;
+            *l.get_mut(next as usize).ok_or_else(|| {
+                Error::Step(format!("scripted id {next} past {} logits", self.vocab))
+            })? = 10.0;
             out.push(l);
         }
         self.steps += 1;

@@ -27,6 +27,12 @@ pub enum FinishReason {
     /// engine writes: the call stops there, as the official rollout's stop
     /// string does.
     WroteJoin,
+    /// The model sampled an id that has no text: one outside the
+    /// tokenizer's vocabulary (a model whose embedding is padded past it),
+    /// or a special token other than `</s>` (`<pad>`, `<s>`, `<unk>`).
+    /// The id is kept in the call's `generated_ids`; the result does not
+    /// parse. Serialized as `{"bad_token": "<why>"}`.
+    BadToken(String),
 }
 
 impl FinishReason {
@@ -40,6 +46,7 @@ impl FinishReason {
             FinishReason::SpawnLimit(_) => "spawn_limit",
             FinishReason::Protocol(_) => "protocol",
             FinishReason::WroteJoin => "wrote_join",
+            FinishReason::BadToken(_) => "bad_token",
         }
     }
 }
@@ -65,6 +72,18 @@ pub struct CallRecord {
     pub reused_tokens: usize,
 }
 
+impl CallRecord {
+    /// Whether the model generated no text in this call: its generated ids
+    /// are all special tokens or ids outside the tokenizer. False for a
+    /// record without token ids ([`ThreadResult::strip_tokens`]), which
+    /// cannot tell.
+    pub fn generated_empty(&self) -> bool {
+        use apr_trace::tokenizer::{SPECIAL_TOKENS, VOCAB_SIZE};
+        let has_text = |&id: &u32| id >= SPECIAL_TOKENS.len() as u32 && id < VOCAB_SIZE;
+        !self.prompt_ids.is_empty() && !self.generated_ids.iter().any(has_text)
+    }
+}
+
 /// A thread and its children.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ThreadResult {
@@ -77,13 +96,26 @@ pub struct ThreadResult {
 }
 
 impl ThreadResult {
-    /// The first call of the subtree that does not parse under the trace
-    /// grammar, depth first, named as [`ProblemResult::parse_error`] says;
-    /// `name` is this thread's name.
+    /// The first call of the subtree that does not parse, depth first,
+    /// named as [`ProblemResult::parse_error`] says; `name` is this
+    /// thread's name. A call does not parse when its text breaks the trace
+    /// grammar, when it is the last call of a thread that ended on a
+    /// [`FinishReason::BadToken`], or when the model generated no text in
+    /// it (nothing, or only special tokens; known only while the call keeps
+    /// its token ids, see [`ThreadResult::strip_tokens`]).
     pub fn first_parse_error(&self, name: &str) -> Option<String> {
+        let last = self.calls.len().checked_sub(1);
         for (i, c) in self.calls.iter().enumerate() {
+            if let (FinishReason::BadToken(why), true) = (&self.finish, Some(i) == last) {
+                return Some(format!("thread {name} call {i}: bad token: {why}"));
+            }
             if let Err(e) = apr_trace::parse_trace(&c.text) {
                 return Some(format!("thread {name} call {i}: {e}"));
+            }
+            if c.generated_empty() {
+                return Some(format!(
+                    "thread {name} call {i}: the model generated no text"
+                ));
             }
         }
         self.children.iter().enumerate().find_map(|(r, round)| {
@@ -224,5 +256,39 @@ impl Summary {
             mean_latency_s: mean(&|r| r.latency_s),
             finish_reasons: reasons,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(generated: &[u32]) -> CallRecord {
+        CallRecord {
+            text: String::new(),
+            prompt_ids: vec![1, 40],
+            generated_ids: generated.to_vec(),
+            logprobs: vec![0.0; generated.len()],
+            reused_tokens: 0,
+        }
+    }
+
+    #[test]
+    fn generated_text_is_empty_without_a_token_that_has_text() {
+        // `</s>` 2, `<pad>` 0, `<unk>` 3, and 1233 (the first id past the
+        // tokenizer) have no text; `"3"` (40) and `~` (1232) do.
+        assert!(call(&[]).generated_empty());
+        assert!(call(&[2]).generated_empty());
+        assert!(call(&[0, 3, 1233, 2]).generated_empty());
+        assert!(!call(&[40, 2]).generated_empty());
+        assert!(!call(&[1232]).generated_empty());
+        // Stripped records cannot tell, and are not flagged.
+        let mut t = ThreadResult {
+            calls: vec![call(&[2])],
+            children: Vec::new(),
+            finish: FinishReason::Eos,
+        };
+        t.strip_tokens();
+        assert!(!t.calls[0].generated_empty());
     }
 }

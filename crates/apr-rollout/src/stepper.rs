@@ -162,6 +162,20 @@ impl<B: AprBackend> StepModel for LlamaStepper<B> {
     }
 }
 
+/// Loads a checkpoint to decode with: strictly (every tensor used and
+/// present, shapes and finite weights checked) and with its
+/// `tokenizer.json` checked against the trace tokenizer the engine decodes
+/// with.
+pub fn load_model<B: burn::tensor::backend::Backend>(
+    dir: &std::path::Path,
+    device: &B::Device,
+) -> apr_model::Result<apr_model::Llama<B>> {
+    let tok = apr_trace::TraceTokenizer::new()
+        .to_hf_json()
+        .map_err(|e| apr_model::Error::Input(e.to_string()))?;
+    apr_model::checkpoint::load_checked(dir, device, &tok)
+}
+
 /// Runs `cfg` on `problems` with `model` (a cheap clone of its parameters)
 /// on a fresh [`LlamaStepper`] of `slots` slots of the model's context:
 /// the results in (problem, sample) order and the engine's counters.

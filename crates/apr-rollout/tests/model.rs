@@ -113,3 +113,50 @@ fn the_device_cache_path_samples_the_host_decoders_tokens() {
         }
     }
 }
+
+/// A fresh directory under the system's temporary one.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("apr-rollout-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// `load_checked` with the trace tokenizer the trainers save: the same
+/// tokenizer passes; one of another vocabulary, or a model with fewer
+/// embedding rows than its 1233 ids, does not.
+#[test]
+fn load_checked_accepts_the_trace_tokenizer_and_rejects_others() {
+    use apr_model::checkpoint;
+    let tok = apr_trace::TraceTokenizer::new().to_hf_json().unwrap();
+    let root = scratch("load-checked");
+    let dir = root.join("model");
+    let tiny = ModelConfig::preset("tiny").unwrap();
+    assert_eq!(tiny.vocab_size, 1233);
+    let m = Llama::<Cpu>::init(&tiny, 5, &Default::default());
+    checkpoint::save(&m, &dir, Some(&tok)).unwrap();
+    checkpoint::load_checked::<Cpu>(&dir, &Default::default(), &tok).unwrap();
+
+    // Id 40 is the digit string "3" (4 specials, 33 phrases, then "0" at 37).
+    assert_eq!(apr_trace::TraceTokenizer::new().token(40), Some("3"));
+    let other = tok.replacen(r#""3": 40"#, r#""x3": 40"#, 1);
+    assert_ne!(other, tok);
+    let e = checkpoint::load_checked::<Cpu>(&dir, &Default::default(), &other)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(r#"at token "3" (id 40), where "x3" (id 40) is expected"#),
+        "{e}"
+    );
+
+    let small = ModelConfig {
+        vocab_size: 1232,
+        ..tiny
+    };
+    let m = Llama::<Cpu>::init(&small, 5, &Default::default());
+    checkpoint::save(&m, &dir, Some(&tok)).unwrap();
+    let e = checkpoint::load_checked::<Cpu>(&dir, &Default::default(), &tok)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("vocab_size 1232 is below the 1233 ids"), "{e}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
