@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
     let model: Llama<B> = match &cli.model {
-        Some(dir) => checkpoint::load(dir, device)?,
+        Some(dir) => apr_rollout::load_model(dir, device)?,
         None => {
             let m = Llama::init(&ModelConfig::preset(&cli.preset)?, 1, device);
             if let Some(dir) = &cli.save_model {

@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let mut evals = Vec::new();
     for (name, dir, mode) in &models {
         let e = crate::device::with_backend!(&cli.device, infer, |B, d| {
-            let m: apr_model::Llama<B> = apr_model::checkpoint::load(dir, d)?;
+            let m: apr_model::Llama<B> = apr_rollout::load_model(dir, d)?;
             apr_eval::evaluate(name, &m, *mode, &problems, &cfg, &cli.out.join(name), true)?
         });
         println!(

@@ -36,6 +36,11 @@ pub struct Cli {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Start over: remove the run directory's state, metrics, summary,
+    /// model and recorded config first (a resume under another config is
+    /// refused otherwise).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs `train-grpo`.
@@ -54,6 +59,9 @@ pub fn run(cli: Cli) -> Result<()> {
         cfg.optim.time_limit_minutes = Some(t);
     }
     cfg.validate()?;
+    if cli.force {
+        apr_train::run_dir::clear(&cfg.out)?;
+    }
     let opts = RunOptions {
         progress: !cli.quiet,
         stop_after: None,

@@ -77,15 +77,11 @@ impl AtomicWriter {
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        let name = dest
-            .file_name()
+        let tmp = crate::tempfiles::name_for(dest, std::process::id())
             .ok_or_else(|| Error::Config(format!("{}: not a file name", dest.display())))?;
-        let tmp = dest.with_file_name(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        crate::tempfiles::remove_stale(dest);
         let f = File::create(&tmp).map_err(io(&tmp))?;
+        crate::tempfiles::register(&tmp);
         Ok(AtomicWriter {
             out: Some(BufWriter::with_capacity(1 << 20, f)),
             tmp,
@@ -138,7 +134,12 @@ impl AtomicWriter {
             source: e.into_error(),
         })?;
         f.sync_all().map_err(io(&self.tmp))?;
-        std::fs::rename(&self.tmp, &self.dest).map_err(io(&self.dest))
+        let r = std::fs::rename(&self.tmp, &self.dest).map_err(io(&self.dest));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        crate::tempfiles::unregister(&self.tmp);
+        r
     }
 }
 
@@ -146,6 +147,7 @@ impl Drop for AtomicWriter {
     fn drop(&mut self) {
         if self.out.is_some() {
             let _ = std::fs::remove_file(&self.tmp);
+            crate::tempfiles::unregister(&self.tmp);
         }
     }
 }

@@ -17,5 +17,6 @@ pub mod sample_cli;
 pub mod score_cli;
 pub mod sft_cli;
 pub mod stats;
+mod tempfiles;
 
 pub use error::{Error, Result};

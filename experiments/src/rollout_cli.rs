@@ -2,7 +2,7 @@
 //! and write one JSON line per (problem, sample), plus a summary.
 
 use crate::{Error, Result};
-use apr_model::{checkpoint, AprBackend, Llama};
+use apr_model::{AprBackend, Llama};
 use apr_rollout::{Mode, RolloutConfig, Summary};
 use clap::Parser;
 use std::io::Write;
@@ -168,7 +168,7 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
 
 fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
     let cfg = cli.rollout_config()?;
-    let model: Llama<B> = checkpoint::load(&cli.model, device)?;
+    let model: Llama<B> = apr_rollout::load_model(&cli.model, device)?;
     let problems = apr_countdown::read_problems(&cli.problems, cli.limit)?;
     let total = problems.len() * cfg.samples;
     let bar = indicatif::ProgressBar::new(total as u64).with_style(

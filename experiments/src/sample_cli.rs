@@ -3,7 +3,7 @@
 
 use crate::{Error, Result};
 use apr_countdown::Problem;
-use apr_model::{checkpoint, AprBackend, Llama};
+use apr_model::{AprBackend, Llama};
 use apr_train::sample::{sample, SampleLimits, SampleResult};
 use apr_train::TraceKind;
 use clap::Parser;
@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
-    let model: Llama<B> = checkpoint::load(&cli.model, device)?;
+    let model: Llama<B> = apr_rollout::load_model(&cli.model, device)?;
     let kind = match cli.kind {
         Kind::Apr => TraceKind::Apr,
         Kind::Sosp => TraceKind::Sosp,

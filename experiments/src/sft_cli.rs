@@ -37,6 +37,11 @@ pub struct Cli {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Start over: remove the run directory's state, metrics, summary,
+    /// model and recorded config first (a resume under another config is
+    /// refused otherwise).
+    #[arg(long)]
+    pub force: bool,
     /// Write the token sequences of the first `max_steps * accum_steps`
     /// micro-batches to this JSON file and exit (for the PyTorch baseline,
     /// benches/baselines/).
@@ -74,6 +79,9 @@ pub fn run(cli: Cli) -> Result<()> {
         crate::jsonl::write_atomic(path, &bytes)?;
         println!("{n} batches -> {}", path.display());
         return Ok(());
+    }
+    if cli.force {
+        apr_train::run_dir::clear(&cfg.out)?;
     }
     let opts = RunOptions {
         progress: !cli.quiet,

@@ -283,3 +283,48 @@ fn broken_traces_are_all_reported_and_fail_the_exit_status() {
     std::fs::write(&p, format!("{first}\n")).unwrap();
     assert!(gen(&["stats", s(&p)]).status.success());
 }
+
+/// An interrupted `gen-data` removes its temporary file before exiting.
+#[cfg(unix)]
+#[test]
+fn an_interrupt_leaves_no_temporary_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("p.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_gen-data"))
+        .args([
+            "problems",
+            "--count",
+            "50000000",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+        ])
+        .args(["--out", s(&p)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tmp = || {
+        std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+    };
+    let t = std::time::Instant::now();
+    while !tmp() && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(tmp(), "no temporary file appeared");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = child.id().to_string();
+    let k = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(k.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: removed 1 temporary file(s)"),
+        "{err}"
+    );
+    assert!(!tmp() && !p.exists());
+}

@@ -132,4 +132,44 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
     };
     assert!(!body(&report).is_empty());
     assert_eq!(body(&report), body(&again));
+
+    // A changed setting that a finished stage depends on is refused before
+    // any work, naming the stages and keys; the recorded config stays.
+    let recorded = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let write = |v: &toml::Value| std::fs::write(&cfg, toml::to_string(v).unwrap()).unwrap();
+    let mut changed = v.clone();
+    set(&mut changed, "sft.apr.lr", F(1e-3));
+    write(&changed);
+    let e = pipeline::run(cli()).unwrap_err().to_string();
+    assert!(e.contains("[apr-sft] sft.optim.lr: 0.002 -> 0.001"), "{e}");
+    assert!(e.contains("[eval apr-grpo] model.sft.sft.optim.lr"), "{e}");
+    assert!(!e.contains("[sosp-sft]"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("config.toml")).unwrap(),
+        recorded
+    );
+    // A time limit may change: every stage stays cached.
+    let mut limited = v.clone();
+    set(&mut limited, "sft.apr.time_limit_minutes", F(60.0));
+    write(&limited);
+    pipeline::run(cli()).unwrap();
+    // A second process on the same folder fails at once.
+    let held = apr_train::run_dir::RunLock::acquire(&out).unwrap();
+    let e = pipeline::run(cli()).unwrap_err().to_string();
+    assert!(e.contains("in use by process"), "{e}");
+    drop(held);
+
+    // A bad [grpo.*] section is found before the first stage runs.
+    let mut bad = v.clone();
+    set(&mut bad, "grpo.apr.optim.group_size", I(1));
+    write(&bad);
+    let fresh = dir.path().join("fresh");
+    let e = pipeline::run(Cli {
+        out: Some(fresh.clone()),
+        ..cli()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("[grpo.apr]") && e.contains("group_size"), "{e}");
+    assert!(!fresh.join("val.jsonl").exists());
 }

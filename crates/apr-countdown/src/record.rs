@@ -78,21 +78,32 @@ pub fn read_problems(path: &std::path::Path, limit: Option<usize>) -> Result<Vec
         path: path.display().to_string(),
         source,
     };
+    if limit == Some(0) {
+        return Err(Error::Config(
+            "a limit of 0 problems selects none: give 1 or more, or no limit".into(),
+        ));
+    }
     let f = std::fs::File::open(path).map_err(io)?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         if limit.is_some_and(|n| out.len() >= n) {
             break;
         }
-        let line = line.map_err(io)?;
-        if line.trim().is_empty() {
-            continue;
-        }
         let bad = |message: String| Error::Record {
             path: path.display().to_string(),
             record: i + 1,
             message,
         };
+        let line = match line {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(bad("not UTF-8".into()))
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
         let r: ProblemRecord = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
         out.push(r.problem().map_err(bad)?);
     }
@@ -464,5 +475,32 @@ impl Recipe {
             Recipe::Apr(_) => "APR",
             Recipe::Sosp(_) => "SoS+",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_problems_names_the_line_of_bad_utf8_and_refuses_a_zero_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let p = Problem {
+            nums: vec![1, 2],
+            target: 3,
+        };
+        let line = serde_json::to_string(&ProblemRecord::new(&p).unwrap()).unwrap();
+        let mut bytes = format!("{line}\n").into_bytes();
+        bytes.extend_from_slice(&line.as_bytes()[..5]);
+        bytes.extend_from_slice(b"\xff\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let e = read_problems(&path, None).unwrap_err().to_string();
+        assert!(e.ends_with("p.jsonl: record 2: not UTF-8"), "{e}");
+        // The first line alone reads.
+        assert_eq!(read_problems(&path, Some(1)).unwrap().len(), 1);
+        let e = read_problems(&path, Some(0)).unwrap_err().to_string();
+        assert!(e.contains("a limit of 0 problems selects none"), "{e}");
+        assert!(!e.contains("p.jsonl"), "{e}");
     }
 }

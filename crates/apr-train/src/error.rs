@@ -51,6 +51,42 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Another process holds the run directory's lock.
+    #[error(
+        "{dir} is in use by process {holder} (its lock file .lock is held); \
+         wait for that run to end or choose another output directory"
+    )]
+    Locked {
+        /// The run directory.
+        dir: PathBuf,
+        /// What the holder wrote in the lock file (its PID).
+        holder: String,
+    },
+    /// The run directory's recorded config differs from the one given.
+    #[error(
+        "{dir} holds work done under another config ({keys}); \
+         refusing to mix them: restore those settings, choose another \
+         output directory, or pass --force to start over"
+    )]
+    ConfigMismatch {
+        /// The run directory.
+        dir: PathBuf,
+        /// `key: old -> new` for each differing key.
+        keys: String,
+    },
+    /// Training produced a non-finite loss, gradient norm or weight.
+    #[error(
+        "training diverged at step {step}: {what}; stopped without saving it \
+         ({kept}); lower the learning rate or check the data"
+    )]
+    Diverged {
+        /// The step that diverged (1-based).
+        step: usize,
+        /// What became non-finite.
+        what: String,
+        /// Which checkpoint is kept.
+        kept: String,
+    },
 }
 
 /// Result with this crate's [`Error`].

@@ -23,7 +23,9 @@ use crate::error::{Error, Result};
 use crate::grads::clip_global;
 use crate::grpo::{group_advantages, k3_kl, ppo_clip_token, LossAggregation};
 use crate::grpo_config::GrpoConfig;
+use crate::guard::Guard;
 use crate::plot::{line_plot, Series};
+use crate::run_dir;
 use crate::sft::RunOptions;
 use crate::state;
 use apr_countdown::Problem;
@@ -319,6 +321,16 @@ where
     (optim.step(lr, policy, grads), st)
 }
 
+/// Settings that may differ when a GRPO run resumes (see
+/// [`crate::sft::MAY_CHANGE`]).
+pub const MAY_CHANGE: &[&str] = &[
+    "out",
+    "optim.steps",
+    "optim.time_limit_minutes",
+    "optim.checkpoint_every",
+    "optim.val_every",
+];
+
 /// Where a GRPO run stands (saved with every checkpoint).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GrpoState {
@@ -421,9 +433,12 @@ where
 {
     cfg.validate()?;
     let out = &cfg.out;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let saved = toml::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
-    checkpoint::write_atomic(&out.join("config.toml"), saved.as_bytes())?;
+    let _lock = match run_dir::begin(out, cfg, GrpoConfig::from_toml, MAY_CHANGE, |s| {
+        s >= cfg.optim.steps
+    })? {
+        run_dir::Start::Finished(summary) => return Ok(summary),
+        run_dir::Start::Run(lock) => lock,
+    };
     let o = &cfg.optim;
     let problems = apr_countdown::read_problems(&cfg.problems, None)?;
     let val = match &cfg.val_problems {
@@ -431,7 +446,7 @@ where
         None => Vec::new(),
     };
     let reference: Option<Llama<B::InnerBackend>> = if o.kl_coef > 0.0 {
-        Some(checkpoint::load(&cfg.init, device)?)
+        Some(apr_rollout::load_model(&cfg.init, device)?)
     } else {
         None
     };
@@ -449,13 +464,14 @@ where
         tokenizer_json: tok_json,
     } = state::resume(
         out,
-        checkpoint::load::<B>(&cfg.init, device)?,
+        apr_rollout::load_model::<B>(&cfg.init, device)?,
         state::adamw::<B>(o.beta1, o.beta2, o.eps, o.weight_decay),
         fresh,
         |s: &GrpoState| s.step,
         device,
     )?;
     let sdir = out.join("state");
+    let mut guard = Guard::new(sdir.clone(), (st.step > 0).then_some(st.step));
     let bar = state::progress(opts.progress, o.steps as u64, st.step as u64);
     let start = Instant::now();
     let seconds0 = st.seconds;
@@ -503,6 +519,7 @@ where
                     lr,
                 );
                 policy = p;
+                guard.step(st.step + 1, s.loss, s.grad_norm)?;
                 first.get_or_insert_with(|| s.clone());
                 last = s;
             }
@@ -561,8 +578,10 @@ where
         metrics.push(m)?;
         let stop_here = opts.stop_after.is_some_and(|k| steps_here >= k);
         if state::checkpoint_due(st.step, o.checkpoint_every, end || stop_here) {
+            guard.weights(st.step, &policy)?;
             let mdir = model_dir(out);
             state::save_run(&sdir, &mdir, &policy, optim.to_record(), &st, &tok_json)?;
+            guard.saved(st.step);
             write_plots(out, &metrics)?;
         }
         if time_up {

@@ -14,7 +14,9 @@ pub mod grads;
 pub mod grpo;
 pub mod grpo_config;
 pub mod grpo_train;
+pub mod guard;
 mod parallel;
+pub mod run_dir;
 /// SVG plots (re-exported from `apr-plot`).
 pub use apr_plot as plot;
 pub mod sample;

@@ -4,8 +4,10 @@ use crate::config::{OptimConfig, SftConfig};
 use crate::data::{epoch_batches, epoch_steps, load_corpus, Batch, Corpus};
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
+use crate::guard::Guard;
 use crate::parallel::micro_batch_grads;
 use crate::plot::{line_plot, Series};
+use crate::run_dir;
 use crate::state;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
@@ -149,6 +151,17 @@ pub fn first_batches(cfg: &SftConfig, n: usize) -> Result<Vec<Vec<Vec<u32>>>> {
     Ok(out)
 }
 
+/// Settings that may differ when a run resumes: they change when or
+/// whether it stops, what it logs and where it is, not what it computes
+/// (more steps continue the learning-rate schedule of the new count).
+pub const MAY_CHANGE: &[&str] = &[
+    "out",
+    "optim.max_steps",
+    "optim.time_limit_minutes",
+    "optim.checkpoint_every",
+    "optim.eval_every",
+];
+
 fn state_dir(out: &Path) -> PathBuf {
     out.join("state")
 }
@@ -224,11 +237,13 @@ where
     B::InnerBackend: AprBackend,
 {
     let out = &cfg.out;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mc = cfg.model_config()?;
-    // The config is saved next to the results.
-    let saved = toml::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
-    checkpoint::write_atomic(&out.join("config.toml"), saved.as_bytes())?;
+    let _lock = match run_dir::begin(out, cfg, SftConfig::from_toml, MAY_CHANGE, |s| {
+        s >= cfg.optim.max_steps
+    })? {
+        run_dir::Start::Finished(summary) => return Ok(summary),
+        run_dir::Start::Run(lock) => lock,
+    };
 
     let corpus = load_corpus(&cfg.data, cfg.optim.seed, mc.max_seq_len)?;
     let lens: Vec<usize> = corpus.train.iter().map(Vec::len).collect();
@@ -256,12 +271,19 @@ where
     )?;
     let devices = data_parallel_devices::<B>(device, o.data_parallel);
     let sdir = state_dir(out);
+    let mut guard = Guard::new(sdir.clone(), (st.step > 0).then_some(st.step));
     let bar = state::progress(opts.progress, o.max_steps as u64, st.step as u64);
     let mut plan = StepPlan::new(o, &lens, st.epoch);
     let start = Instant::now();
     let seconds0 = st.seconds;
     let tokens0 = st.tokens;
-    let mut last_loss = f64::NAN;
+    // A run resumed at its end reports the last loss it logged.
+    let mut last_loss = metrics
+        .rows
+        .iter()
+        .rev()
+        .find_map(|m| m["loss"].as_f64())
+        .unwrap_or(f64::NAN);
     let mut last_val = metrics
         .rows
         .iter()
@@ -290,6 +312,7 @@ where
                 (loss, v)
             })?;
         let norm = clip_global::<B, Llama<B>>(&model, &mut grads, o.grad_clip);
+        guard.step(st.step + 1, loss_sum, norm)?;
         let lr = cfg.lr_at(st.step);
         model = optim.step(lr, model, grads);
         st.step += 1;
@@ -313,8 +336,10 @@ where
         bar.set_message(format!("loss {loss_sum:.3} {tps:.0} tok/s"));
         let stop_here = opts.stop_after.is_some_and(|n| steps_here >= n);
         if state::checkpoint_due(st.step, o.checkpoint_every, last || stop_here) {
+            guard.weights(st.step, &model)?;
             let mdir = model_dir(out);
             state::save_run(&sdir, &mdir, &model, optim.to_record(), &st, &tok_json)?;
+            guard.saved(st.step);
             write_plot(out, &metrics)?;
         }
         if time_up {

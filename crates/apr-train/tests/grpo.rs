@@ -29,7 +29,8 @@ fn setup(dir: &Path) {
     c.num_kv_heads = 1;
     c.max_seq_len = 96;
     let m: Llama<apr_model::Cpu> = Llama::init(&c, 7, &Default::default());
-    checkpoint::save(&m, &dir.join("init"), None).unwrap();
+    let tok = apr_trace::TraceTokenizer::new().to_hf_json().unwrap();
+    checkpoint::save(&m, &dir.join("init"), Some(&tok)).unwrap();
 }
 
 fn config(dir: &Path, steps: usize, lr: f64, kl: f64) -> GrpoConfig {

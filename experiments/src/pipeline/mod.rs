@@ -7,7 +7,9 @@
 //! each, the evaluation of all four, and `report.md`.
 
 mod config;
+mod fingerprint;
 mod paper;
+mod plan;
 mod report;
 mod timings;
 
@@ -18,7 +20,7 @@ use crate::gen_data::{self, ProblemsArgs};
 use crate::jsonl::write_atomic;
 use apr_countdown::Recipe;
 use apr_eval::ModelEval;
-use apr_model::{checkpoint, AprBackend, Llama};
+use apr_model::{AprBackend, Llama};
 use apr_rollout::Mode;
 use apr_train::config::{ConditioningMode, DataConfig, OptimConfig};
 use apr_train::{GrpoConfig, RunOptions, SftConfig, TraceKind};
@@ -68,6 +70,8 @@ struct Runner<'a> {
     cli: &'a Cli,
     cfg: Config,
     dir: PathBuf,
+    /// Each stage's fingerprint, recorded when it finishes.
+    fingerprints: fingerprint::Fingerprints,
 }
 
 impl Runner<'_> {
@@ -104,6 +108,9 @@ impl Runner<'_> {
         let secs = t.elapsed().as_secs_f64();
         out.seconds.push((name.into(), secs));
         timings::record(&self.dir, name, secs)?;
+        if let Some(fp) = self.fingerprints.get(name) {
+            fingerprint::record(&self.dir, name, fp)?;
+        }
         Ok(Some(v))
     }
 
@@ -315,7 +322,7 @@ impl Runner<'_> {
             let s = self.eval_settings(&settings, name);
             let e = self.stage(out, &format!("eval {name}"), &done, Some(&edir), || {
                 let model: Llama<BT::InnerBackend> =
-                    checkpoint::load(&self.dir.join(model_dir), device)?;
+                    apr_rollout::load_model(&self.dir.join(model_dir), device)?;
                 Ok(apr_eval::evaluate(
                     name,
                     &model,
@@ -364,18 +371,28 @@ pub fn run(cli: Cli) -> Result<()> {
         cfg.out_dir = o.clone();
     }
     let dir = cfg.out_dir.clone();
+    let mut runner = Runner {
+        cli: &cli,
+        cfg,
+        dir: dir.clone(),
+        fingerprints: Default::default(),
+    };
+    // Everything is checked before any work: every stage's settings, and
+    // the finished stages' fingerprints against this config.
+    runner.validate_all(&origin)?;
+    let _lock = apr_train::run_dir::RunLock::acquire(&dir)?;
+    let stages = runner.plan()?;
+    runner.fingerprints = plan::fingerprints(&stages);
+    if !cli.force {
+        fingerprint::check(&dir, &runner.fingerprints, &|s| plan::finished(&stages, s))?;
+    }
     write_atomic(
         &dir.join("config.toml"),
-        toml::to_string_pretty(&cfg)
+        toml::to_string_pretty(&runner.cfg)
             .map_err(|e| Error::Config(e.to_string()))?
             .as_bytes(),
     )?;
     let t0 = Instant::now();
-    let runner = Runner {
-        cli: &cli,
-        cfg,
-        dir: dir.clone(),
-    };
     let mut out = Outcome::default();
     let val = runner.data(&mut out)?;
     crate::device::with_backend!(&cli.device, train, |B, d| {
@@ -407,6 +424,7 @@ mod tests {
             cli,
             dir: c.out_dir.clone(),
             cfg: c,
+            fingerprints: Default::default(),
         }
     }
 
