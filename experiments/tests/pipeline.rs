@@ -133,6 +133,19 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
     assert!(!body(&report).is_empty());
     assert_eq!(body(&report), body(&again));
 
+    // A summary with a null loss (older versions wrote one on a rerun of a
+    // finished SFT) is mended, not fatal.
+    let sp = out.join("apr-sft/summary.json");
+    let mut sv: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sp).unwrap()).unwrap();
+    let loss = sv["final_train_loss"].as_f64().unwrap();
+    sv["final_train_loss"] = serde_json::Value::Null;
+    std::fs::write(&sp, sv.to_string()).unwrap();
+    pipeline::run(cli()).unwrap();
+    let sv: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sp).unwrap()).unwrap();
+    assert_eq!(sv["final_train_loss"].as_f64(), Some(loss));
+
     // A changed setting that a finished stage depends on is refused before
     // any work, naming the stages and keys; the recorded config stays.
     let recorded = std::fs::read_to_string(out.join("config.toml")).unwrap();

@@ -284,7 +284,13 @@ impl Runner<'_> {
                 name,
                 match s {
                     Some(s) => s,
-                    None => read_json(&done)?,
+                    // A summary that does not read (older versions wrote a
+                    // null loss on a rerun) is mended by the trainer, which
+                    // otherwise returns the finished run's untouched.
+                    None => match read_json(&done) {
+                        Ok(s) => s,
+                        Err(_) => apr_train::train::<BT>(&c, device, &opts)?,
+                    },
                 },
             ));
         }
