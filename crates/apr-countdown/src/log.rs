@@ -3,7 +3,7 @@
 //! text, materialises typed [`Line`]s, and counts tokens without building
 //! anything in between, which keeps data generation fast.
 
-use crate::search::Node;
+use crate::node::Node;
 use apr_trace::render::LineWriter;
 use apr_trace::{
     stats_of, Line, LineRef, Num, OpList, ThreadTree, TokenStats, Trace, TraceDict, TraceTokenizer,
@@ -179,7 +179,7 @@ impl SearchLog {
 
     /// The operations from the root to node `i`.
     pub(crate) fn ops(&self, i: u32) -> OpList {
-        crate::search::path_ops(&self.nodes, i as usize)
+        crate::node::path_ops(&self.nodes, i as usize)
     }
 
     /// The solution's operations, when the search found one.

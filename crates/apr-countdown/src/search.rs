@@ -3,9 +3,10 @@
 
 use crate::heuristic::Scorer;
 use crate::log::{Event, SearchLog, ThreadLog};
+use crate::node::{Node, NO_PARENT};
 use crate::rng::Rng;
 use crate::rules::{apply_move, combine};
-use apr_trace::{NodeId, Num, NumList, Op, OpList};
+use apr_trace::{NodeId, Num, NumList, Op};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
@@ -22,20 +23,6 @@ pub enum Pruning {
     /// reference's `threshold`, unused by its scripts).
     Threshold(f64),
 }
-
-/// A search node in the arena. Terminal successors (one number left) are
-/// nodes too, without an id.
-#[derive(Clone, Debug)]
-pub(crate) struct Node {
-    pub nums: NumList,
-    /// The operation that made this node (unused at the root).
-    pub op: Op,
-    pub id: NodeId,
-    pub h: f64,
-    pub parent: u32,
-}
-
-const NO_PARENT: u32 = u32::MAX;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -273,16 +260,4 @@ impl<'a> Ctx<'a> {
             }
         }
     }
-}
-
-/// The operations from the root to node `idx` of an arena.
-pub(crate) fn path_ops(nodes: &[Node], idx: usize) -> OpList {
-    let mut ops = OpList::new();
-    let mut at = idx;
-    while nodes[at].parent != NO_PARENT {
-        ops.push(nodes[at].op);
-        at = nodes[at].parent as usize;
-    }
-    ops.reverse();
-    ops
 }

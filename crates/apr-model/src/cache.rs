@@ -7,7 +7,7 @@
 //! are written into each row's slots in place; positions past a row's
 //! length are masked.
 
-use crate::attention::AprBackend;
+use crate::backend::AprBackend;
 use crate::config::ModelConfig;
 use crate::device_cache::DeviceKv;
 use crate::error::{Error, Result};

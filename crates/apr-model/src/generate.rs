@@ -1,7 +1,7 @@
 //! Plain generation for one prompt: greedy or temperature sampling with a
 //! KV cache. (The batched engine with spawn/join is `apr-rollout`.)
 
-use crate::attention::AprBackend;
+use crate::backend::AprBackend;
 use crate::cache::{KvCache, Logits};
 use crate::error::{Error, Result};
 use crate::init::SplitMix;

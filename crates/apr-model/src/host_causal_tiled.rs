@@ -28,7 +28,7 @@
 //! pairwise form only by rounding.
 
 use crate::host_attention::{dot, softmax};
-use crate::host_causal::{CausalShape, Rows};
+use crate::host_causal_shape::{CausalShape, Rows};
 use crate::host_math::exp_nonpositive;
 use crate::host_matmul::{ROWS, VECS, WIDTH};
 use pulp::Simd;

@@ -17,12 +17,12 @@
 
 use crate::cache::store;
 use crate::cache::KvCache;
-use crate::checkpoint::host_values;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::host_attention::{attend_row, CachedRow, HostShape};
 use crate::host_math::silu_mul;
 use crate::host_matmul::{matmul, Packed};
+use crate::interop::host_values;
 use crate::model::Llama;
 use burn::module::Param;
 use burn::tensor::backend::Backend;

@@ -5,7 +5,6 @@
 //! The CPU backend is burn's `flex` ([`Cpu`]); the CUDA backend is behind
 //! the `cuda` feature.
 
-pub mod attention;
 pub mod backend;
 pub mod cache;
 pub mod checkpoint;
@@ -15,20 +14,20 @@ pub mod error;
 pub mod generate;
 mod host_attention;
 mod host_causal;
+mod host_causal_shape;
 mod host_causal_tiled;
 pub mod host_decode;
 mod host_math;
 mod host_matmul;
 pub mod init;
+mod interop;
 mod kv16;
-pub mod logprobs;
 pub mod model;
-mod swiglu;
 #[cfg(test)]
 mod test_util;
 mod tokenizer_file;
 
-pub use attention::AprBackend;
+pub use backend::{attention, logprobs, AprBackend};
 pub use backend::{Cpu, CpuTrain};
 pub use cache::{KvCache, Logits};
 pub use config::ModelConfig;

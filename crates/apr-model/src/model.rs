@@ -4,7 +4,7 @@
 //! Linear weights are stored `[in, out]` (so that a layer is `x.matmul(w)`);
 //! checkpoints transpose them to the Hugging Face `[out, in]` layout.
 
-use crate::attention::AprBackend;
+use crate::backend::AprBackend;
 use crate::config::ModelConfig;
 use crate::init::SplitMix;
 use burn::module::{Module, Param};

@@ -19,20 +19,22 @@
 
 use crate::config::{Mode, RolloutConfig};
 use crate::error::{Error, Result};
-use crate::result::{CallRecord, FinishReason, ProblemResult, ThreadResult};
+use crate::result::{CallRecord, FinishReason, ProblemResult};
 use crate::sampling::thread_seed;
 use crate::stepper::StepModel;
-use apr_countdown::{score, Problem};
+use apr_countdown::Problem;
 use apr_model::init::SplitMix;
 use apr_trace::protocol::{
     continuation_for_with, ends_with_spawn, parse_spawn_with, JOIN_OPEN, SPAWN_CLOSE_LINE,
     SPAWN_OPEN,
 };
 use apr_trace::tokenizer::{EOS_ID, SPECIAL_TOKENS};
-use apr_trace::{dict_stats, Conditioning, TraceTokenizer};
+use apr_trace::{Conditioning, TraceTokenizer};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
+
+mod results;
 
 /// Where a thread is in its lifecycle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -582,62 +584,5 @@ impl<'m, M: StepModel> Engine<'m, M> {
             Ok(next) => self.start_call(p, next),
             Err(e) => self.finish(p, FinishReason::Protocol(e.to_string())),
         }
-    }
-
-    fn thread_result(&mut self, t: usize) -> ThreadResult {
-        let rounds = std::mem::take(&mut self.threads[t].rounds);
-        let children = rounds
-            .into_iter()
-            .map(|r| r.into_iter().map(|k| self.thread_result(k)).collect())
-            .collect();
-        let th = &mut self.threads[t];
-        ThreadResult {
-            calls: std::mem::take(&mut th.calls),
-            children,
-            finish: match &th.state {
-                ThreadState::Finished(r) => r.clone(),
-                _ => FinishReason::Protocol("unfinished".into()),
-            },
-        }
-    }
-
-    fn result(&mut self, task: usize, problems: &[Problem]) -> Result<ProblemResult> {
-        let root = self.tasks[task].root;
-        let tree = self.thread_result(root);
-        let tk = &self.tasks[task];
-        let p = &problems[tk.problem];
-        let dict = tree.dict();
-        let threads = tree.threads();
-        let parse_error = tree.first_parse_error("0");
-        let parses = parse_error.is_none();
-        let mut reasons = BTreeMap::new();
-        for t in &threads {
-            *reasons.entry(t.finish.name().to_string()).or_insert(0) += 1;
-        }
-        let text = tree.calls.last().map_or("", |c| c.text.as_str());
-        let scored = score(p, self.cfg.mode.trace_mode(), text);
-        let tok = &self.tok;
-        let stats = dict_stats(&dict, &|s| tok.count(s));
-        Ok(ProblemResult {
-            problem: tk.problem,
-            sample: tk.sample,
-            nums: p.nums.iter().map(|&n| n as u32).collect(),
-            target: p.target as u32,
-            trace_dict: dict,
-            solved: scored.solved(),
-            answer: scored.answer_strings(),
-            unsolved: scored.verdict.err().map(|e| e.to_string()),
-            parses,
-            parse_error,
-            total_tokens: stats.total,
-            sequential_tokens: stats.sequential,
-            generated_tokens: tk.generated,
-            prefilled_tokens: tk.prefilled,
-            reused_tokens: tk.reused,
-            child_threads: stats.child_threads,
-            latency_s: tk.latency,
-            finish_reasons: reasons,
-            root: tree,
-        })
     }
 }

@@ -99,19 +99,6 @@ impl Default for TraceTokenizer {
     }
 }
 
-#[inline]
-/// Tokens of a number: one per group of up to three digits (the lexer
-/// reads `[0-9]{1,3}` greedily).
-pub(crate) fn num_tokens(n: u64) -> usize {
-    if n < 1000 {
-        1
-    } else if n < 1_000_000 {
-        2
-    } else {
-        (n.ilog10() as usize + 1).div_ceil(3)
-    }
-}
-
 /// A [`Sink`] that writes nothing and counts the tokens the renderer
 /// reports.
 struct TokenCounter(usize);

@@ -14,6 +14,7 @@ pub mod grads;
 pub mod grpo;
 pub mod grpo_config;
 pub mod grpo_train;
+pub mod grpo_update;
 pub mod guard;
 mod parallel;
 pub mod run_dir;

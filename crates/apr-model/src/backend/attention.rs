@@ -31,9 +31,9 @@
 //! `token_major`).
 //!
 //! The same trait carries two more fused operations with host forms on the
-//! CPU: the SwiGLU gate ([`AprBackend::swiglu`], `crate::swiglu`) and the
+//! CPU: the SwiGLU gate ([`AprBackend::swiglu`], `super::swiglu`) and the
 //! log-probabilities of target tokens ([`AprBackend::token_logprobs`],
-//! [`crate::logprobs`]).
+//! [`super::logprobs`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -46,47 +46,12 @@ use burn::tensor::ops::{AttentionModuleOptions, FloatTensor, IntTensor};
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use std::sync::Arc;
 
-use crate::checkpoint::host_values;
+use super::AprBackend;
 use crate::host_causal::{self, CausalShape};
-
-/// A burn backend the model runs on: [`Backend`] plus causal attention
-/// with a fast backward pass under autodiff.
-pub trait AprBackend: Backend {
-    /// Whether cached decoding should run on the host
-    /// ([`crate::HostDecoder`]) rather than through this backend's ops, and
-    /// causal attention under autodiff on host kernels: true for the CPU
-    /// backend, whose tensors live on the host anyway.
-    const HOST_DECODE: bool = false;
-
-    /// Causal self-attention: `q`, `k`, `v` `[batch, heads, t, head_dim]`
-    /// (keys and values already repeated to the query heads), scale
-    /// `1/sqrt(head_dim)`, query `i` sees keys `0..=i`. The default is the
-    /// backend's own attention.
-    fn causal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        backend_causal_attention::<Self>(q, k, v)
-    }
-
-    /// The SwiGLU gate `silu(g) * u`, element-wise (`g`, `u` of one shape).
-    /// The default is the backend's own ops (the CPU's host form: the
-    /// `swiglu` module).
-    fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
-        crate::swiglu::burn_swiglu::<Self>(g, u)
-    }
-
-    /// Log-probabilities of targets: `logits` `[b, t, vocab]`, `targets`
-    /// `[b, t, 1]`, the result `[b, t, 1]`. The default is burn's
-    /// log-softmax and gather; see [`crate::logprobs`].
-    fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        crate::logprobs::burn_logprobs::<Self>(logits, targets)
-    }
-}
+use crate::interop::host_values;
 
 /// The backend's own causal attention.
-fn backend_causal_attention<B: Backend>(
+pub(crate) fn backend_causal_attention<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,
     v: FloatTensor<B>,
@@ -123,12 +88,12 @@ impl AprBackend for burn::backend::Flex {
     /// The host kernel for f32 inputs (the vector exponential), else
     /// flex's ops.
     fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
-        crate::swiglu::flex_swiglu::<Self>(g, u)
+        super::swiglu::flex_swiglu::<Self>(g, u)
     }
 
     /// The host kernel for f32 logits, else burn's ops.
     fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        crate::logprobs::flex_logprobs::<Self>(logits, targets)
+        super::logprobs::flex_logprobs::<Self>(logits, targets)
     }
 }
 
@@ -268,11 +233,11 @@ impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
     const HOST_DECODE: bool = B::HOST_DECODE;
 
     fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
-        crate::swiglu::autodiff_swiglu::<B, C>(g, u)
+        super::swiglu::autodiff_swiglu::<B, C>(g, u)
     }
 
     fn token_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        crate::logprobs::autodiff_logprobs::<B, C>(logits, targets)
+        super::logprobs::autodiff_logprobs::<B, C>(logits, targets)
     }
 
     fn causal_attention(

@@ -16,9 +16,9 @@
 //!
 //! Other backends (CUDA) keep burn's ops.
 
-use crate::attention::AprBackend;
-use crate::checkpoint::{host_values, primitive_from_values, primitive_values};
+use super::AprBackend;
 use crate::host_math::exp_nonpositive;
+use crate::interop::{host_values, primitive_from_values, primitive_values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
