@@ -6,22 +6,18 @@
 # weight for each product ("cold", what decoding does). Usage:
 #   benches/baselines/matmul_cpu.sh [ROUNDS]
 # The three sides list their shapes separately (the kernel's in
-# crates/apr-model/src/host_matmul.rs, mod timing); a shape one of them lacks
-# shows as "-". Needs: python3 with torch; builds the kernel's timing test and
+# crates/apr-kernels/examples/matmul_gflops.rs); a shape one of them lacks
+# shows as "-". Needs: python3 with torch; builds the kernel's example and
 # benches/baselines/matmul_gemm (a project of its own) in release mode.
 set -euo pipefail
 rounds=${1:-3}
 dir=$(mktemp -d)
-test_bin=$(cargo test --release -p apr-model --lib --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for l in sys.stdin:
-    j = json.loads(l)
-    if j.get("reason") == "compiler-artifact" and j.get("executable") and j["target"]["name"] == "apr_model":
-        print(j["executable"])')
+cargo build --release --quiet -p apr-kernels --example matmul_gflops
+test_bin=target/release/examples/matmul_gflops
 cargo build --release --quiet --manifest-path benches/baselines/matmul_gemm/Cargo.toml
 gemm_bin=benches/baselines/matmul_gemm/target/release/matmul-gemm
 for r in $(seq "$rounds"); do
-  "$test_bin" host_matmul::timing::gflops --ignored --nocapture 2>&1 | grep GFLOP |
+  "$test_bin" 2>&1 | grep GFLOP | grep -v peak |
     sed -E 's/^([0-9x]+): ([0-9.]+) GFLOP.*\(([0-9.]+) with.*/apr \1 \2 \3/' >>"$dir/all"
   python3 benches/baselines/matmul_torch.py 2 |
     sed -E 's/^([0-9x]+): warm ([0-9.]+) cold ([0-9.]+).*/torch \1 \2 \3/' >>"$dir/all"

@@ -1,5 +1,5 @@
 """PyTorch's CPU matrix multiply (`x @ w`, f32) at the decode shapes and with
-the protocol of `apr-model`'s `host_matmul::timing`: best of 7 x 40 products,
+the protocol of `apr-kernels`' `matmul_gflops` example: best of 7 x 40 products,
 once with one weight (warm caches) and once with 40 different weights (each
 read from memory, as decoding does). Prints `MxKxN: warm W cold C GFLOP/s`.
 Usage: python3 benches/baselines/matmul_torch.py [THREADS]"""

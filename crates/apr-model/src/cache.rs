@@ -11,8 +11,8 @@ use crate::backend::AprBackend;
 use crate::config::ModelConfig;
 use crate::device_cache::DeviceKv;
 use crate::error::{Error, Result};
-use crate::host_attention::{attend_row, CachedRow, HostShape};
 use crate::model::Llama;
+use apr_kernels::attention::{attend_row, CachedRow, HostShape};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
@@ -97,10 +97,10 @@ impl<B: Backend> KvCache<B> {
     /// still agree exactly. Needs a head width that is a multiple of 16.
     pub fn on_host_bf16(config: &ModelConfig, rows: usize, capacity: usize) -> Result<Self> {
         let hd = config.head_dim();
-        if !hd.is_multiple_of(crate::kv16::CHUNK) {
+        if !hd.is_multiple_of(apr_kernels::kv16::CHUNK) {
             return Err(Error::Input(format!(
                 "a bfloat16 cache needs a head width that is a multiple of {}, not {hd}",
-                crate::kv16::CHUNK
+                apr_kernels::kv16::CHUNK
             )));
         }
         let mut cache = Self::on_host(config, rows, capacity);
@@ -269,7 +269,7 @@ pub(crate) fn store(bf16: bool, slot: &mut [f32], at: usize, src: &[f32]) {
     let hd = src.len();
     if bf16 {
         let w = hd / 2;
-        crate::kv16::pack(
+        apr_kernels::kv16::pack(
             src,
             bytemuck::cast_slice_mut(&mut slot[at * w..(at + 1) * w]),
         );

@@ -12,16 +12,9 @@ pub mod config;
 mod device_cache;
 pub mod error;
 pub mod generate;
-mod host_attention;
-mod host_causal;
-mod host_causal_shape;
-mod host_causal_tiled;
 pub mod host_decode;
-mod host_math;
-mod host_matmul;
 pub mod init;
 mod interop;
-mod kv16;
 pub mod model;
 #[cfg(test)]
 mod test_util;

@@ -1,6 +1,6 @@
 //! `out[m, n] = x[m, k] · w[k, n]` (row-major f32) through the `gemm` crate
 //! on two rayon threads, at the shapes and with the protocol of
-//! `apr-model`'s `host_matmul::timing`: best of 7 x 40 products, once with
+//! `apr-kernels`' `matmul_gflops` example: best of 7 x 40 products, once with
 //! one weight (warm caches) and once with 40 different weights (each read
 //! from memory, as decoding does). Prints `MxKxN: warm W cold C GFLOP/s`.
 

@@ -47,8 +47,9 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use std::sync::Arc;
 
 use super::AprBackend;
-use crate::host_causal::{self, CausalShape};
 use crate::interop::host_values;
+use apr_kernels::causal as host_causal;
+use apr_kernels::CausalShape;
 
 /// The backend's own causal attention.
 pub(crate) fn backend_causal_attention<B: Backend>(

@@ -17,8 +17,8 @@
 //! Other backends (CUDA) keep burn's ops.
 
 use super::AprBackend;
-use crate::host_math::exp_nonpositive;
 use crate::interop::{host_values, primitive_from_values, primitive_values};
+use apr_kernels::math::exp_nonpositive;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;

@@ -9,7 +9,7 @@
 //! `[batch, t, heads, head_dim]` ([`CausalShape::token_major`]: the layout
 //! the projections produce, which the training path passes without
 //! reordering). Two forms compute the products ([`Form`]): register tiles
-//! ([`crate::host_causal_tiled`], where the machine has 8-lane vectors and
+//! ([`crate::causal_tiled`], where the machine has 8-lane vectors and
 //! the head width is a multiple of 16) and one dot product per pair.
 //!
 //! ```text
@@ -20,10 +20,10 @@
 //!            dv_j = sum_i p_ij dO_i
 //! ```
 
-use crate::host_attention::{dot, scores, softmax, weighted_sum};
-pub(crate) use crate::host_causal_shape::{CausalShape, Rows};
-use crate::host_causal_tiled::{self, BackwardIn};
-use crate::host_math::exp_nonpositive;
+use crate::attention::{dot, scores, softmax, weighted_sum};
+pub use crate::causal_shape::{CausalShape, Rows};
+use crate::causal_tiled::{self, BackwardIn};
+use crate::math::exp_nonpositive;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
@@ -32,14 +32,14 @@ use rayon::prelude::*;
 ///
 /// # Panics
 /// When a slice does not have the shape's length (a bug in the caller).
-pub(crate) fn forward(s: CausalShape, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>) {
+pub fn forward(s: CausalShape, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>) {
     forward_in(Form::Tiled, s, q, k, v)
 }
 
 /// How the passes compute their products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Form {
-    /// Register tiles ([`host_causal_tiled`](crate::host_causal_tiled)) where
+pub enum Form {
+    /// Register tiles ([`causal_tiled`](crate::causal_tiled)) where
     /// the machine and head width allow, else pairwise.
     Tiled,
     /// One dot product per (query, key) pair, on contiguous blocks (other
@@ -55,7 +55,7 @@ impl Form {
             type Output = bool;
             #[inline(always)]
             fn with_simd<S: Simd>(self, _: S) -> bool {
-                host_causal_tiled::usable::<S>(self.0)
+                causal_tiled::usable::<S>(self.0)
             }
         }
         self == Form::Tiled && Arch::new().dispatch(Probe(d))
@@ -63,7 +63,7 @@ impl Form {
 }
 
 /// [`forward`] in the given form.
-pub(crate) fn forward_in(
+pub fn forward_in(
     form: Form,
     s: CausalShape,
     q: &[f32],
@@ -124,7 +124,7 @@ impl WithSimd for TiledForward<'_, '_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        host_causal_tiled::forward(simd, self.s, self.x, self.o, self.lse);
+        causal_tiled::forward(simd, self.s, self.x, self.o, self.lse);
     }
 }
 
@@ -160,7 +160,7 @@ impl WithSimd for Forward<'_> {
 /// # Panics
 /// When a slice does not have the shape's length (a bug in the caller).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward(
+pub fn backward(
     s: CausalShape,
     q: &[f32],
     k: &[f32],
@@ -174,7 +174,7 @@ pub(crate) fn backward(
 
 /// [`backward`] in the given form.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_in(
+pub fn backward_in(
     form: Form,
     s: CausalShape,
     q: &[f32],
@@ -255,7 +255,7 @@ impl WithSimd for TiledBackward<'_, '_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        host_causal_tiled::backward(simd, self.s, self.x, self.grads);
+        causal_tiled::backward(simd, self.s, self.x, self.grads);
     }
 }
 
@@ -464,7 +464,7 @@ mod tests {
         for form in [Form::Tiled, Form::Pairwise] {
             for (blocks, t, d) in shapes {
                 let s = CausalShape::of([1, blocks, t, d]);
-                let mut rng = crate::init::SplitMix::new(t as u64);
+                let mut rng = crate::test_rng::Rng::new(t as u64);
                 let n = blocks * t * d;
                 let (q, k, v, w) = (
                     rng.normal_vec(n, 1.0),
@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn tiled_and_pairwise_forms_agree() {
         let s = CausalShape::of([1, 2, 61, 32]);
-        let mut rng = crate::init::SplitMix::new(7);
+        let mut rng = crate::test_rng::Rng::new(7);
         let n = s.blocks * s.t * s.d;
         let x: Vec<Vec<f32>> = (0..4).map(|_| rng.normal_vec(n, 1.0)).collect();
         let (o1, l1) = forward_in(Form::Tiled, s, &x[0], &x[1], &x[2]);
@@ -514,7 +514,7 @@ mod tests {
         for d in [32, 8] {
             let hm = CausalShape::of([b, h, t, d]);
             let tm = CausalShape::token_major([b, t, h, d]);
-            let mut rng = crate::init::SplitMix::new(d as u64);
+            let mut rng = crate::test_rng::Rng::new(d as u64);
             let n = b * h * t * d;
             let x: Vec<Vec<f32>> = (0..4).map(|_| rng.normal_vec(n, 1.0)).collect();
             // x given token-major; the same values head-major.

@@ -9,7 +9,7 @@ use pulp::{Arch, Simd, WithSimd};
 /// `expf`: `x = n ln 2 + r`, `|r| <= ln 2 / 2`, a degree-5 polynomial for
 /// `e^r`, and `2^n` built in the exponent bits.
 #[inline(always)]
-pub(crate) fn exp_nonpositive<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
+pub fn exp_nonpositive<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
     // 1.5 * 2^23: adding it rounds to an integer held in the low bits.
     const ROUND: f32 = 12_582_912.0;
     let c = |v: f32| simd.splat_f32s(v);
@@ -39,7 +39,7 @@ pub(crate) fn exp_nonpositive<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
 ///
 /// # Panics
 /// When the slices differ in length (a bug in the caller).
-pub(crate) fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
+pub fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
     assert!(g.len() == u.len() && g.len() == out.len());
     Arch::new().dispatch(SiluMul { g, u, out });
 }
@@ -81,7 +81,7 @@ impl WithSimd for SiluMul<'_> {
 ///
 /// # Panics
 /// When the slices differ in length (a bug in the caller).
-pub(crate) fn silu_mul_backward(g: &[f32], u: &[f32], dh: &[f32], dg: &mut [f32], du: &mut [f32]) {
+pub fn silu_mul_backward(g: &[f32], u: &[f32], dh: &[f32], dg: &mut [f32], du: &mut [f32]) {
     let n = g.len();
     assert!(u.len() == n && dh.len() == n && dg.len() == n && du.len() == n);
     Arch::new().dispatch(SiluMulBackward { g, u, dh, dg, du });

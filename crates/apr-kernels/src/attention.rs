@@ -3,12 +3,12 @@
 //! (no padding to the batch's longest row, no dense copy of the cache).
 //! Vector instructions are picked at run time through `pulp`.
 
-use crate::host_math::exp_nonpositive;
 use crate::kv16;
+use crate::math::exp_nonpositive;
 use pulp::{Arch, Simd, WithSimd};
 
 /// The shapes and layouts of one step.
-pub(crate) struct HostShape {
+pub struct HostShape {
     /// Query heads.
     pub heads: usize,
     /// Key/value heads (grouped-query attention when fewer).
@@ -42,7 +42,7 @@ impl HostShape {
 
 /// A row's keys and values in the cache.
 #[derive(Clone, Copy)]
-pub(crate) struct CachedRow<'a> {
+pub struct CachedRow<'a> {
     /// Positions held before this step.
     pub len: usize,
     /// Positions per head block of `keys` and `values`.
@@ -60,7 +60,7 @@ pub(crate) struct CachedRow<'a> {
 /// as `s` says), at absolute positions `row.len..row.len + n`, each seeing
 /// keys `0..=position`. Writes the `n` positions of `out` (other elements
 /// are left alone).
-pub(crate) fn attend_row(s: &HostShape, q: &[f32], n: usize, row: CachedRow, out: &mut [f32]) {
+pub fn attend_row(s: &HostShape, q: &[f32], n: usize, row: CachedRow, out: &mut [f32]) {
     // Compiled once per instruction set and picked at run time.
     Arch::new().dispatch(Attend { s, q, n, row, out });
 }
@@ -139,7 +139,7 @@ impl WithSimd for Attend<'_> {
 /// `p = softmax(scale * p)` in place (`p` not empty); returns the
 /// log-sum-exp of `scale * p` (what a backward pass needs to rebuild `p`).
 #[inline(always)]
-pub(crate) fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) -> f32 {
+pub fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) -> f32 {
     let sc = simd.splat_f32s(scale);
     let (pv, pt) = S::as_mut_simd_f32s(p);
     let mut mv = simd.splat_f32s(f32::NEG_INFINITY);
@@ -177,7 +177,7 @@ pub(crate) fn softmax<S: Simd>(simd: S, p: &mut [f32], scale: f32) -> f32 {
 /// `p[j] = q · k_j` for the first `p.len()` keys of `k` (`[keys, hd]`),
 /// `KEYS` keys at a time.
 #[inline(always)]
-pub(crate) fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
+pub fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
     let hd = q.len();
     let (qv, qt) = S::as_simd_f32s(q);
     let zero = simd.splat_f32s(0.0);
@@ -207,7 +207,7 @@ pub(crate) fn scores<S: Simd>(simd: S, q: &[f32], k: &[f32], p: &mut [f32]) {
 
 /// `a · b`.
 #[inline(always)]
-pub(crate) fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+pub fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
     let ((av, at), (bv, bt)) = (S::as_simd_f32s(a), S::as_simd_f32s(b));
     let mut acc = simd.splat_f32s(0.0);
     for (&x, &y) in av.iter().zip(bv) {
@@ -228,7 +228,7 @@ const OUT_VECS: usize = 4;
 /// registers (even and odd rows), so the multiply-adds of consecutive rows
 /// do not wait on each other.
 #[inline(always)]
-pub(crate) fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
+pub fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f32]) {
     let hd = out.len();
     let width = OUT_VECS * S::F32_LANES;
     let zero = simd.splat_f32s(0.0);
@@ -270,7 +270,7 @@ pub(crate) fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[f32], out: &mut [f3
 
 /// `out += w * x`.
 #[inline(always)]
-pub(crate) fn axpy<S: Simd>(simd: S, w: f32, x: &[f32], out: &mut [f32]) {
+pub fn axpy<S: Simd>(simd: S, w: f32, x: &[f32], out: &mut [f32]) {
     let ((xv, xt), (ov, ot)) = (S::as_simd_f32s(x), S::as_mut_simd_f32s(out));
     let ws = simd.splat_f32s(w);
     for (o, &x) in ov.iter_mut().zip(xv) {

@@ -17,11 +17,11 @@ use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 /// Rows per register tile.
-pub(crate) const ROWS: usize = 6;
+pub const ROWS: usize = 6;
 /// Columns per strip of a packed matrix (two vectors of 8 lanes).
-pub(crate) const WIDTH: usize = 16;
+pub const WIDTH: usize = 16;
 /// Vectors per register tile where the machine has 8 lanes.
-pub(crate) const VECS: usize = 2;
+pub const VECS: usize = 2;
 /// Below this many multiply-adds a product stays on one thread.
 const PARALLEL_WORK: usize = 1 << 18;
 
@@ -30,7 +30,7 @@ const PARALLEL_WORK: usize = 1 << 18;
 /// them in order), then the last `n % WIDTH` columns one after another
 /// (`[n % WIDTH, k]`).
 #[derive(Debug, Clone)]
-pub(crate) struct Packed {
+pub struct Packed {
     k: usize,
     n: usize,
     strips: Vec<f32>,
@@ -42,7 +42,7 @@ impl Packed {
     ///
     /// # Panics
     /// When `w` is not `k * n` long (a bug in the caller).
-    pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Self {
+    pub fn new(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n);
         let full = n / WIDTH * WIDTH;
         let mut strips = Vec::with_capacity(k * full);
@@ -70,7 +70,7 @@ impl Packed {
 ///
 /// # Panics
 /// When a slice is shorter than its shape (a bug in the caller).
-pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, out: &mut [f32], add: bool) {
+pub fn matmul(x: &[f32], m: usize, w: &Packed, out: &mut [f32], add: bool) {
     let (k, n) = (w.k, w.n);
     assert!(x.len() >= m * k && out.len() >= m * n);
     let (x, out) = (&x[..m * k], &mut out[..m * n]);
@@ -344,121 +344,6 @@ mod tests {
             let mut out = vec![f32::NAN; m * n];
             matmul(&x, m, &Packed::new(&w, k, n), &mut out, false);
             prop_assert_eq!(out, naive(&x, m, k, &w, n));
-        }
-    }
-}
-
-/// Timing of the kernel at the `small` and `paper` presets' batch-64 decode
-/// shapes (`benches/baselines/matmul_cpu.sh` runs it beside other BLAS), not
-/// a correctness test (best of 7 x 40 products, with the weight in cache and
-/// with 40 different weights), and the machine's peak (`peak_gflops`):
-/// `cargo test --release -p apr-model --lib host_matmul::timing -- --ignored --nocapture`.
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn gflops() {
-        for (m, k, n) in [
-            (64, 512, 512),
-            (64, 512, 1376),
-            (64, 1376, 512),
-            (6, 512, 1376),
-            (64, 1024, 3072),
-            (64, 2752, 1024),
-        ] {
-            let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-            let w: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
-            let p = Packed::new(&w, k, n);
-            let mut out = vec![0.0; m * n];
-            let reps = 40;
-            let (mut both, mut one) = (f64::MAX, f64::MAX);
-            for _ in 0..7 {
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    matmul(&x, m, &p, &mut out, false);
-                }
-                both = both.min(t.elapsed().as_secs_f64());
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    let mut rows: Vec<&mut [f32]> = out.chunks_exact_mut(n).collect();
-                    Arch::new().dispatch(Kernel {
-                        x: &x,
-                        w: &p,
-                        strips: 0..n / WIDTH,
-                        tail: true,
-                        out: &mut rows,
-                        add: false,
-                    });
-                }
-                one = one.min(t.elapsed().as_secs_f64());
-            }
-            // As in decoding, where every product reads its own weight from
-            // memory: `reps` different weights, together too large for the
-            // caches.
-            let cold_w: Vec<Packed> = (0..reps)
-                .map(|s| {
-                    let ws: Vec<f32> = w.iter().map(|v| v + s as f32).collect();
-                    Packed::new(&ws, k, n)
-                })
-                .collect();
-            let mut cold = f64::MAX;
-            for _ in 0..7 {
-                let t = std::time::Instant::now();
-                for p in &cold_w {
-                    matmul(&x, m, p, &mut out, false);
-                }
-                cold = cold.min(t.elapsed().as_secs_f64());
-            }
-            let flop = 2.0 * (m * k * n * reps) as f64;
-            println!(
-                "{m}x{k}x{n}: {:.1} GFLOP/s on rayon's threads ({:.1} with a different \
-                 weight each time), {:.1} on one",
-                flop / both / 1e9,
-                flop / cold / 1e9,
-                flop / one / 1e9
-            );
-        }
-    }
-
-    /// The machine's peak: twelve independent chains of vector fused
-    /// multiply-adds on registers only (the kernel's tile has twelve
-    /// accumulators), on one thread, then on each of rayon's threads at once.
-    #[test]
-    #[ignore]
-    fn peak_gflops() {
-        /// `iters` rounds of the twelve chains; returns the flop count.
-        struct Chains(usize);
-        impl WithSimd for Chains {
-            type Output = f64;
-            #[inline(always)]
-            fn with_simd<S: Simd>(self, simd: S) -> f64 {
-                let (a, b) = (simd.splat_f32s(0.9999), simd.splat_f32s(1e-4));
-                let mut acc = [simd.splat_f32s(0.5); 12];
-                for _ in 0..self.0 {
-                    for c in &mut acc {
-                        *c = simd.mul_add_f32s(*c, a, b);
-                    }
-                }
-                std::hint::black_box(acc.map(|c| simd.reduce_sum_f32s(c)));
-                (2 * 12 * S::F32_LANES * self.0) as f64
-            }
-        }
-        let iters = 50_000_000;
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let flop = Arch::new().dispatch(Chains(iters));
-            let one = flop / t.elapsed().as_secs_f64() / 1e9;
-            let t = std::time::Instant::now();
-            let flop: f64 = rayon::broadcast(|_| Arch::new().dispatch(Chains(iters)))
-                .iter()
-                .sum();
-            let all = flop / t.elapsed().as_secs_f64() / 1e9;
-            println!(
-                "peak: {one:.1} GFLOP/s on one thread, {all:.1} on {} at once",
-                rayon::current_num_threads()
-            );
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The tiled form of [`host_causal`](crate::host_causal)'s two passes: every
+//! The tiled form of [`causal`](crate::causal)'s two passes: every
 //! product over positions runs as register tiles of 6 rows x 16 columns of
 //! fused multiply-adds, fed by broadcasts of the left-hand side read where
 //! it lies and by 16-wide packed strips of the right-hand side (the host
@@ -27,10 +27,10 @@
 //! 24-query block added to the key's sum), so the results differ from the
 //! pairwise form only by rounding.
 
-use crate::host_attention::{dot, softmax};
-use crate::host_causal_shape::{CausalShape, Rows};
-use crate::host_math::exp_nonpositive;
-use crate::host_matmul::{ROWS, VECS, WIDTH};
+use crate::attention::{dot, softmax};
+use crate::causal_shape::{CausalShape, Rows};
+use crate::math::exp_nonpositive;
+use crate::matmul::{ROWS, VECS, WIDTH};
 use pulp::Simd;
 
 /// Query rows per block of the backward pass (a multiple of [`ROWS`]): the
@@ -39,7 +39,7 @@ const BLOCK: usize = 4 * ROWS;
 
 /// Whether the tiled form runs for head width `d` on this instruction set.
 #[inline(always)]
-pub(crate) fn usable<S: Simd>(d: usize) -> bool {
+pub fn usable<S: Simd>(d: usize) -> bool {
     S::F32_LANES * VECS == WIDTH && d > 0 && d.is_multiple_of(WIDTH)
 }
 
@@ -207,10 +207,10 @@ fn col_tile<S: Simd, const R: usize>(
     }
 }
 
-/// Forward pass of one block (see [`crate::host_causal::forward`]): its
+/// Forward pass of one block (see [`crate::causal::forward`]): its
 /// `t` output rows and log-sum-exps.
 #[inline(always)]
-pub(crate) fn forward<S: Simd>(
+pub fn forward<S: Simd>(
     simd: S,
     s: CausalShape,
     [q, k, v]: [Rows<'_>; 3],
@@ -240,7 +240,7 @@ pub(crate) fn forward<S: Simd>(
 }
 
 /// The inputs of one block's backward pass.
-pub(crate) struct BackwardIn<'a> {
+pub struct BackwardIn<'a> {
     /// Queries.
     pub q: Rows<'a>,
     /// Keys.
@@ -255,11 +255,11 @@ pub(crate) struct BackwardIn<'a> {
     pub lse: &'a [f32],
 }
 
-/// Backward pass of one block (see [`crate::host_causal::backward`]): the
+/// Backward pass of one block (see [`crate::causal::backward`]): the
 /// gradients are written to the `t` rows of `dq`, `dk`, `dv` (zeros on
 /// entry).
 #[inline(always)]
-pub(crate) fn backward<S: Simd>(
+pub fn backward<S: Simd>(
     simd: S,
     s: CausalShape,
     x: BackwardIn<'_>,

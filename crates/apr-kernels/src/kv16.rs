@@ -1,5 +1,5 @@
 //! Keys and values kept in bfloat16 in the host cache
-//! ([`KvCache::on_host_bf16`](crate::KvCache::on_host_bf16)): half the
+//! (`apr_model::KvCache::on_host_bf16`): half the
 //! memory, and half the bytes attention reads at every decoding step, which
 //! is what bounds attention on the CPU.
 //!
@@ -17,13 +17,13 @@
 use pulp::Simd;
 
 /// Values per packed chunk (eight words).
-pub(crate) const CHUNK: usize = 16;
+pub const CHUNK: usize = 16;
 /// Words per packed chunk.
 const WORDS: usize = CHUNK / 2;
 
 /// `x` rounded to bfloat16 (the top 16 bits of an f32).
 #[inline]
-pub(crate) fn to_bf16(x: f32) -> u16 {
+pub fn to_bf16(x: f32) -> u16 {
     let b = x.to_bits();
     if x.is_nan() {
         // Keep it a NaN (a quiet one) whatever its payload.
@@ -35,13 +35,13 @@ pub(crate) fn to_bf16(x: f32) -> u16 {
 
 /// The f32 value of a bfloat16.
 #[inline]
-pub(crate) fn from_bf16(h: u16) -> f32 {
+pub fn from_bf16(h: u16) -> f32 {
     f32::from_bits(u32::from(h) << 16)
 }
 
 /// Packs one head's values (`src.len()` a multiple of [`CHUNK`]) into
 /// `src.len() / 2` words.
-pub(crate) fn pack(src: &[f32], dst: &mut [u32]) {
+pub fn pack(src: &[f32], dst: &mut [u32]) {
     debug_assert!(src.len().is_multiple_of(CHUNK) && dst.len() == src.len() / 2);
     for (s, d) in src.chunks_exact(CHUNK).zip(dst.chunks_exact_mut(WORDS)) {
         for (i, w) in d.iter_mut().enumerate() {
@@ -51,7 +51,7 @@ pub(crate) fn pack(src: &[f32], dst: &mut [u32]) {
 }
 
 /// The values of packed words (the inverse of [`pack`], after rounding).
-pub(crate) fn unpack(src: &[u32], dst: &mut [f32]) {
+pub fn unpack(src: &[u32], dst: &mut [f32]) {
     debug_assert!(dst.len().is_multiple_of(CHUNK) && src.len() == dst.len() / 2);
     for (s, d) in src.chunks_exact(WORDS).zip(dst.chunks_exact_mut(CHUNK)) {
         for (i, &w) in s.iter().enumerate() {
@@ -64,7 +64,7 @@ pub(crate) fn unpack(src: &[u32], dst: &mut [f32]) {
 /// Whether the vector kernels below apply: eight f32 lanes, so that one
 /// vector of words is one chunk.
 #[inline(always)]
-pub(crate) fn fits<S: Simd>() -> bool {
+pub fn fits<S: Simd>() -> bool {
     S::F32_LANES == WORDS
 }
 
@@ -82,7 +82,7 @@ const KEYS: usize = 4;
 /// `p[j] = q · k_j` for the first `p.len()` keys of `k` (`[keys, hd / 2]`
 /// packed words), when [`fits`].
 #[inline(always)]
-pub(crate) fn scores<S: Simd>(simd: S, q: &[f32], k: &[u32], p: &mut [f32]) {
+pub fn scores<S: Simd>(simd: S, q: &[f32], k: &[u32], p: &mut [f32]) {
     let hd = q.len();
     let words = hd / 2;
     let (qv, _) = S::as_simd_f32s(q);
@@ -121,7 +121,7 @@ const OUT_CHUNKS: usize = 2;
 /// (`[rows, out.len() / 2]` packed words), when [`fits`]: [`OUT_CHUNKS`]
 /// chunks of `out` at a time, in two sets of registers (even and odd rows).
 #[inline(always)]
-pub(crate) fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[u32], out: &mut [f32]) {
+pub fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[u32], out: &mut [f32]) {
     let hd = out.len();
     let words = hd / 2;
     let zero = simd.splat_f32s(0.0);

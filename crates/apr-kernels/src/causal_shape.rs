@@ -5,7 +5,7 @@
 /// The shape of one call: `blocks` (batch x heads) blocks of `t` positions
 /// of width `d`, and where each block's rows lie.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct CausalShape {
+pub struct CausalShape {
     /// Batch x heads.
     pub blocks: usize,
     /// Positions.
@@ -42,11 +42,13 @@ impl CausalShape {
         }
     }
 
-    pub(crate) fn scale(&self) -> f32 {
+    /// The attention scale, `1/sqrt(d)`.
+    pub fn scale(&self) -> f32 {
         1.0 / (self.d as f32).sqrt()
     }
 
-    pub(crate) fn check(&self, xs: &[&[f32]]) {
+    /// Panics unless every slice holds the shape's `blocks * t * d` values.
+    pub fn check(&self, xs: &[&[f32]]) {
         let n = self.blocks * self.t * self.d;
         assert!(
             xs.iter().all(|x| x.len() == n),
@@ -55,7 +57,7 @@ impl CausalShape {
     }
 
     /// Distance between a block's consecutive rows.
-    pub(crate) fn stride(&self) -> usize {
+    pub fn stride(&self) -> usize {
         if self.token_major {
             self.heads * self.d
         } else {
@@ -64,7 +66,7 @@ impl CausalShape {
     }
 
     /// The rows of block `blk` (`batch * heads + head`) of `x`.
-    pub(crate) fn rows<'a>(&self, x: &'a [f32], blk: usize) -> Rows<'a> {
+    pub fn rows<'a>(&self, x: &'a [f32], blk: usize) -> Rows<'a> {
         let base = if self.token_major {
             let (b, h) = (blk / self.heads, blk % self.heads);
             (b * self.t * self.heads + h) * self.d
@@ -79,7 +81,7 @@ impl CausalShape {
     }
 
     /// The rows of `x`, block by block (`[blocks][t]`).
-    pub(crate) fn split_rows<'a>(&self, x: &'a mut [f32]) -> Vec<Vec<&'a mut [f32]>> {
+    pub fn split_rows<'a>(&self, x: &'a mut [f32]) -> Vec<Vec<&'a mut [f32]>> {
         let mut out: Vec<Vec<&mut [f32]>> = (0..self.blocks)
             .map(|_| Vec::with_capacity(self.t))
             .collect();
@@ -96,7 +98,7 @@ impl CausalShape {
     }
 
     /// The same blocks, each contiguous.
-    pub(crate) fn head_major(&self) -> Self {
+    pub fn head_major(&self) -> Self {
         CausalShape {
             token_major: false,
             ..*self
@@ -105,7 +107,7 @@ impl CausalShape {
 
     /// `x` reordered from this layout to [`head_major`](Self::head_major)'s
     /// (`back`: the other way).
-    pub(crate) fn reorder(&self, x: &[f32], back: bool) -> Vec<f32> {
+    pub fn reorder(&self, x: &[f32], back: bool) -> Vec<f32> {
         let (t, d) = (self.t, self.d);
         let mut out = vec![0.0; x.len()];
         if back {
@@ -126,7 +128,7 @@ impl CausalShape {
 
 /// The rows of one block: row `i` is `x[i * stride..][..d]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Rows<'a> {
+pub struct Rows<'a> {
     /// From the block's first row on.
     pub x: &'a [f32],
     /// Distance between rows.
