@@ -2,9 +2,8 @@
 //! product over positions runs as register tiles of 6 rows x 16 columns of
 //! fused multiply-adds, fed by broadcasts of the left-hand side read where
 //! it lies and by 16-wide packed strips of the right-hand side (the host
-//! decoder's tile shape), instead of one dot product per (query, key) pair. At the `tiny` training shape this is
-//! 2.1-2.5x faster forward and 2.2-2.4x backward than the pairwise form
-//! (`attention::timing`).
+//! decoder's tile shape), instead of one dot product per (query, key)
+//! pair (its speed against the pairwise form: `docs/model.md`).
 //!
 //! Used when the machine has 8-lane vectors and the head width is a
 //! multiple of 16 (every preset: 32 or 64); the pairwise form stays for the

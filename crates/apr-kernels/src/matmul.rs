@@ -64,9 +64,9 @@ impl Packed {
 ///
 /// With a few rows (decoding one sequence) the product is bound by reading
 /// the weight from memory; split by columns, each thread streams its own
-/// part of it (split by rows, every thread would stream all of it): the
-/// `small` preset decodes one row 1.3-1.4x faster. With many rows the
-/// weight is reused from cache by every tile and rows split evenly.
+/// part of it (split by rows, every thread would stream all of it). With
+/// many rows the weight is reused from cache by every tile and rows split
+/// evenly.
 ///
 /// # Panics
 /// When a slice is shorter than its shape (a bug in the caller).

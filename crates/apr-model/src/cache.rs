@@ -23,16 +23,15 @@ use rayon::prelude::*;
 /// (layer, row) for keys and one for values, where a row's `block` (its
 /// allocated positions) grows by doubling up to `capacity` as the row
 /// fills: memory is committed for the tokens a row has held, not for its
-/// capacity. (Reserving every row's capacity up front made the kernel zero
-/// the whole budget, hundreds of MB, at each rollout's first steps.) A
+/// capacity (reserving every row's capacity up front would make the kernel
+/// zero the whole budget, hundreds of MB, at each rollout's first steps). A
 /// step writes each fed row's new keys and values and computes attention
 /// on the host, each row over its own valid prefix only (in parallel over
 /// rows). burn 0.21's `flex` backend copies a whole tensor on every
-/// `slice_assign` or `scatter`, so a cache kept as burn tensors cost a
-/// copy of the entire cache per layer per step; an earlier version of
-/// this layout copied the rows' prefixes into dense
+/// `slice_assign` or `scatter`, so a cache kept as burn tensors would
+/// cost a copy of the entire cache per layer per step, and dense
 /// `[rows, kv_heads, longest, head_dim]` tensors padded to the longest
-/// row, which dominated decoding at long contexts.
+/// row would dominate decoding at long contexts.
 ///
 /// On a backend whose memory is not the host's (CUDA) the cache is kept
 /// as backend tensors instead ([`Self::on_device`], what [`Self::new`]

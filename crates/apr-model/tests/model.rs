@@ -300,8 +300,8 @@ fn load_err(path: &std::path::Path) -> String {
         .to_string()
 }
 
-/// A `config.json` of one layer over a file of two used to load the first
-/// layer and drop the second without a word.
+/// A `config.json` of one layer over a file of two does not load: the
+/// second layer's tensors would be dropped without a word.
 #[test]
 fn tensors_the_config_does_not_use_are_an_error() {
     let m = model();

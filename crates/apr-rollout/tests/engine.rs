@@ -564,8 +564,8 @@ fn one_ids(completion: Vec<u32>, vocab: usize) -> ProblemResult {
     run(&mut m, std::slice::from_ref(&p), cfg).remove(0)
 }
 
-/// A model that writes only padding used to run to `max_new_tokens` with
-/// the padding dropped from the text, and to count as parsed.
+/// A model that writes only padding ends its thread at the first pad and
+/// does not count as parsed (padding has no text to drop silently).
 #[test]
 fn special_tokens_other_than_eos_end_the_thread_and_do_not_parse() {
     let r = one_ids(vec![0; 30], 1233);
@@ -627,8 +627,8 @@ fn ids_outside_the_tokenizer_end_the_thread_and_do_not_parse() {
     assert_ne!(r.root.finish.name(), "bad_token");
 }
 
-/// A call that generates nothing but `</s>` used to count as parsed (its
-/// text is the prompt, which parses).
+/// A call that generates nothing but `</s>` does not count as parsed, even
+/// though its text (the prompt) parses.
 #[test]
 fn a_call_that_generates_no_text_does_not_parse() {
     let r = one_ids(Vec::new(), 1233);
