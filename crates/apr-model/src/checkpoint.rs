@@ -19,6 +19,7 @@ use crate::model::{Block, Llama};
 use burn::module::Param;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,121 +70,57 @@ pub fn hf_tensors<B: Backend>(model: &Llama<B>) -> BTreeMap<String, HostTensor> 
     m
 }
 
-/// Serialises tensors in the safetensors format (F32, little endian).
-pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    header.insert(
-        "__metadata__".into(),
-        serde_json::json!({"format": "pt", "writer": "apr-model"}),
-    );
-    let mut offset = 0usize;
-    for (name, t) in tensors {
-        let end = offset + 4 * t.data.len();
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, end]}),
-        );
-        offset = end;
-    }
-    let mut h = serde_json::to_vec(&header).unwrap_or_default();
-    while !h.len().is_multiple_of(8) {
-        h.push(b' ');
-    }
-    let mut out = Vec::with_capacity(8 + h.len() + offset);
-    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
-    out.extend_from_slice(&h);
-    for t in tensors.values() {
-        for x in &t.data {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    out
+/// Serialises tensors in the safetensors format (F32, little endian), with
+/// the `format: pt` metadata `transformers` expects.
+pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
+    let bytes: Vec<(&String, &HostTensor, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let raw = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, t, raw)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, t, raw)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), raw)
+                .map(|v| (name.as_str(), v))
+                .map_err(|e| Error::Input(format!("{name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = std::collections::HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("writer".to_string(), "apr-model".to_string()),
+    ]);
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Input(e.to_string()))
 }
 
 /// Parses a safetensors file (F32, F16 and BF16 tensors are read as f32).
 pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     let bad = |m: String| Error::checkpoint(path, m);
-    let n = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
-        .ok_or_else(|| bad("shorter than a safetensors header".into()))?;
-    let header = bytes
-        .get(8..8usize.saturating_add(n))
-        .ok_or_else(|| bad(format!("header of {n} bytes past the end of the file")))?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(header).map_err(|e| bad(format!("header: {e}")))?;
-    let data = &bytes[8 + n..];
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
     let mut out = BTreeMap::new();
-    for (name, v) in header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let dtype = v["dtype"].as_str().unwrap_or("");
-        let shape = usize_list(&v["shape"]).ok_or_else(|| bad(format!("{name}: no shape")))?;
-        let offs = usize_list(&v["data_offsets"]).unwrap_or_default();
-        let [start, end] = offs[..] else {
-            return Err(bad(format!("{name}: bad data_offsets")));
-        };
-        let raw = data
-            .get(start..end)
-            .ok_or_else(|| bad(format!("{name}: data past the end of the file")))?;
-        let count: usize = shape.iter().product();
-        let width = match dtype {
-            "F32" => 4,
-            "F16" | "BF16" => 2,
-            other => return Err(bad(format!("{name}: unsupported dtype {other}"))),
-        };
-        if raw.len() != count * width {
-            return Err(bad(format!(
-                "{name}: {} bytes for shape {shape:?}",
-                raw.len()
-            )));
-        }
-        let data: Vec<f32> = match dtype {
-            "F32" => raw
+    for (name, view) in st.tensors() {
+        let raw = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
-            "BF16" => raw
+            Dtype::BF16 => raw
                 .chunks_exact(2)
-                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
-            _ => raw
+            Dtype::F16 => raw
                 .chunks_exact(2)
-                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
+            other => return Err(bad(format!("{name}: unsupported dtype {other:?}"))),
         };
+        let shape = view.shape().to_vec();
         out.insert(name, HostTensor { shape, data });
     }
     Ok(out)
-}
-
-/// A JSON array of unsigned integers (other entries skipped).
-fn usize_list(v: &serde_json::Value) -> Option<Vec<usize>> {
-    v.as_array().map(|a| {
-        a.iter()
-            .filter_map(|x| x.as_u64())
-            .map(|x| x as usize)
-            .collect()
-    })
-}
-
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let frac = (h & 0x3ff) as u32;
-    let bits = match (exp, frac) {
-        (0, 0) => sign,
-        (0, f) => {
-            // Subnormal: f * 2^-24.
-            let m = f as f32 * 2f32.powi(-24);
-            return if sign != 0 { -m } else { m };
-        }
-        (31, 0) => sign | 0x7f80_0000,
-        (31, f) => sign | 0x7f80_0000 | (f << 13),
-        (e, f) => sign | (((e - 15 + 127) as u32) << 23) | (f << 13),
-    };
-    f32::from_bits(bits)
 }
 
 /// Hugging Face name of the token embedding.
@@ -392,7 +329,7 @@ pub fn save<B: Backend>(model: &Llama<B>, dir: &Path, tokenizer_json: Option<&st
     let tensors = hf_tensors(model);
     check_finite_tensors(&tensors)?;
     let tmp = staging_dir(dir)?;
-    write_atomic(&tmp.join(WEIGHTS), &safetensors_bytes(&tensors))?;
+    write_atomic(&tmp.join(WEIGHTS), &safetensors_bytes(&tensors)?)?;
     let cfg = model.config.hf_config_json(1, 2, 0);
     let cfg = serde_json::to_vec_pretty(&cfg).unwrap_or_default();
     write_atomic(&tmp.join(CONFIG), &cfg)?;

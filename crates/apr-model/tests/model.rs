@@ -289,7 +289,7 @@ fn write_weights(
 ) {
     std::fs::write(
         path.join(checkpoint::WEIGHTS),
-        checkpoint::safetensors_bytes(t),
+        checkpoint::safetensors_bytes(t).unwrap(),
     )
     .unwrap();
 }
