@@ -9,7 +9,7 @@
 //! `[batch, t, heads, head_dim]` ([`CausalShape::token_major`]: the layout
 //! the projections produce, which the training path passes without
 //! reordering). Two forms compute the products ([`Form`]): register tiles
-//! ([`crate::causal_tiled`], where the machine has 8-lane vectors and
+//! (`causal_tiled`, where the machine has 8-lane vectors and
 //! the head width is a multiple of 16) and one dot product per pair.
 //!
 //! ```text
@@ -39,7 +39,7 @@ pub fn forward(s: CausalShape, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f32>, Ve
 /// How the passes compute their products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
-    /// Register tiles ([`causal_tiled`](crate::causal_tiled)) where
+    /// Register tiles (`causal_tiled`) where
     /// the machine and head width allow, else pairwise.
     Tiled,
     /// One dot product per (query, key) pair, on contiguous blocks (other

@@ -118,7 +118,7 @@ pub fn scores<S: Simd>(simd: S, q: &[f32], k: &[u32], p: &mut [f32]) {
 const OUT_CHUNKS: usize = 2;
 
 /// `out = sum_j w[j] * v_j` over the first `w.len()` rows of `v`
-/// (`[rows, out.len() / 2]` packed words), when [`fits`]: [`OUT_CHUNKS`]
+/// (`[rows, out.len() / 2]` packed words), when [`fits`]: `OUT_CHUNKS`
 /// chunks of `out` at a time, in two sets of registers (even and odd rows).
 #[inline(always)]
 pub fn weighted_sum<S: Simd>(simd: S, w: &[f32], v: &[u32], out: &mut [f32]) {
