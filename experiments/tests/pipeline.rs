@@ -146,6 +146,17 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
         serde_json::from_str(&std::fs::read_to_string(&sp).unwrap()).unwrap();
     assert_eq!(sv["final_train_loss"].as_f64(), Some(loss));
 
+    // A folder from before fingerprints is judged by its recorded config:
+    // a changed seed is still refused there.
+    std::fs::remove_file(out.join("fingerprints.json")).unwrap();
+    let mut reseeded = v.clone();
+    set(&mut reseeded, "seed", I(2));
+    std::fs::write(&cfg, toml::to_string(&reseeded).unwrap()).unwrap();
+    let e = pipeline::run(cli()).unwrap_err().to_string();
+    assert!(e.contains("[problems] seed: 1 -> 2"), "{e}");
+    std::fs::write(&cfg, toml::to_string(&v).unwrap()).unwrap();
+    pipeline::run(cli()).unwrap();
+
     // A changed setting that a finished stage depends on is refused before
     // any work, naming the stages and keys; the recorded config stays.
     let recorded = std::fs::read_to_string(out.join("config.toml")).unwrap();

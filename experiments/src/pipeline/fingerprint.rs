@@ -62,6 +62,18 @@ pub(crate) fn read(dir: &Path) -> Result<Fingerprints> {
     }
 }
 
+/// Whether `dir` holds recorded fingerprints.
+pub(crate) fn recorded(dir: &Path) -> bool {
+    dir.join(FILE).exists()
+}
+
+/// Records every fingerprint of `all` (the baseline of a folder made
+/// before fingerprints, computed from its recorded config).
+pub(crate) fn record_all(dir: &Path, all: &Fingerprints) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(all).map_err(|e| Error::Config(e.to_string()))?;
+    write_atomic(&dir.join(FILE), &bytes)
+}
+
 /// Records `fp` as the fingerprint of `stage`.
 pub(crate) fn record(dir: &Path, stage: &str, fp: &Value) -> Result<()> {
     let mut all = read(dir)?;
