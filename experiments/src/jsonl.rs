@@ -174,6 +174,20 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     w.commit()
 }
 
+/// The JSON value in `path`, or `T::default()` when the file does not
+/// exist (a record a run writes as it goes).
+pub fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Record {
+            path: path.display().to_string(),
+            record: 0,
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

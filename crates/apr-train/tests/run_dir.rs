@@ -4,25 +4,13 @@
 //! of a checkpoint resumes from it, and a run that diverges stops with the
 //! last good checkpoint kept.
 
-use apr_countdown::{ProblemRecord, ProblemSpec, Recipe, SospRecipe};
+mod common;
+
 use apr_train::{Error, RunOptions, SftConfig};
-use std::collections::HashSet;
-use std::io::Write;
+use common::write_traces;
 use std::path::Path;
 
 type B = apr_model::CpuTrain;
-
-fn write_traces(path: &Path, n: usize) {
-    let spec = ProblemSpec::default();
-    let recipe = Recipe::Sosp(SospRecipe::default());
-    let mut f = std::fs::File::create(path).unwrap();
-    for i in 0..n {
-        let p = spec.problem(5, i as u64, &HashSet::new()).unwrap();
-        let pr = ProblemRecord::new(&p).unwrap();
-        let rec = recipe.record(&pr, &p, 5, i as u64);
-        writeln!(f, "{}", serde_json::to_string(&rec).unwrap()).unwrap();
-    }
-}
 
 fn config(dir: &Path, steps: usize, lr: f64) -> SftConfig {
     let text = format!(

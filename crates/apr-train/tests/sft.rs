@@ -1,25 +1,13 @@
 //! SFT end to end on a small model: the loss falls on a fixed batch, and a
 //! run stopped and resumed gives the same loss curve as an uninterrupted one.
 
-use apr_countdown::{ProblemRecord, ProblemSpec, Recipe, SospRecipe};
+mod common;
+
 use apr_train::{RunOptions, SftConfig};
-use std::collections::HashSet;
-use std::io::Write;
+use common::write_traces;
 use std::path::Path;
 
 type B = apr_model::CpuTrain;
-
-fn write_traces(path: &Path, n: usize) {
-    let spec = ProblemSpec::default();
-    let recipe = Recipe::Sosp(SospRecipe::default());
-    let mut f = std::fs::File::create(path).unwrap();
-    for i in 0..n {
-        let p = spec.problem(5, i as u64, &HashSet::new()).unwrap();
-        let pr = ProblemRecord::new(&p).unwrap();
-        let rec = recipe.record(&pr, &p, 5, i as u64);
-        writeln!(f, "{}", serde_json::to_string(&rec).unwrap()).unwrap();
-    }
-}
 
 fn config(dir: &Path, steps: usize, lr: f64) -> SftConfig {
     let text = format!(

@@ -47,19 +47,7 @@ pub(crate) fn without(mut v: Value, paths: &[&str]) -> Value {
 
 /// The fingerprints recorded in `dir` (empty when none are).
 pub(crate) fn read(dir: &Path) -> Result<Fingerprints> {
-    let path = dir.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Record {
-            path: path.display().to_string(),
-            record: 0,
-            message: e.to_string(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Fingerprints::new()),
-        Err(source) => Err(Error::Io {
-            path: path.display().to_string(),
-            source,
-        }),
-    }
+    crate::jsonl::read_json_or_default(&dir.join(FILE))
 }
 
 /// Whether `dir` holds recorded fingerprints.

@@ -11,19 +11,7 @@ const FILE: &str = "stages.json";
 /// The recorded (stage, seconds) pairs, in the order the stages first ran;
 /// empty when none were recorded.
 pub(crate) fn read(dir: &Path) -> Result<Vec<(String, f64)>> {
-    let path = dir.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Record {
-            path: path.display().to_string(),
-            record: 0,
-            message: e.to_string(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(Error::Io {
-            path: path.display().to_string(),
-            source,
-        }),
-    }
+    crate::jsonl::read_json_or_default(&dir.join(FILE))
 }
 
 /// Records that `stage` took `seconds` (replacing an earlier record of it).
