@@ -360,22 +360,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// The fingerprints of the config recorded in `dir` (`None` when there is
-/// none or it no longer reads).
-fn recorded_fingerprints(cli: &Cli, dir: &Path) -> Option<fingerprint::Fingerprints> {
-    let path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let mut cfg = Config::from_toml(&text, &path.display().to_string()).ok()?;
-    cfg.out_dir = dir.to_path_buf();
-    let old = Runner {
-        cli,
-        cfg,
-        dir: dir.to_path_buf(),
-        fingerprints: Default::default(),
-    };
-    old.plan().ok().map(|p| plan::fingerprints(&p))
-}
-
 /// Runs the pipeline from parsed arguments.
 pub fn run(cli: Cli) -> Result<()> {
     let (text, origin) = match &cli.config {
@@ -409,7 +393,7 @@ pub fn run(cli: Cli) -> Result<()> {
         if !fingerprint::recorded(&dir) {
             // A folder from before fingerprints: its recorded config says
             // what its finished stages were made under.
-            if let Some(old) = recorded_fingerprints(&cli, &dir) {
+            if let Some(old) = plan::recorded_fingerprints(&cli, &dir) {
                 fingerprint::record_all(&dir, &old)?;
             }
         }

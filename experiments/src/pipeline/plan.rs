@@ -4,11 +4,11 @@
 //! section fails at once rather than an hour in.
 
 use super::fingerprint::{without, Fingerprints};
-use super::Runner;
+use super::{Cli, Config, Runner};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One stage of the run.
 pub(crate) struct Planned {
@@ -154,4 +154,20 @@ pub(crate) fn fingerprints(plan: &[Planned]) -> Fingerprints {
 /// Whether the stage `name` of the plan has finished.
 pub(crate) fn finished(plan: &[Planned], name: &str) -> bool {
     plan.iter().any(|p| p.name == name && p.done.exists())
+}
+
+/// The fingerprints of the config recorded in `dir` (`None` when there is
+/// none or it no longer reads).
+pub(crate) fn recorded_fingerprints(cli: &Cli, dir: &Path) -> Option<Fingerprints> {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).ok()?;
+    let mut cfg = Config::from_toml(&text, &path.display().to_string()).ok()?;
+    cfg.out_dir = dir.to_path_buf();
+    let old = Runner {
+        cli,
+        cfg,
+        dir: dir.to_path_buf(),
+        fingerprints: Default::default(),
+    };
+    old.plan().ok().map(|p| fingerprints(&p))
 }
