@@ -322,6 +322,23 @@ pub fn replace_dir(staged: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Finishes a [`replace_dir`] that a kill interrupted between its two
+/// renames (`dir` moved aside to `dir.old`, the staged `dir.tmp` not yet
+/// in place): the staged directory, complete by then, takes its place, or
+/// the old one when there is none. Nothing to do otherwise.
+pub fn recover_dir(dir: &Path) -> Result<()> {
+    let (tmp, old) = (sibling(dir, ".tmp"), sibling(dir, ".old"));
+    if dir.exists() || !old.exists() {
+        return Ok(());
+    }
+    let from = if tmp.exists() { &tmp } else { &old };
+    std::fs::rename(from, dir).map_err(|e| Error::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}
+
 /// Saves a model to `dir` (created or replaced whole): weights, config, and
 /// the tokenizer file when given. Weights with NaN or infinite values are
 /// an error ([`Error::NonFinite`]) and leave `dir` as it was.
@@ -342,6 +359,7 @@ pub fn save<B: Backend>(model: &Llama<B>, dir: &Path, tokenizer_json: Option<&st
 /// Loads a model saved by [`save`] (or any f32/f16/bf16 Llama checkpoint of
 /// a shape this crate supports).
 pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
+    recover_dir(dir)?;
     let cpath = dir.join(CONFIG);
     let text = std::fs::read(&cpath).map_err(|e| Error::io(&cpath, e))?;
     let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Json {

@@ -530,3 +530,29 @@ fn the_model_vocabulary_must_cover_the_tokenizer() {
     let e = load_checked_err(&path, &over);
     assert!(e.contains("vocab_size 50 is below the 61 ids"), "{e}");
 }
+
+/// A kill between the two renames of a directory switch leaves `d.old`
+/// (and the staged `d.tmp`, complete by then) but no `d`: the staged one
+/// takes its place, or the old one when there is none.
+#[test]
+fn an_interrupted_directory_switch_is_finished() {
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path().join("d");
+    let (tmp, old) = (root.path().join("d.tmp"), root.path().join("d.old"));
+    for (dir, text) in [(&tmp, "new"), (&old, "old")] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("f"), text).unwrap();
+    }
+    checkpoint::recover_dir(&d).unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("f")).unwrap(), "new");
+    assert!(!old.exists() && !tmp.exists());
+    // Without a staged directory the old one comes back.
+    std::fs::rename(&d, &old).unwrap();
+    checkpoint::recover_dir(&d).unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("f")).unwrap(), "new");
+    assert!(!old.exists());
+    // With `d` in place nothing moves.
+    std::fs::create_dir(&old).unwrap();
+    checkpoint::recover_dir(&d).unwrap();
+    assert!(old.exists() && d.exists());
+}

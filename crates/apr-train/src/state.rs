@@ -42,38 +42,10 @@ pub fn save<B: Backend, R: Record<B>, S: Serialize>(
     checkpoint::replace_dir(&tmp, dir).map_err(Error::from)
 }
 
-/// `dir` with `suffix` appended to its last component.
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Finishes a state switch that a kill interrupted between the two renames
-/// of [`checkpoint::replace_dir`] (`dir` moved aside to `dir.old`, the
-/// staged `dir.tmp` not yet in place): the staged state, complete by then,
-/// takes its place, or the old one when there is none.
-pub fn recover(dir: &Path) -> Result<()> {
-    let (tmp, old) = (sibling(dir, ".tmp"), sibling(dir, ".old"));
-    if dir.exists() || !old.exists() {
-        return Ok(());
-    }
-    let from = if tmp.join("state.json").exists() {
-        &tmp
-    } else {
-        &old
-    };
-    std::fs::rename(from, dir).map_err(|e| Error::io(dir, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-    }
-    Ok(())
-}
-
 /// The step of the state saved in `dir`, without loading it (`None` when
 /// there is none).
 pub fn saved_step(dir: &Path) -> Result<Option<usize>> {
-    recover(dir)?;
+    checkpoint::recover_dir(dir)?;
     let path = dir.join("state.json");
     let text = match std::fs::read(&path) {
         Ok(t) => t,
@@ -119,7 +91,7 @@ pub fn load<B: Backend, R: Record<B>, S: DeserializeOwned>(
     model: Llama<B>,
     device: &B::Device,
 ) -> Result<Option<Loaded<B, R, S>>> {
-    recover(dir)?;
+    checkpoint::recover_dir(dir)?;
     if !dir.join("state.json").exists() {
         return Ok(None);
     }
