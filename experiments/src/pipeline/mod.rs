@@ -273,8 +273,9 @@ impl Runner<'_> {
             stop_after: None,
         };
         for (stem, kind, conditioning, optim) in self.sft_stages() {
+            // Every stage's settings were checked before any work
+            // (`validate_all`).
             let c = self.sft_config(stem, kind, conditioning, optim);
-            c.validate()?;
             let name = format!("{stem}-sft");
             let done = c.out.join("summary.json");
             let s = self.stage(out, &name, &done, Some(&c.out), || {
@@ -296,7 +297,6 @@ impl Runner<'_> {
         }
         for name in ["apr", "sosp"] {
             let c = self.grpo_config(name, val);
-            c.validate()?;
             let done = c.out.join("summary.json");
             let stage = format!("{name}-grpo");
             let s = self.stage(out, &stage, &done, Some(&c.out), || {
@@ -442,12 +442,7 @@ mod tests {
     }
 
     fn check_stages(r: &Runner) {
-        for (stem, kind, cond, optim) in r.sft_stages() {
-            r.sft_config(stem, kind, cond, optim).validate().unwrap();
-        }
-        for m in ["apr", "sosp"] {
-            r.grpo_config(m, Path::new("v.jsonl")).validate().unwrap();
-        }
+        r.validate_all("preset").unwrap();
     }
 
     #[test]
