@@ -464,7 +464,7 @@ mod tests {
         for form in [Form::Tiled, Form::Pairwise] {
             for (blocks, t, d) in shapes {
                 let s = CausalShape::of([1, blocks, t, d]);
-                let mut rng = crate::test_rng::Rng::new(t as u64);
+                let mut rng = crate::rng::SplitMix::new(t as u64);
                 let n = blocks * t * d;
                 let (q, k, v, w) = (
                     rng.normal_vec(n, 1.0),
@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn tiled_and_pairwise_forms_agree() {
         let s = CausalShape::of([1, 2, 61, 32]);
-        let mut rng = crate::test_rng::Rng::new(7);
+        let mut rng = crate::rng::SplitMix::new(7);
         let n = s.blocks * s.t * s.d;
         let x: Vec<Vec<f32>> = (0..4).map(|_| rng.normal_vec(n, 1.0)).collect();
         let (o1, l1) = forward_in(Form::Tiled, s, &x[0], &x[1], &x[2]);
@@ -514,7 +514,7 @@ mod tests {
         for d in [32, 8] {
             let hm = CausalShape::of([b, h, t, d]);
             let tm = CausalShape::token_major([b, t, h, d]);
-            let mut rng = crate::test_rng::Rng::new(d as u64);
+            let mut rng = crate::rng::SplitMix::new(d as u64);
             let n = b * h * t * d;
             let x: Vec<Vec<f32>> = (0..4).map(|_| rng.normal_vec(n, 1.0)).collect();
             // x given token-major; the same values head-major.

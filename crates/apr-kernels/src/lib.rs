@@ -13,6 +13,7 @@
 //! - [`math`]: the vector exponential, SiLU-gated products and their
 //!   backward.
 //! - [`kv16`]: packing f32 rows into bfloat16 words and back.
+//! - [`rng`]: the seeded generator for weights, sampling and test inputs.
 
 pub mod attention;
 pub mod causal;
@@ -21,7 +22,6 @@ mod causal_tiled;
 pub mod kv16;
 pub mod math;
 pub mod matmul;
-#[cfg(test)]
-mod test_rng;
+pub mod rng;
 
 pub use causal_shape::{CausalShape, Rows};
