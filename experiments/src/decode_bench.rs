@@ -114,7 +114,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             .to_vec()
             .map_err(|e| Error::Config(format!("{e:?}")))?;
         let j = serde_json::json!({"prompts": prompts, "check_logits": logits});
-        crate::jsonl::write_atomic(path, j.to_string().as_bytes())?;
+        apr_model::checkpoint::write_atomic(path, j.to_string().as_bytes())?;
     }
     let ctx = model.config.max_seq_len;
     let mut tokens = serde_json::Map::new();
@@ -177,7 +177,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
     }
     if let Some(path) = &cli.tokens_out {
         let j = serde_json::Value::Object(tokens).to_string();
-        crate::jsonl::write_atomic(path, j.as_bytes())?;
+        apr_model::checkpoint::write_atomic(path, j.as_bytes())?;
     }
     Ok(())
 }

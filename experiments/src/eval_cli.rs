@@ -86,7 +86,7 @@ pub fn run(cli: Cli) -> Result<()> {
         source,
     })?;
     let toml = toml::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
-    crate::jsonl::write_atomic(&cli.out.join("config.toml"), toml.as_bytes())?;
+    apr_model::checkpoint::write_atomic(&cli.out.join("config.toml"), toml.as_bytes())?;
     let mut evals = Vec::new();
     for (name, dir, mode) in &models {
         let e = crate::device::with_backend!(&cli.device, infer, |B, d| {
@@ -109,7 +109,7 @@ pub fn run(cli: Cli) -> Result<()> {
         cfg.problems.display(),
         problems.len()
     );
-    crate::jsonl::write_atomic(&cli.out.join("report.md"), md.as_bytes())?;
+    apr_model::checkpoint::write_atomic(&cli.out.join("report.md"), md.as_bytes())?;
     println!("report: {}", cli.out.join("report.md").display());
     Ok(())
 }

@@ -3,12 +3,13 @@
 
 use crate::chunked::write_lines;
 use crate::error::{Error, Result};
-use crate::jsonl::{read_records, write_atomic, AtomicWriter};
+use crate::jsonl::{read_records, AtomicWriter};
 use crate::stats;
 use apr_countdown::{
     AprRecipe, Heuristic, Problem, ProblemKey, ProblemRecord, ProblemSpec, Pruning, Recipe,
     SospRecipe,
 };
+use apr_model::checkpoint::write_atomic;
 use apr_trace::TraceTokenizer;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -301,7 +302,7 @@ fn save_config<A: Serialize, R: Serialize>(
         resolved,
     };
     let text = toml::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
-    write_atomic(Path::new(&name), text.as_bytes())
+    Ok(write_atomic(Path::new(&name), text.as_bytes())?)
 }
 
 /// `gen-data problems`.

@@ -167,13 +167,6 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
-/// Writes a whole text file atomically.
-pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let mut w = AtomicWriter::create(dest)?;
-    w.write_all(bytes)?;
-    w.commit()
-}
-
 /// The JSON value in `path`, or `T::default()` when the file does not
 /// exist (a record a run writes as it goes).
 pub fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {

@@ -210,12 +210,12 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             serde_json::to_writer(&mut buf, r).map_err(|e| Error::Config(e.to_string()))?;
             buf.push(b'\n');
         }
-        crate::jsonl::write_atomic(out, &buf)?;
+        apr_model::checkpoint::write_atomic(out, &buf)?;
         let pretty =
             serde_json::to_vec_pretty(&report).map_err(|e| Error::Config(e.to_string()))?;
-        crate::jsonl::write_atomic(&with_suffix(out, ".summary.json"), &pretty)?;
+        apr_model::checkpoint::write_atomic(&with_suffix(out, ".summary.json"), &pretty)?;
         let toml = toml::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
-        crate::jsonl::write_atomic(&with_suffix(out, ".config.toml"), toml.as_bytes())?;
+        apr_model::checkpoint::write_atomic(&with_suffix(out, ".config.toml"), toml.as_bytes())?;
     }
     let mut o = std::io::stdout().lock();
     writeln!(

@@ -132,7 +132,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         for l in &lines {
             writeln!(buf, "{l}").map_err(|e| Error::Config(e.to_string()))?;
         }
-        crate::jsonl::write_atomic(out, &buf)?;
+        apr_model::checkpoint::write_atomic(out, &buf)?;
     }
     println!(
         "{} problems: parse rate {:.1}%, accuracy {:.1}%, {:.0} generated tokens and {:.2} child threads per problem",

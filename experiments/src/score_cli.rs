@@ -9,8 +9,8 @@
 //! when solved) added. A summary goes to stderr.
 
 use crate::error::{Error, Result};
-use crate::jsonl::write_atomic;
 use apr_countdown::{score, Problem};
+use apr_model::checkpoint::write_atomic;
 use apr_trace::TraceMode;
 use clap::Parser;
 use serde_json::{Map, Value};

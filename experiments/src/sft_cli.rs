@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
             "grad_clip": cfg.optim.grad_clip,
         });
         let bytes = serde_json::to_vec(&v).map_err(|e| crate::Error::Config(e.to_string()))?;
-        crate::jsonl::write_atomic(path, &bytes)?;
+        apr_model::checkpoint::write_atomic(path, &bytes)?;
         println!("{n} batches -> {}", path.display());
         return Ok(());
     }

@@ -273,17 +273,32 @@ pub fn model_from_hf<B: Backend>(
     })
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
+/// Writes `bytes` to `path` atomically: a temporary `.NAME.tmp-PID` beside
+/// it (the folder is created if needed), fsync, rename. On an error the
+/// temporary file is removed; a killed process leaves it (a later writer
+/// of a streamed file removes such leftovers, see `experiments`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let tmp = tmp_name(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })()
+    .map_err(|e| Error::io(&tmp, e))
+    .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
-fn tmp_name(path: &Path) -> PathBuf {
-    sibling(path, &format!(".tmp-{}", std::process::id()))
+/// The temporary name of `path` for this process: `.NAME.tmp-PID`.
+pub fn tmp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 /// `path` with `suffix` appended to its last component.

@@ -5,7 +5,7 @@
 //! so one run directory never mixes the outputs of two configs.
 
 use crate::error::{Error, Result};
-use crate::jsonl::write_atomic;
+use apr_model::checkpoint::write_atomic;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,7 +59,7 @@ pub(crate) fn recorded(dir: &Path) -> bool {
 /// before fingerprints, computed from its recorded config).
 pub(crate) fn record_all(dir: &Path, all: &Fingerprints) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(all).map_err(|e| Error::Config(e.to_string()))?;
-    write_atomic(&dir.join(FILE), &bytes)
+    Ok(write_atomic(&dir.join(FILE), &bytes)?)
 }
 
 /// Records `fp` as the fingerprint of `stage`.
@@ -67,7 +67,7 @@ pub(crate) fn record(dir: &Path, stage: &str, fp: &Value) -> Result<()> {
     let mut all = read(dir)?;
     all.insert(stage.to_string(), fp.clone());
     let bytes = serde_json::to_vec_pretty(&all).map_err(|e| Error::Config(e.to_string()))?;
-    write_atomic(&dir.join(FILE), &bytes)
+    Ok(write_atomic(&dir.join(FILE), &bytes)?)
 }
 
 /// Checks the finished stages (`done`: stage name -> whether its output

@@ -17,9 +17,9 @@ pub use config::Config;
 
 use crate::error::{Error, Result};
 use crate::gen_data::{self, ProblemsArgs};
-use crate::jsonl::write_atomic;
 use apr_countdown::Recipe;
 use apr_eval::ModelEval;
+use apr_model::checkpoint::write_atomic;
 use apr_model::{AprBackend, Llama};
 use apr_rollout::Mode;
 use apr_train::config::{ConditioningMode, DataConfig, OptimConfig};

@@ -3,7 +3,7 @@
 //! still shows them.
 
 use crate::error::{Error, Result};
-use crate::jsonl::write_atomic;
+use apr_model::checkpoint::write_atomic;
 use std::path::Path;
 
 const FILE: &str = "stages.json";
@@ -22,7 +22,7 @@ pub(crate) fn record(dir: &Path, stage: &str, seconds: f64) -> Result<()> {
         None => all.push((stage.to_string(), seconds)),
     }
     let bytes = serde_json::to_vec_pretty(&all).map_err(|e| Error::Config(e.to_string()))?;
-    write_atomic(&dir.join(FILE), &bytes)
+    Ok(write_atomic(&dir.join(FILE), &bytes)?)
 }
 
 #[cfg(test)]
