@@ -30,6 +30,7 @@ pub mod rules;
 pub mod score;
 mod search;
 pub mod sosp;
+mod task;
 pub mod verify;
 
 pub use apr::{apr, apr_log, AprOutput, AprParams};

@@ -213,8 +213,7 @@ mod tests {
         ProblemResult {
             problem: 0,
             sample: 0,
-            nums: vec![],
-            target: 0,
+            problem_fields: Default::default(),
             trace_dict: root.dict(),
             root,
             solved,

@@ -3,8 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::sampling::SamplingParams;
-use apr_countdown::Problem;
-use apr_trace::{Conditioning, TraceMode};
+use apr_trace::{Conditioning, Task, TraceMode};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -131,13 +130,13 @@ impl RolloutConfig {
     }
 
     /// The conditioning prefix and the text of a problem's root call: the
-    /// mode's root prompt ([`TraceMode::root_prompt`]) with `budget` as the
+    /// task's root prompt ([`Task::root_prompt`]) with `budget` as the
     /// mode's conditioning. The engine is fed `<s>`, the prefix, then the text.
-    pub fn root_call(&self, problem: &Problem) -> (Option<Conditioning>, String) {
+    pub fn root_call(&self, problem: &impl Task) -> (Option<Conditioning>, String) {
         let mode = self.mode.trace_mode();
         (
             self.budget.map(|b| mode.conditioning(b)),
-            mode.root_prompt(problem.target, &problem.nums),
+            problem.root_prompt(mode),
         )
     }
 

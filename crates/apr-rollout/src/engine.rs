@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::result::{CallRecord, FinishReason, ProblemResult};
 use crate::sampling::thread_seed;
 use crate::stepper::StepModel;
-use apr_countdown::Problem;
 use apr_model::init::SplitMix;
 use apr_trace::protocol::{
     continuation_for_with, ends_with_spawn, parse_spawn_with, JOIN_OPEN, SPAWN_CLOSE_LINE,
@@ -181,9 +180,9 @@ impl<'m, M: StepModel> Engine<'m, M> {
     /// Runs `cfg.samples` samples of every problem to the end and returns
     /// their results in (problem, sample) order. `on_done` sees each result
     /// as its tree finishes (for progress bars and streaming output).
-    pub fn run(
+    pub fn run<P: apr_trace::Task>(
         &mut self,
-        problems: &[Problem],
+        problems: &[P],
         mut on_done: impl FnMut(&ProblemResult),
     ) -> Result<Vec<ProblemResult>> {
         let t0 = Instant::now();

@@ -168,16 +168,16 @@ pub struct ProblemResult {
     pub problem: usize,
     /// Sample number, `0..samples`.
     pub sample: usize,
-    /// The problem's numbers.
-    pub nums: Vec<u32>,
-    /// The problem's target.
-    pub target: u32,
+    /// The problem's fields as the task describes it (Countdown: `nums`
+    /// and `target`), written inline.
+    #[serde(flatten)]
+    pub problem_fields: serde_json::Map<String, serde_json::Value>,
     /// The thread tree as text, in the datasets' structure.
     pub trace_dict: TraceDict,
     /// The thread tree with tokens and log-probabilities.
     pub root: ThreadResult,
-    /// Whether the root's last call solves the problem, scored by the
-    /// official checker's rules for the mode ([`apr_countdown::score()`]).
+    /// Whether the root's last call solves the problem, graded by the
+    /// task's official rules ([`apr_trace::Task::grade`]).
     pub solved: bool,
     /// The operations of the answer read from the root's last call
     /// (`["98+3=101", ...]`), solved or not; absent when none could be read.

@@ -180,9 +180,9 @@ pub fn load_model<B: burn::tensor::backend::Backend>(
 /// on a fresh [`LlamaStepper`] of `slots` slots of the model's context:
 /// the results in (problem, sample) order and the engine's counters.
 /// `on_done` sees each result as it finishes.
-pub fn run_llama<B: AprBackend>(
+pub fn run_llama<B: AprBackend, P: apr_trace::Task>(
     model: &Llama<B>,
-    problems: &[apr_countdown::Problem],
+    problems: &[P],
     cfg: &crate::RolloutConfig,
     slots: usize,
     on_done: impl FnMut(&crate::ProblemResult),
@@ -194,9 +194,9 @@ pub fn run_llama<B: AprBackend>(
 /// Runs `cfg` on `problems` with any [`StepModel`]: the results in
 /// (problem, sample) order and the engine's counters. `on_done` sees each
 /// result as it finishes.
-pub fn run_stepper(
+pub fn run_stepper<P: apr_trace::Task>(
     stepper: &mut impl StepModel,
-    problems: &[apr_countdown::Problem],
+    problems: &[P],
     cfg: &crate::RolloutConfig,
     on_done: impl FnMut(&crate::ProblemResult),
 ) -> Result<(Vec<crate::ProblemResult>, crate::EngineStats)> {

@@ -14,7 +14,9 @@
 //!   the parent's continuation;
 //! - solution extraction ([`extract_solution`]), conditioning prefixes
 //!   ([`Conditioning`]), root prompts per mode ([`TraceMode`]), token accounting ([`tree_stats`]) and the tokenizer
-//!   ([`TraceTokenizer`], saved as a Hugging Face `tokenizer.json`).
+//!   ([`TraceTokenizer`], saved as a Hugging Face `tokenizer.json`);
+//! - [`Task`]: what a rollout engine needs of a problem (its root prompt and
+//!   the grading of its answer), implemented by the task crate.
 
 pub mod accounting;
 pub mod error;
@@ -24,6 +26,7 @@ pub mod parse;
 pub mod protocol;
 pub mod render;
 pub mod solution;
+pub mod task;
 pub mod tokenizer;
 pub mod tree;
 pub mod types;
@@ -38,6 +41,7 @@ pub use protocol::{
     parse_spawn, parse_spawn_with, ChildPrompt, JoinResult, SpawnBlock, SpawnIndices,
 };
 pub use solution::{extract_solution, extract_solution_text, SolutionPath};
+pub use task::{Grade, Task};
 pub use tokenizer::TraceTokenizer;
 pub use tree::{ThreadTree, TraceDict, TreeParseError};
 pub use types::{NodeId, Num, NumList, Op, OpKind, OpList};

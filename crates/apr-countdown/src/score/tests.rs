@@ -279,3 +279,27 @@ fn goal_lines_and_operations_follow_the_official_patterns() {
     );
     assert_eq!(apr_answer("Goal Reached"), None);
 }
+
+#[test]
+fn the_task_grades_by_score_and_describes_the_problem() {
+    use apr_trace::Task;
+    let good = format!("{0}Moving to Node #0\n{0}", search());
+    let g = p().grade(TraceMode::Sosp, &good);
+    assert!(g.solved);
+    assert_eq!(g.unsolved, None);
+    assert_eq!(g.answer.unwrap(), ["98-65=33", "3+33=36", "34+36=70"]);
+    // A root prompt alone has no answer; the reason is score()'s.
+    let text = p().root_prompt(TraceMode::Apr);
+    let g = p().grade(TraceMode::Apr, &text);
+    assert!(!g.solved && g.answer.is_none());
+    assert_eq!(g.unsolved, Some(apr(&text).reason()));
+    assert!(!apr(&text).reason().is_empty());
+    assert_eq!(
+        p().root_prompt(TraceMode::Sosp),
+        "Current State: 70:[98, 3, 34, 65], Operations: []\n"
+    );
+    assert_eq!(
+        serde_json::Value::Object(p().describe()).to_string(),
+        r#"{"nums":[98,3,34,65],"target":70}"#
+    );
+}

@@ -1,11 +1,10 @@
-//! The engine's results: a finished problem's thread tree, its scoring by
-//! the official checker's rules, and its token and finish-reason counts.
+//! The engine's results: a finished problem's thread tree, its grade by the
+//! task's rules, and its token and finish-reason counts.
 
 use super::{Engine, ThreadState};
 use crate::error::Result;
 use crate::result::{FinishReason, ProblemResult, ThreadResult};
 use crate::stepper::StepModel;
-use apr_countdown::{score, Problem};
 use apr_trace::dict_stats;
 use std::collections::BTreeMap;
 
@@ -27,7 +26,11 @@ impl<M: StepModel> Engine<'_, M> {
         }
     }
 
-    pub(super) fn result(&mut self, task: usize, problems: &[Problem]) -> Result<ProblemResult> {
+    pub(super) fn result<P: apr_trace::Task>(
+        &mut self,
+        task: usize,
+        problems: &[P],
+    ) -> Result<ProblemResult> {
         let root = self.tasks[task].root;
         let tree = self.thread_result(root);
         let tk = &self.tasks[task];
@@ -41,18 +44,17 @@ impl<M: StepModel> Engine<'_, M> {
             *reasons.entry(t.finish.name().to_string()).or_insert(0) += 1;
         }
         let text = tree.calls.last().map_or("", |c| c.text.as_str());
-        let scored = score(p, self.cfg.mode.trace_mode(), text);
+        let grade = p.grade(self.cfg.mode.trace_mode(), text);
         let tok = &self.tok;
         let stats = dict_stats(&dict, &|s| tok.count(s));
         Ok(ProblemResult {
             problem: tk.problem,
             sample: tk.sample,
-            nums: p.nums.iter().map(|&n| n as u32).collect(),
-            target: p.target as u32,
+            problem_fields: p.describe(),
             trace_dict: dict,
-            solved: scored.solved(),
-            answer: scored.answer_strings(),
-            unsolved: scored.verdict.err().map(|e| e.to_string()),
+            solved: grade.solved,
+            answer: grade.answer,
+            unsolved: grade.unsolved,
             parses,
             parse_error,
             total_tokens: stats.total,
