@@ -5,29 +5,31 @@
 //! gradient-norm clipping, validation, checkpoints with exact resume,
 //! metrics and plots.
 //!
-//!
-//! The objective and the update are in [`crate::grpo_update`].
+//! The objective and the update are in [`crate::grpo_update`]; the loop
+//! around each step (time limit, metrics line, progress, checkpoints) is
+//! [`crate::run_loop`], shared with SFT.
 
 use crate::error::{Error, Result};
 use crate::grpo_config::GrpoConfig;
-use crate::guard::Guard;
 use crate::plot::{line_plot, Series};
 use crate::run_dir;
+use crate::run_loop::{self, RunLoop, Schedule};
 use crate::sft::RunOptions;
 use crate::state;
 use apr_countdown::Problem;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_rollout::{ProblemResult, RolloutConfig, SamplingParams, Summary};
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub use crate::metrics::{GrpoRow, GrpoVal, GrpoValRow};
+
 pub use crate::grpo_update::{
     build_sequences, micro_batch, set_weights, update, verifier_reward, MicroBatch, RewardFn,
-    Sequence, UpdateStats,
+    Sequence, UpdateSettings, UpdateStats,
 };
 
 /// Settings that may differ when a GRPO run resumes (see
@@ -116,7 +118,7 @@ pub fn validate<B: AprBackend>(
 
 /// The directory of a run's final model.
 pub fn model_dir(out: &Path) -> PathBuf {
-    out.join("model")
+    run_loop::model_dir(out)
 }
 
 /// Trains per `cfg` with the verifier reward, resuming from
@@ -169,7 +171,7 @@ where
         model: mut policy,
         mut optim,
         state: mut st,
-        mut metrics,
+        metrics,
         tokenizer_json: tok_json,
     } = state::resume(
         out,
@@ -179,18 +181,21 @@ where
         |s: &GrpoState| s.step,
         device,
     )?;
-    let sdir = out.join("state");
-    let mut guard = Guard::new(sdir.clone(), (st.step > 0).then_some(st.step));
-    let bar = state::progress(opts.progress, o.steps as u64, st.step as u64);
-    let start = Instant::now();
-    let seconds0 = st.seconds;
+    let schedule = Schedule {
+        steps: o.steps,
+        time_limit_minutes: o.time_limit_minutes,
+        checkpoint_every: o.checkpoint_every,
+    };
+    let at = (st.step, st.seconds);
+    let mut run = RunLoop::new(out, opts, schedule, at, metrics, tok_json, write_plots);
     if st.step == 0 && !val.is_empty() {
         let s = validate(&policy.valid(), &val, cfg)?;
-        metrics.push(val_row(0, &s))?;
+        run.log(&GrpoValRow {
+            step: 0,
+            val: GrpoVal::of(&s),
+        })?;
     }
     let mut order = epoch_order(problems.len(), o.seed, st.epoch);
-    let mut steps_here = 0;
-    let mut stopped_on_time = false;
     while st.step < o.steps {
         let t0 = Instant::now();
         let mut batch = Vec::with_capacity(o.batch_problems);
@@ -212,123 +217,80 @@ where
         let (seqs, zero_groups) = build_sequences(&results, &rewards, o.group_size, o);
         let t1 = Instant::now();
         let lr = cfg.lr_at(st.step);
+        let settings = UpdateSettings::new(o, lr);
         let mut first: Option<UpdateStats> = None;
         let mut last = UpdateStats::default();
         if !seqs.is_empty() {
             for _ in 0..o.inner_steps {
-                let (p, s) = update(
-                    policy,
-                    reference.as_ref(),
-                    &mut optim,
-                    &seqs,
-                    o.clip_eps,
-                    o.kl_coef,
-                    o.grad_clip,
-                    o.micro_batch_tokens,
-                    lr,
-                );
+                let (p, s) = update(policy, reference.as_ref(), &mut optim, &seqs, &settings);
                 policy = p;
-                guard.step(st.step + 1, s.loss, s.grad_norm)?;
+                run.guard().step(st.step + 1, s.loss, s.grad_norm)?;
                 first.get_or_insert_with(|| s.clone());
                 last = s;
             }
         }
         let first = first.unwrap_or_default();
         st.step += 1;
-        steps_here += 1;
-        st.seconds = seconds0 + start.elapsed().as_secs_f64();
+        let end = run.end_step(st.step);
+        st.seconds = end.seconds;
         let summary = Summary::of(&results);
         let n = results.len().max(1) as f64;
         let seq_tokens: usize = seqs.iter().map(|s| s.ids.len()).sum();
-        let mut m = serde_json::json!({
-            "step": st.step,
-            "reward": rewards.iter().sum::<f64>() / n,
-            "accuracy": summary.accuracy,
-            "parse_rate": summary.parse_rate,
-            "zero_advantage_groups": zero_groups,
-            "groups": results.len() / o.group_size,
-            "sequences": seqs.len(),
-            "tokens_per_sequence": seq_tokens as f64 / seqs.len().max(1) as f64,
-            "total_tokens": summary.mean_total_tokens,
-            "sequential_tokens": summary.mean_sequential_tokens,
-            "child_threads": summary.mean_child_threads,
-            // Threads by finish reason: a spawn limit or a written join
-            // block that ended threads shows here.
-            "finish_reasons": summary.finish_reasons,
-            "loss": first.loss,
-            "kl": first.kl,
-            "clip_fraction": last.clip_fraction,
-            "ratio": last.ratio,
-            "clip_fraction_first": first.clip_fraction,
-            "ratio_first": first.ratio,
-            "grad_norm": first.grad_norm,
-            "lr": lr,
-            "rollout_s": rollout_s,
-            "update_s": t1.elapsed().as_secs_f64(),
-            "seconds": st.seconds,
-        });
-        let time_up = o.time_limit_minutes.is_some_and(|t| st.seconds >= t * 60.0);
-        let end = st.step == o.steps || time_up;
-        if !val.is_empty() && ((o.val_every > 0 && st.step.is_multiple_of(o.val_every)) || end) {
-            let s = validate(&policy.valid(), &val, cfg)?;
-            for (k, v) in val_row(st.step, &s).as_object().into_iter().flatten() {
-                m[k] = v.clone();
-            }
+        let mut row = GrpoRow {
+            step: st.step,
+            reward: rewards.iter().sum::<f64>() / n,
+            accuracy: summary.accuracy,
+            parse_rate: summary.parse_rate,
+            zero_advantage_groups: zero_groups,
+            groups: results.len() / o.group_size,
+            sequences: seqs.len(),
+            tokens_per_sequence: seq_tokens as f64 / seqs.len().max(1) as f64,
+            total_tokens: summary.mean_total_tokens,
+            sequential_tokens: summary.mean_sequential_tokens,
+            child_threads: summary.mean_child_threads,
+            finish_reasons: summary.finish_reasons,
+            loss: first.loss,
+            kl: first.kl,
+            clip_fraction: last.clip_fraction,
+            ratio: last.ratio,
+            clip_fraction_first: first.clip_fraction,
+            ratio_first: first.ratio,
+            grad_norm: first.grad_norm,
+            lr,
+            rollout_s,
+            update_s: t1.elapsed().as_secs_f64(),
+            seconds: st.seconds,
+            val: None,
+        };
+        let val_due = (o.val_every > 0 && st.step.is_multiple_of(o.val_every)) || end.last;
+        if !val.is_empty() && val_due {
+            row.val = Some(GrpoVal::of(&validate(&policy.valid(), &val, cfg)?));
         }
-        bar.set_position(st.step as u64);
-        bar.set_message(format!(
+        let msg = format!(
             "reward {:.3} kl {:.4} {}",
-            m["reward"].as_f64().unwrap_or(0.0),
+            row.reward,
             first.kl,
-            m["val_accuracy"]
-                .as_f64()
-                .map_or(String::new(), |v| format!("val {v:.3}"))
-        ));
-        metrics.push(m)?;
-        let stop_here = opts.stop_after.is_some_and(|k| steps_here >= k);
-        if state::checkpoint_due(st.step, o.checkpoint_every, end || stop_here) {
-            guard.weights(st.step, &policy)?;
-            let mdir = model_dir(out);
-            state::save_run(&sdir, &mdir, &policy, optim.to_record(), &st, &tok_json)?;
-            guard.saved(st.step);
-            write_plots(out, &metrics)?;
-        }
-        if time_up {
-            stopped_on_time = st.step < o.steps;
-            break;
-        }
-        if stop_here {
+            row.val
+                .as_ref()
+                .map_or(String::new(), |v| format!("val {:.3}", v.val_accuracy))
+        );
+        if !run.finish_step(&end, &row, msg, &policy, &optim, &st)? {
             break;
         }
     }
-    bar.finish_and_clear();
-    if steps_here == 0 && !model_dir(out).exists() {
-        checkpoint::save(&policy.valid(), &model_dir(out), Some(&tok_json))?;
-        write_plots(out, &metrics)?;
-    }
-    let rewards = metrics.series("reward");
-    let vals = metrics.series("val_accuracy");
-    let summary = GrpoSummary {
-        steps: st.step,
-        initial_val_accuracy: vals.first().filter(|p| p.0 == 0.0).map(|p| p.1),
-        final_val_accuracy: vals.last().map(|p| p.1),
-        first_reward: rewards.first().map_or(0.0, |p| p.1),
-        last_reward: rewards.last().map_or(0.0, |p| p.1),
-        stopped_on_time,
-        seconds: st.seconds,
-        model_dir: model_dir(out),
-    };
-    state::write_json(&out.join("summary.json"), &summary)?;
-    Ok(summary)
-}
-
-fn val_row(step: usize, s: &Summary) -> serde_json::Value {
-    serde_json::json!({
-        "step": step,
-        "val_accuracy": s.accuracy,
-        "val_parse_rate": s.parse_rate,
-        "val_total_tokens": s.mean_total_tokens,
-        "val_child_threads": s.mean_child_threads,
+    run.finish(&policy, |f, metrics| {
+        let rewards = metrics.series("reward");
+        let vals = metrics.series("val_accuracy");
+        GrpoSummary {
+            steps: st.step,
+            initial_val_accuracy: vals.first().filter(|p| p.0 == 0.0).map(|p| p.1),
+            final_val_accuracy: vals.last().map(|p| p.1),
+            first_reward: rewards.first().map_or(0.0, |p| p.1),
+            last_reward: rewards.last().map_or(0.0, |p| p.1),
+            stopped_on_time: f.stopped_on_time,
+            seconds: st.seconds,
+            model_dir: model_dir(out),
+        }
     })
 }
 

@@ -239,25 +239,56 @@ pub struct UpdateStats {
     pub grad_norm: f64,
 }
 
-/// One optimiser step of the GRPO objective on `seqs`: returns the updated
-/// policy and the step's statistics.
-#[allow(clippy::too_many_arguments)]
+/// The settings of one [`update`]: the objective's and the step's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateSettings {
+    /// PPO clip range: ratios outside `1 ± clip_eps` are clipped.
+    pub clip_eps: f64,
+    /// Weight of the k3 KL to the reference (0: no KL term).
+    pub kl_coef: f64,
+    /// Global gradient-norm clip.
+    pub grad_clip: f64,
+    /// Padded tokens per micro-batch.
+    pub micro_batch_tokens: usize,
+    /// Learning rate of the step.
+    pub lr: f64,
+}
+
+impl UpdateSettings {
+    /// The settings of a run's `optim` section at learning rate `lr`.
+    pub fn new(o: &crate::grpo_config::GrpoOptim, lr: f64) -> UpdateSettings {
+        UpdateSettings {
+            clip_eps: o.clip_eps,
+            kl_coef: o.kl_coef,
+            grad_clip: o.grad_clip,
+            micro_batch_tokens: o.micro_batch_tokens,
+            lr,
+        }
+    }
+}
+
+/// One optimiser step of the GRPO objective on `seqs`, with the frozen
+/// `reference` for the KL term: returns the updated policy and the step's
+/// statistics.
 pub fn update<B, O>(
     policy: Llama<B>,
     reference: Option<&Llama<B::InnerBackend>>,
     optim: &mut O,
     seqs: &[Sequence],
-    clip_eps: f64,
-    kl_coef: f64,
-    grad_clip: f64,
-    micro_batch_tokens: usize,
-    lr: f64,
+    settings: &UpdateSettings,
 ) -> (Llama<B>, UpdateStats)
 where
     B: AutodiffBackend + AprBackend,
     B::InnerBackend: AprBackend,
     O: Optimizer<Llama<B>, B>,
 {
+    let UpdateSettings {
+        clip_eps,
+        kl_coef,
+        grad_clip,
+        micro_batch_tokens,
+        lr,
+    } = *settings;
     let dev = policy.device();
     let mut acc = GradientsAccumulator::<Llama<B>>::new();
     let mut st = UpdateStats::default();
@@ -412,7 +443,14 @@ mod tests {
         }
         set_weights(&mut s, LossAggregation::SequenceMean);
         let mut optim = crate::state::adamw::<B>(0.9, 0.999, 1e-8, 0.0);
-        let (_, st) = update(policy, None, &mut optim, &s, 0.2, 0.0, 1.0, 64, 1e-3);
+        let settings = UpdateSettings {
+            clip_eps: 0.2,
+            kl_coef: 0.0,
+            grad_clip: 1.0,
+            micro_batch_tokens: 64,
+            lr: 1e-3,
+        };
+        let (_, st) = update(policy, None, &mut optim, &s, &settings);
         assert!(st.loss.abs() < 1e-5, "{st:?}");
         assert!((st.ratio - 1.0).abs() < 1e-5, "{st:?}");
         assert_eq!(st.clip_fraction, 0.0);

@@ -16,8 +16,10 @@ pub mod grpo_config;
 pub mod grpo_train;
 pub mod grpo_update;
 pub mod guard;
+pub mod metrics;
 mod parallel;
 pub mod run_dir;
+pub mod run_loop;
 /// SVG plots (re-exported from `apr-plot`).
 pub use apr_plot as plot;
 pub mod sample;

@@ -1,13 +1,18 @@
-//! Supervised fine-tuning (here: training from scratch) on trace sequences.
+//! Supervised fine-tuning (here: training from scratch) on trace sequences:
+//! the data plan of each step, the loss over its micro-batches, the
+//! optimiser step and the validation loss. The loop around each step (time
+//! limit, metrics line, progress, checkpoints) is [`crate::run_loop`],
+//! shared with GRPO.
 
 use crate::config::{OptimConfig, SftConfig};
 use crate::data::{epoch_batches, epoch_steps, load_corpus, Batch, Corpus};
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
-use crate::guard::Guard;
+pub use crate::metrics::SftRow;
 use crate::parallel::micro_batch_grads;
 use crate::plot::{line_plot, Series};
 use crate::run_dir;
+use crate::run_loop::{self, RunLoop, Schedule};
 use crate::state;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
@@ -18,7 +23,6 @@ use burn::tensor::backend::{Device as _, DeviceId};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Where training stands (saved with every checkpoint).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,13 +166,9 @@ pub const MAY_CHANGE: &[&str] = &[
     "optim.eval_every",
 ];
 
-fn state_dir(out: &Path) -> PathBuf {
-    out.join("state")
-}
-
 /// Directory of the Hugging Face export of a run.
 pub fn model_dir(out: &Path) -> PathBuf {
-    out.join("model")
+    run_loop::model_dir(out)
 }
 
 /// Where each optimiser step's micro-batches come from, fixed by the
@@ -259,7 +259,7 @@ where
         mut model,
         mut optim,
         state: mut st,
-        mut metrics,
+        metrics,
         tokenizer_json: tok_json,
     } = state::resume(
         out,
@@ -270,27 +270,16 @@ where
         device,
     )?;
     let devices = data_parallel_devices::<B>(device, o.data_parallel);
-    let sdir = state_dir(out);
-    let mut guard = Guard::new(sdir.clone(), (st.step > 0).then_some(st.step));
-    let bar = state::progress(opts.progress, o.max_steps as u64, st.step as u64);
+    let schedule = Schedule {
+        steps: o.max_steps,
+        time_limit_minutes: o.time_limit_minutes,
+        checkpoint_every: o.checkpoint_every,
+    };
+    let at = (st.step, st.seconds);
+    let mut run = RunLoop::new(out, opts, schedule, at, metrics, tok_json, write_plot);
     let mut plan = StepPlan::new(o, &lens, st.epoch);
-    let start = Instant::now();
-    let seconds0 = st.seconds;
     let tokens0 = st.tokens;
-    // A run resumed at its end reports the last loss it logged.
-    let mut last_loss = metrics
-        .rows
-        .iter()
-        .rev()
-        .find_map(|m| m["loss"].as_f64())
-        .unwrap_or(f64::NAN);
-    let mut last_val = metrics
-        .rows
-        .iter()
-        .rev()
-        .find_map(|m| m["val_loss"].as_f64());
-    let mut steps_here = 0;
-    let mut stopped_on_time = false;
+    let mut last_val = run.metrics().last("val_loss");
 
     while st.step < o.max_steps {
         // The micro-batches of this step, and their target count.
@@ -312,62 +301,44 @@ where
                 (loss, v)
             })?;
         let norm = clip_global::<B, Llama<B>>(&model, &mut grads, o.grad_clip);
-        guard.step(st.step + 1, loss_sum, norm)?;
+        run.guard().step(st.step + 1, loss_sum, norm)?;
         let lr = cfg.lr_at(st.step);
         model = optim.step(lr, model, grads);
         st.step += 1;
-        steps_here += 1;
         st.tokens += targets as u64;
-        st.seconds = seconds0 + start.elapsed().as_secs_f64();
-        last_loss = loss_sum;
-        let tps = (st.tokens - tokens0) as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        let mut m = serde_json::json!({
-            "step": st.step, "loss": loss_sum, "lr": lr, "grad_norm": norm,
-            "tokens": st.tokens, "tokens_per_s": tps, "seconds": st.seconds, "epoch": st.epoch,
-        });
-        let time_up = o.time_limit_minutes.is_some_and(|t| st.seconds >= t * 60.0);
-        let last = st.step == o.max_steps || time_up;
-        if (o.eval_every > 0 && st.step.is_multiple_of(o.eval_every)) || last {
+        let end = run.end_step(st.step);
+        st.seconds = end.seconds;
+        let tps = (st.tokens - tokens0) as f64 / run.seconds_here().max(1e-9);
+        let val_due = (o.eval_every > 0 && st.step.is_multiple_of(o.eval_every)) || end.last;
+        let mut row = SftRow {
+            step: st.step,
+            loss: loss_sum,
+            lr,
+            grad_norm: norm,
+            tokens: st.tokens,
+            tokens_per_s: tps,
+            seconds: st.seconds,
+            epoch: st.epoch,
+            val_loss: None,
+        };
+        if val_due {
             last_val = validation_loss(&model.valid(), &corpus, o.batch_tokens);
-            m["val_loss"] = serde_json::json!(last_val);
+            row.val_loss = last_val;
         }
-        metrics.push(m)?;
-        bar.set_position(st.step as u64);
-        bar.set_message(format!("loss {loss_sum:.3} {tps:.0} tok/s"));
-        let stop_here = opts.stop_after.is_some_and(|n| steps_here >= n);
-        if state::checkpoint_due(st.step, o.checkpoint_every, last || stop_here) {
-            guard.weights(st.step, &model)?;
-            let mdir = model_dir(out);
-            state::save_run(&sdir, &mdir, &model, optim.to_record(), &st, &tok_json)?;
-            guard.saved(st.step);
-            write_plot(out, &metrics)?;
-        }
-        if time_up {
-            stopped_on_time = st.step < o.max_steps;
-            break;
-        }
-        if stop_here {
+        let msg = format!("loss {loss_sum:.3} {tps:.0} tok/s");
+        if !run.finish_step(&end, &row, msg, &model, &optim, &st)? {
             break;
         }
     }
-    bar.finish_and_clear();
-    let mdir = model_dir(out);
-    // Every step loop ends with a checkpoint, which exports the model; a
-    // run resumed at its last step exports only when the export is missing.
-    if steps_here == 0 && !mdir.exists() {
-        checkpoint::save(&model.valid(), &mdir, Some(&tok_json))?;
-        write_plot(out, &metrics)?;
-    }
-    let summary = SftSummary {
+    run.finish(&model, |f, metrics| SftSummary {
         steps: st.step,
-        final_train_loss: last_loss,
+        // A run resumed at its end reports the last loss it logged.
+        final_train_loss: metrics.last("loss").unwrap_or(f64::NAN),
         final_val_loss: last_val,
-        tokens_per_second: (st.tokens - tokens0) as f64 / start.elapsed().as_secs_f64().max(1e-9),
-        stopped_on_time,
-        model_dir: mdir,
-    };
-    state::write_json(&out.join("summary.json"), &summary)?;
-    Ok(summary)
+        tokens_per_second: (st.tokens - tokens0) as f64 / f.seconds_here.max(1e-9),
+        stopped_on_time: f.stopped_on_time,
+        model_dir: model_dir(out),
+    })
 }
 
 /// `device` and the next `n - 1` devices of its backend (on the CPU

@@ -178,7 +178,9 @@ where
 }
 
 /// A run's `metrics.jsonl`: one JSON object per step, kept in memory for
-/// plots and appended to the file as it grows.
+/// plots and appended to the file as it grows. Lines are read back by key
+/// as JSON values, so files with other or fewer keys (older runs) still
+/// load.
 pub struct Metrics {
     path: PathBuf,
     file: std::fs::File,
@@ -215,11 +217,19 @@ impl Metrics {
         })
     }
 
-    /// Appends one line.
-    pub fn push(&mut self, m: serde_json::Value) -> Result<()> {
+    /// Appends one line: `row` as a JSON object (a trainer's typed row,
+    /// such as [`crate::sft::SftRow`]).
+    pub fn push<R: Serialize>(&mut self, row: &R) -> Result<()> {
+        let m = serde_json::to_value(row).map_err(|e| Error::Config(e.to_string()))?;
         writeln!(self.file, "{m}").map_err(|e| Error::io(&self.path, e))?;
         self.rows.push(m);
         Ok(())
+    }
+
+    /// The last numeric value of `field` (a run resumed at its end reports
+    /// what it logged last).
+    pub fn last(&self, field: &str) -> Option<f64> {
+        self.rows.iter().rev().find_map(|m| m[field].as_f64())
     }
 
     /// The (step, value) points of a numeric field.
