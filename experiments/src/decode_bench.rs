@@ -4,7 +4,7 @@
 
 use crate::{Error, Result};
 use apr_model::{checkpoint, AprBackend, Llama, ModelConfig};
-use apr_rollout::{LlamaStepper, Mode, RolloutConfig};
+use apr_rollout::{LlamaStepper, Mode, RolloutConfig, StepperKind};
 use apr_trace::TraceMode;
 use apr_trace::TraceTokenizer;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -134,13 +134,8 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             &[false]
         };
         for &burn in paths {
-            let mut stepper = LlamaStepper::new(model.clone(), b, ctx)?;
-            if burn {
-                stepper = stepper.burn_forward();
-            }
-            if cli.kv_bf16 {
-                stepper = stepper.kv_bf16()?;
-            }
+            let kind = StepperKind::from_switches::<B>(burn, cli.kv_bf16)?;
+            let mut stepper = LlamaStepper::with_kind(model.clone(), b, ctx, kind)?;
             let name = if stepper.host_decode() {
                 "apr-rollout (host decoder)"
             } else {

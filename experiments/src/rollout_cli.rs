@@ -184,13 +184,8 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         bar.set_message(format!("solved {solved}"));
     };
     let ctx = model.config.max_seq_len;
-    let mut stepper = apr_rollout::LlamaStepper::new(model, cli.slots, ctx)?;
-    if cli.burn_forward {
-        stepper = stepper.burn_forward();
-    }
-    if cli.kv_bf16 {
-        stepper = stepper.kv_bf16()?;
-    }
+    let kind = apr_rollout::StepperKind::from_switches::<B>(cli.burn_forward, cli.kv_bf16)?;
+    let mut stepper = apr_rollout::LlamaStepper::with_kind(model, cli.slots, ctx, kind)?;
     let (mut results, stats) = apr_rollout::run_stepper(&mut stepper, &problems, &cfg, on_done)?;
     bar.finish_and_clear();
     let summary = Summary::of(&results);

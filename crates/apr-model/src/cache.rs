@@ -11,115 +11,134 @@ use crate::backend::AprBackend;
 use crate::config::ModelConfig;
 use crate::device_cache::DeviceKv;
 use crate::error::{Error, Result};
+use crate::host_cache::HostKv;
+pub use crate::host_cache::KvElem;
 use crate::model::Llama;
-use apr_kernels::attention::{attend_row, CachedRow, HostShape};
+use apr_kernels::attention::{attend_row, HostShape};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 
+/// Where and how a [`KvCache`] keeps its keys and values, chosen when it
+/// is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvKind {
+    /// In host memory, each row grown on its own (`crate::host_cache`),
+    /// elements of the given type; attention runs on the host. The CPU's
+    /// layout, and the one [`crate::HostDecoder`] needs.
+    Host(KvElem),
+    /// As tensors on the backend's device, all rows grown together
+    /// (`crate::device_cache`): no host round trip per layer, what a GPU
+    /// backend needs. Elements take the backend's float type.
+    Device,
+}
+
+impl KvKind {
+    /// The kind for backend `B`: an f32 host cache on a backend with
+    /// [`AprBackend::HOST_DECODE`] (the CPU), device tensors otherwise.
+    pub fn default_for<B: AprBackend>() -> Self {
+        if B::HOST_DECODE {
+            KvKind::Host(KvElem::F32)
+        } else {
+            KvKind::Device
+        }
+    }
+}
+
+/// The storage of a [`KvCache`], one variant per [`KvKind`].
+#[derive(Debug)]
+pub(crate) enum KvStore<B: Backend> {
+    Host(HostKv),
+    Device(DeviceKv<B>),
+}
+
+impl<B: Backend> KvStore<B> {
+    /// Empty storage of `kind` for `rows` rows of `config`'s layers (a
+    /// host kind's element type already checked against the heads).
+    fn new(config: &ModelConfig, rows: usize, kind: KvKind, device: &B::Device) -> Self {
+        match kind {
+            KvKind::Host(elem) => KvStore::Host(HostKv::new(config.num_layers, rows, elem)),
+            KvKind::Device => KvStore::Device(DeviceKv::new(config, device)),
+        }
+    }
+}
+
 /// Keys and values of every layer for `rows` sequences.
 ///
-/// They live in host memory, one `[kv_heads, block, head_dim]` array per
-/// (layer, row) for keys and one for values, where a row's `block` (its
-/// allocated positions) grows by doubling up to `capacity` as the row
-/// fills: memory is committed for the tokens a row has held, not for its
-/// capacity (reserving every row's capacity up front would make the kernel
-/// zero the whole budget, hundreds of MB, at each rollout's first steps). A
-/// step writes each fed row's new keys and values and computes attention
-/// on the host, each row over its own valid prefix only (in parallel over
-/// rows). burn 0.21's `flex` backend copies a whole tensor on every
-/// `slice_assign` or `scatter`, so a cache kept as burn tensors would
-/// cost a copy of the entire cache per layer per step, and dense
-/// `[rows, kv_heads, longest, head_dim]` tensors padded to the longest
-/// row would dominate decoding at long contexts.
-///
-/// On a backend whose memory is not the host's (CUDA) the cache is kept
-/// as backend tensors instead ([`Self::on_device`], what [`Self::new`]
-/// picks there; `crate::device_cache` has the layout): no host round trip
-/// per layer.
+/// Where they live is chosen when the cache is built ([`KvKind`]): in host
+/// memory ([`Self::on_host`], [`Self::on_host_bf16`]), where a step writes
+/// each fed row's new keys and values and computes attention on the host,
+/// each row over its own valid prefix only (in parallel over rows); or as
+/// backend tensors ([`Self::on_device`]). [`Self::new`] picks the
+/// backend's default. Either way memory is committed as rows fill up.
 #[derive(Debug)]
 pub struct KvCache<B: Backend> {
-    /// `[layer][row]`: keys, then values (empty when on the device).
-    pub(crate) layers: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
-    /// The cache as device tensors, when it is kept there.
-    pub(crate) device: Option<DeviceKv<B>>,
+    pub(crate) store: KvStore<B>,
     pub(crate) lens: Vec<usize>,
-    /// Positions allocated per head block, per row.
-    pub(crate) block: Vec<usize>,
     pub(crate) capacity: usize,
+    pub(crate) num_layers: usize,
     pub(crate) kv_heads: usize,
     pub(crate) head_dim: usize,
-    /// Keys and values stored as bfloat16 ([`Self::on_host_bf16`]).
-    pub(crate) bf16: bool,
-    _backend: std::marker::PhantomData<B>,
 }
 
 impl<B: AprBackend> KvCache<B> {
-    /// An empty cache of `rows` sequences of at most `capacity` tokens, in
-    /// host memory on a backend with [`AprBackend::HOST_DECODE`] (the CPU)
-    /// and as device tensors otherwise ([`Self::on_device`]). Memory is
-    /// committed as rows fill up.
+    /// An empty cache of `rows` sequences of at most `capacity` tokens, of
+    /// the backend's default kind ([`KvKind::default_for`]): in host
+    /// memory on the CPU, as device tensors otherwise.
     pub fn new(config: &ModelConfig, rows: usize, capacity: usize, device: &B::Device) -> Self {
-        if B::HOST_DECODE {
-            Self::on_host(config, rows, capacity)
-        } else {
-            Self::on_device(config, rows, capacity, device)
-        }
+        // The default kinds hold any head width: nothing to check.
+        let store = KvStore::new(config, rows, KvKind::default_for::<B>(), device);
+        Self::empty(config, rows, capacity, store)
     }
 }
 
 impl<B: Backend> KvCache<B> {
-    /// An empty cache in host memory (each row's block grows by doubling).
-    /// [`crate::HostDecoder`] needs this one.
-    pub fn on_host(config: &ModelConfig, rows: usize, capacity: usize) -> Self {
+    /// An empty cache of `kind`; an error where the kind cannot hold the
+    /// model's heads ([`KvElem::check`]).
+    pub fn with_kind(
+        config: &ModelConfig,
+        rows: usize,
+        capacity: usize,
+        kind: KvKind,
+        device: &B::Device,
+    ) -> Result<Self> {
+        if let KvKind::Host(elem) = kind {
+            elem.check(config.head_dim())?;
+        }
+        let store = KvStore::new(config, rows, kind, device);
+        Ok(Self::empty(config, rows, capacity, store))
+    }
+
+    /// A cache of `rows` empty rows over `store`.
+    fn empty(config: &ModelConfig, rows: usize, capacity: usize, store: KvStore<B>) -> Self {
         KvCache {
-            device: None,
-            layers: (0..config.num_layers)
-                .map(|_| (0..rows).map(|_| (Vec::new(), Vec::new())).collect())
-                .collect(),
+            store,
             lens: vec![0; rows],
-            block: vec![0; rows],
             capacity,
+            num_layers: config.num_layers,
             kv_heads: config.num_kv_heads,
             head_dim: config.head_dim(),
-            bf16: false,
-            _backend: std::marker::PhantomData,
         }
     }
 
+    /// An empty cache in host memory (each row's block grows by doubling).
+    /// [`crate::HostDecoder`] needs this one.
+    pub fn on_host(config: &ModelConfig, rows: usize, capacity: usize) -> Self {
+        let store = KvStore::Host(HostKv::new(config.num_layers, rows, KvElem::F32));
+        Self::empty(config, rows, capacity, store)
+    }
+
     /// An empty cache in host memory holding keys and values as bfloat16
-    /// (`crate::kv16` has the layout): half the memory of
+    /// (`apr_kernels::kv16` has the layout): half the memory of
     /// [`Self::on_host`], and half the bytes attention reads at each step.
     /// Attention still computes in f32, on the rounded keys and values, so
     /// the logits differ from an f32 cache by the rounding (relative 2^-9
     /// per key and value element); batched and one-at-a-time decoding
     /// still agree exactly. Needs a head width that is a multiple of 16.
     pub fn on_host_bf16(config: &ModelConfig, rows: usize, capacity: usize) -> Result<Self> {
-        let hd = config.head_dim();
-        if !hd.is_multiple_of(apr_kernels::kv16::CHUNK) {
-            return Err(Error::Input(format!(
-                "a bfloat16 cache needs a head width that is a multiple of {}, not {hd}",
-                apr_kernels::kv16::CHUNK
-            )));
-        }
-        let mut cache = Self::on_host(config, rows, capacity);
-        cache.bf16 = true;
-        Ok(cache)
-    }
-
-    /// Whether keys and values are stored as bfloat16.
-    pub fn is_bf16(&self) -> bool {
-        self.bf16
-    }
-
-    /// Elements of storage per (position, head): the head width, or half
-    /// of it (two bfloat16 values per 32-bit word).
-    pub(crate) fn width(&self) -> usize {
-        if self.bf16 {
-            self.head_dim / 2
-        } else {
-            self.head_dim
-        }
+        KvElem::Bf16.check(config.head_dim())?;
+        let store = KvStore::Host(HostKv::new(config.num_layers, rows, KvElem::Bf16));
+        Ok(Self::empty(config, rows, capacity, store))
     }
 
     /// An empty cache kept as tensors on `device` (all rows' positions
@@ -131,16 +150,26 @@ impl<B: Backend> KvCache<B> {
         capacity: usize,
         device: &B::Device,
     ) -> Self {
-        let mut cache = Self::on_host(config, 0, capacity);
-        cache.lens = vec![0; rows];
-        cache.block = vec![0; rows];
-        cache.device = Some(DeviceKv::new(config, device));
-        cache
+        let store = KvStore::Device(DeviceKv::new(config, device));
+        Self::empty(config, rows, capacity, store)
+    }
+
+    /// Where and how the keys and values are kept.
+    pub fn kind(&self) -> KvKind {
+        match &self.store {
+            KvStore::Host(h) => KvKind::Host(h.elem),
+            KvStore::Device(_) => KvKind::Device,
+        }
+    }
+
+    /// Whether keys and values are stored as bfloat16 (in host memory).
+    pub fn is_bf16(&self) -> bool {
+        self.kind() == KvKind::Host(KvElem::Bf16)
     }
 
     /// Whether the cache is kept as device tensors ([`Self::on_device`]).
     pub fn is_on_device(&self) -> bool {
-        self.device.is_some()
+        self.kind() == KvKind::Device
     }
 
     /// Number of rows.
@@ -163,56 +192,38 @@ impl<B: Backend> KvCache<B> {
         self.bytes_for(self.capacity)
     }
 
-    /// Bytes of the keys and values of every row holding `positions`.
+    /// Bytes of the keys and values of every row holding `positions`
+    /// (4 per 32-bit word of storage).
     fn bytes_for(&self, positions: usize) -> usize {
-        2 * self.layers.len() * self.rows() * self.kv_heads * positions * self.width() * 4
+        let width = match &self.store {
+            KvStore::Host(h) => h.elem.width(self.head_dim),
+            KvStore::Device(_) => self.head_dim,
+        };
+        2 * self.num_layers * self.rows() * self.kv_heads * positions * width * 4
     }
 
     /// Bytes the keys and values take now.
     pub fn committed_bytes(&self) -> usize {
-        if let Some(d) = &self.device {
-            return self.bytes_for(d.positions);
+        match &self.store {
+            KvStore::Host(h) => h.committed_bytes(),
+            KvStore::Device(d) => self.bytes_for(d.positions),
         }
-        let floats: usize = self
-            .layers
-            .iter()
-            .flatten()
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
-        floats * 4
     }
 
     /// Makes room in every layer for each fed row's new tokens (after
     /// [`Self::check_feed`]).
     pub(crate) fn grow(&mut self, feed: &[(usize, &[u32])]) {
-        let (hd, kvh) = (self.width(), self.kv_heads);
-        if let Some(d) = &mut self.device {
-            let need = feed
-                .iter()
-                .map(|&(r, t)| self.lens[r] + t.len())
-                .max()
-                .unwrap_or(0);
-            d.grow(need, self.capacity, self.lens.len(), kvh * self.head_dim);
-            return;
-        }
-        for &(r, toks) in feed {
-            let (need, old) = (self.lens[r] + toks.len(), self.block[r]);
-            if need <= old {
-                continue;
+        let (lens, cap, kvh, hd) = (&self.lens, self.capacity, self.kv_heads, self.head_dim);
+        match &mut self.store {
+            KvStore::Host(h) => h.grow(lens, feed, cap, kvh, hd),
+            KvStore::Device(d) => {
+                let need = feed
+                    .iter()
+                    .map(|&(r, t)| lens[r] + t.len())
+                    .max()
+                    .unwrap_or(0);
+                d.grow(need, cap, lens.len(), kvh * hd);
             }
-            let new = need.max(2 * old).min(self.capacity);
-            let keep = self.lens[r] * hd;
-            for layer in &mut self.layers {
-                let (k, v) = &mut layer[r];
-                for x in [k, v] {
-                    let mut y = vec![0.0; kvh * new * hd];
-                    for g in 0..kvh {
-                        y[g * new * hd..][..keep].copy_from_slice(&x[g * old * hd..][..keep]);
-                    }
-                    *x = y;
-                }
-            }
-            self.block[r] = new;
         }
     }
 
@@ -259,21 +270,6 @@ impl<B: Backend> KvCache<B> {
             .ok_or_else(|| Error::Input(format!("row {row} of {rows}")))?;
         *old = len.min(*old);
         Ok(())
-    }
-}
-
-/// Writes one head's `src` (its `hd` values) at position slot `at` of a
-/// row's keys or values: copied, or rounded and packed as bfloat16.
-pub(crate) fn store(bf16: bool, slot: &mut [f32], at: usize, src: &[f32]) {
-    let hd = src.len();
-    if bf16 {
-        let w = hd / 2;
-        apr_kernels::kv16::pack(
-            src,
-            bytemuck::cast_slice_mut(&mut slot[at * w..(at + 1) * w]),
-        );
-    } else {
-        slot[at * hd..(at + 1) * hd].copy_from_slice(src);
     }
 }
 
@@ -345,9 +341,7 @@ impl<B: AprBackend> Llama<B> {
         let slots: Vec<usize> = feed.iter().map(|r| r.0).collect();
         let dev = self.device();
         let lens: Vec<usize> = slots.iter().map(|&r| cache.lens[r]).collect();
-        let blocks: Vec<usize> = slots.iter().map(|&r| cache.block[r]).collect();
         let (kvh, hd, nh) = (cache.kv_heads, cache.head_dim, self.config.num_heads);
-        let bf16 = cache.bf16;
         let mut ids = Vec::with_capacity(b * t);
         let mut pos = Vec::with_capacity(b * t);
         for (r, toks) in new_tokens.iter().enumerate() {
@@ -365,51 +359,49 @@ impl<B: AprBackend> Llama<B> {
                 .into_vec()
                 .unwrap_or_default()
         };
-        if let Some(d) = &mut cache.device {
-            let news: Vec<usize> = new_tokens.iter().map(|t| t.len()).collect();
-            let plan = d.plan(&slots, &lens, &news);
-            for (i, layer) in self.layers.iter().enumerate() {
-                x = self.block(layer, x, &rope, |q, k, v| {
-                    let (k, v) = d.update(i, &plan, k, v);
-                    self.sdpa(q, k, v, Some(plan.mask.clone()))
-                });
+        match &mut cache.store {
+            KvStore::Device(d) => {
+                let news: Vec<usize> = new_tokens.iter().map(|t| t.len()).collect();
+                let plan = d.plan(&slots, &lens, &news);
+                for (i, layer) in self.layers.iter().enumerate() {
+                    x = self.block(layer, x, &rope, |q, k, v| {
+                        let (k, v) = d.update(i, &plan, k, v);
+                        self.sdpa(q, k, v, Some(plan.mask.clone()))
+                    });
+                }
             }
-        } else {
-            for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
-                x = self.block(layer, x, &rope, |q, k, v| {
-                    // `[b, heads, t, hd]` and `[b, kv_heads, t, hd]`, row-major.
-                    let (q, k, v) = (host(q), host(k), host(v));
-                    for (r, &row) in slots.iter().enumerate() {
-                        let n = new_tokens[r].len();
-                        let (ks, vs) = &mut rows[row];
-                        for (new, slot) in [(&k, ks), (&v, vs)] {
-                            for h in 0..kvh {
-                                for i in 0..n {
-                                    let src = ((r * kvh + h) * t + i) * hd;
-                                    let at = h * blocks[r] + lens[r] + i;
-                                    store(bf16, slot, at, &new[src..src + hd]);
+            KvStore::Host(kv) => {
+                let blocks: Vec<usize> = slots.iter().map(|&r| kv.block[r]).collect();
+                let elem = kv.elem;
+                for (layer, rows) in self.layers.iter().zip(kv.layers.iter_mut()) {
+                    x = self.block(layer, x, &rope, |q, k, v| {
+                        // `[b, heads, t, hd]` and `[b, kv_heads, t, hd]`, row-major.
+                        let (q, k, v) = (host(q), host(k), host(v));
+                        for (r, &row) in slots.iter().enumerate() {
+                            let n = new_tokens[r].len();
+                            let (ks, vs) = &mut rows[row];
+                            for (new, slot) in [(&k, ks), (&v, vs)] {
+                                for h in 0..kvh {
+                                    for i in 0..n {
+                                        let src = ((r * kvh + h) * t + i) * hd;
+                                        let at = h * blocks[r] + lens[r] + i;
+                                        elem.store(slot, at, &new[src..src + hd]);
+                                    }
                                 }
                             }
                         }
-                    }
-                    let shape = HostShape::head_major(nh, kvh, hd, t);
-                    let mut out = vec![0.0f32; b * nh * t * hd];
-                    let rows = &*rows;
-                    let per_row = nh * t * hd;
-                    out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
-                        let (ks, vs) = &rows[slots[r]];
-                        let q = &q[r * per_row..(r + 1) * per_row];
-                        let row = CachedRow {
-                            len: lens[r],
-                            block: blocks[r],
-                            keys: ks,
-                            values: vs,
-                            bf16,
-                        };
-                        attend_row(&shape, q, new_tokens[r].len(), row, o);
+                        let shape = HostShape::head_major(nh, kvh, hd, t);
+                        let mut out = vec![0.0f32; b * nh * t * hd];
+                        let rows = &*rows;
+                        let per_row = nh * t * hd;
+                        out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
+                            let q = &q[r * per_row..(r + 1) * per_row];
+                            let row = elem.row(&rows[slots[r]], lens[r], blocks[r]);
+                            attend_row(&shape, q, new_tokens[r].len(), row, o);
+                        });
+                        Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
                     });
-                    Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
-                });
+                }
             }
         }
         for &(r, toks) in feed {
@@ -430,5 +422,39 @@ impl<B: AprBackend> Llama<B> {
         Ok(Logits::Last(
             self.head(x).reshape([b, self.config.vocab_size]),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+
+    /// A cache is of the kind it was built, and reports it.
+    #[test]
+    fn a_cache_is_of_the_kind_it_was_built() {
+        let c = ModelConfig::preset("tiny").unwrap();
+        let dev = Default::default();
+        let kinds = [
+            KvKind::Host(KvElem::F32),
+            KvKind::Host(KvElem::Bf16),
+            KvKind::Device,
+        ];
+        for kind in kinds {
+            let cache = KvCache::<Cpu>::with_kind(&c, 3, 8, kind, &dev).unwrap();
+            assert_eq!(cache.kind(), kind);
+            assert_eq!(cache.is_bf16(), kind == KvKind::Host(KvElem::Bf16));
+            assert_eq!(cache.is_on_device(), kind == KvKind::Device);
+            assert_eq!((cache.rows(), cache.capacity()), (3, 8));
+            assert_eq!(cache.committed_bytes(), 0);
+        }
+        let by_name = [
+            KvCache::<Cpu>::new(&c, 1, 8, &dev).kind(),
+            KvCache::<Cpu>::on_host(&c, 1, 8).kind(),
+            KvCache::<Cpu>::on_host_bf16(&c, 1, 8).unwrap().kind(),
+            KvCache::<Cpu>::on_device(&c, 1, 8, &dev).kind(),
+        ];
+        assert_eq!(by_name[0], KvKind::default_for::<Cpu>());
+        assert_eq!(by_name[1..], kinds);
     }
 }

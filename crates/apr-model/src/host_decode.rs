@@ -15,13 +15,12 @@
 //! GPUs; the rollout engine uses this one on the CPU backend
 //! ([`crate::AprBackend::HOST_DECODE`]).
 
-use crate::cache::store;
-use crate::cache::KvCache;
+use crate::cache::{KvCache, KvStore};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::interop::host_values;
 use crate::model::Llama;
-use apr_kernels::attention::{attend_row, CachedRow, HostShape};
+use apr_kernels::attention::{attend_row, HostShape};
 use apr_kernels::math::silu_mul;
 use apr_kernels::matmul::{matmul, Packed};
 use burn::module::Param;
@@ -189,34 +188,36 @@ impl HostDecoder {
         let c = &self.config;
         cache.check_feed(feed, c.vocab_size)?;
         let (h, nh, nkv, hd) = (c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim());
-        if cache.is_on_device() {
+        let KvStore::Host(kv) = &mut cache.store else {
             return Err(Error::Input(
                 "the host decoder needs a cache in host memory (KvCache::on_host)".into(),
             ));
-        }
-        if cache.layers.len() != c.num_layers || cache.kv_heads != nkv || cache.head_dim != hd {
+        };
+        if kv.layers.len() != c.num_layers || cache.kv_heads != nkv || cache.head_dim != hd {
             return Err(Error::Input(format!(
                 "a cache of {} layers x {} kv heads x {} for a model of {} x {nkv} x {hd}",
-                cache.layers.len(),
+                kv.layers.len(),
                 cache.kv_heads,
                 cache.head_dim,
                 c.num_layers
             )));
         }
+        let lens = &mut cache.lens;
         if let Some(&(r, t)) = feed
             .iter()
-            .find(|&&(r, t)| cache.lens[r] + t.len() > c.max_seq_len)
+            .find(|&&(r, t)| lens[r] + t.len() > c.max_seq_len)
         {
             return Err(Error::Input(format!(
                 "row {r}: {} + {} tokens exceed the context window {}",
-                cache.lens[r],
+                lens[r],
                 t.len(),
                 c.max_seq_len
             )));
         }
         let (inter, v, eps) = (c.intermediate_size, c.vocab_size, c.rms_norm_eps as f32);
         let (qw, half) = ((nh + 2 * nkv) * hd, hd / 2);
-        cache.grow(feed);
+        kv.grow(lens, feed, cache.capacity, nkv, hd);
+        let elem = kv.elem;
         let mut starts = Vec::with_capacity(feed.len() + 1);
         starts.push(0);
         for &(_, t) in feed {
@@ -249,13 +250,13 @@ impl HostDecoder {
             o_pos: nh * hd,
             o_head: hd,
         };
-        for (layer, rows) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (layer, rows) in self.layers.iter().zip(kv.layers.iter_mut()) {
             rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xn);
             matmul(&s.xn, total, &layer.wqkv, &mut s.qkv, false);
             for (fi, &(slot, toks)) in feed.iter().enumerate() {
                 let (ks, vs) = &mut rows[slot];
                 for i in 0..toks.len() {
-                    let pos = cache.lens[slot] + i;
+                    let pos = lens[slot] + i;
                     let (cos, sin) = (
                         &self.cos[pos * half..(pos + 1) * half],
                         &self.sin[pos * half..(pos + 1) * half],
@@ -264,11 +265,11 @@ impl HostDecoder {
                     for head in q[..(nh + nkv) * hd].chunks_exact_mut(hd) {
                         rope(head, cos, sin);
                     }
-                    let block = cache.block[slot];
+                    let block = kv.block[slot];
                     for g in 0..nkv {
                         let at = g * block + pos;
-                        store(cache.bf16, ks, at, &q[(nh + g) * hd..][..hd]);
-                        store(cache.bf16, vs, at, &q[(nh + nkv + g) * hd..][..hd]);
+                        elem.store(ks, at, &q[(nh + g) * hd..][..hd]);
+                        elem.store(vs, at, &q[(nh + nkv + g) * hd..][..hd]);
                     }
                 }
             }
@@ -279,19 +280,11 @@ impl HostDecoder {
                 outs.push(o);
                 rest = r;
             }
-            let (rows, qkv, lens, blocks) = (&*rows, &s.qkv, &cache.lens, &cache.block);
-            let bf16 = cache.bf16;
+            let (rows, qkv, lens, blocks) = (&*rows, &s.qkv, &*lens, &kv.block);
             outs.into_par_iter().enumerate().for_each(|(fi, o)| {
                 let (slot, toks) = feed[fi];
-                let (ks, vs) = &rows[slot];
                 let q = &qkv[starts[fi] * qw..];
-                let row = CachedRow {
-                    len: lens[slot],
-                    block: blocks[slot],
-                    keys: ks,
-                    values: vs,
-                    bf16,
-                };
+                let row = elem.row(&rows[slot], lens[slot], blocks[slot]);
                 attend_row(&shape, q, toks.len(), row, o);
             });
             matmul(&s.att, total, &layer.wo, &mut s.x, true);
@@ -308,7 +301,7 @@ impl HostDecoder {
             matmul(&s.act, total, &layer.w_down, &mut s.x, true);
         }
         for &(r, toks) in feed {
-            cache.lens[r] += toks.len();
+            lens[r] += toks.len();
         }
         let b = feed.len();
         s.att.clear();

@@ -12,6 +12,7 @@ pub mod config;
 mod device_cache;
 pub mod error;
 pub mod generate;
+mod host_cache;
 pub mod host_decode;
 pub mod init;
 mod interop;
@@ -22,7 +23,7 @@ mod tokenizer_file;
 
 pub use backend::{attention, logprobs, AprBackend};
 pub use backend::{Cpu, CpuTrain};
-pub use cache::{KvCache, Logits};
+pub use cache::{KvCache, KvElem, KvKind, Logits};
 pub use config::ModelConfig;
 pub use error::{Error, Result};
 pub use host_decode::HostDecoder;

@@ -28,4 +28,4 @@ pub use engine::{Engine, EngineStats};
 pub use error::{Error, Result};
 pub use result::{CallRecord, FinishReason, ProblemResult, Summary, ThreadResult};
 pub use sampling::SamplingParams;
-pub use stepper::{load_model, run_llama, run_stepper, LlamaStepper, StepModel};
+pub use stepper::{load_model, run_llama, run_stepper, LlamaStepper, StepModel, StepperKind};

@@ -4,8 +4,10 @@
 //! GPU path's device-tensor cache.
 
 use apr_countdown::{Problem, ProblemSpec};
-use apr_model::{Cpu, Llama, ModelConfig};
-use apr_rollout::{Engine, Limits, LlamaStepper, ProblemResult, RolloutConfig, SamplingParams};
+use apr_model::{Cpu, KvKind, Llama, ModelConfig};
+use apr_rollout::{
+    Engine, Limits, LlamaStepper, ProblemResult, RolloutConfig, SamplingParams, StepperKind,
+};
 use std::collections::HashSet;
 
 fn problems(n: u64) -> Vec<Problem> {
@@ -29,9 +31,13 @@ fn rollout_on(
 ) -> Vec<ProblemResult> {
     let cfg_m = ModelConfig::preset("tiny").unwrap();
     let model = Llama::<Cpu>::init(&cfg_m, 5, &Default::default());
-    let mut stepper = LlamaStepper::new(model, slots, 256).unwrap();
+    let kind = if device_cache {
+        StepperKind::Burn(KvKind::Device)
+    } else {
+        StepperKind::default_for::<Cpu>()
+    };
+    let mut stepper = LlamaStepper::with_kind(model, slots, 256, kind).unwrap();
     if device_cache {
-        stepper = stepper.device_cache();
         assert!(!stepper.host_decode());
     }
     Engine::new(&mut stepper, cfg.clone())

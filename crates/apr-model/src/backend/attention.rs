@@ -10,10 +10,11 @@
 //! in one of two forms:
 //!
 //! - on a backend whose tensors live on the host (the CPU,
-//!   [`AprBackend::HOST_DECODE`]), `crate::host_causal`'s kernels: the
-//!   forward keeps only the output and each query's log-sum-exp, the
-//!   backward rebuilds the probabilities from them; neither holds a
-//!   `t x t` matrix, and both visit only the pairs a query may see;
+//!   [`AprBackend::HOST_ATTENTION_BACKWARD`]), `crate::host_causal`'s
+//!   kernels: the forward keeps only the output and each query's
+//!   log-sum-exp, the backward rebuilds the probabilities from them;
+//!   neither holds a `t x t` matrix, and both visit only the pairs a
+//!   query may see;
 //! - elsewhere (CUDA), burn's ops: the forward computes the probabilities
 //!   once (an additive causal bias, softmax) and keeps them, and the
 //!   backward applies the closed form
@@ -67,6 +68,9 @@ pub(crate) fn backend_causal_attention<B: Backend>(
 
 impl AprBackend for burn::backend::Flex {
     const HOST_DECODE: bool = true;
+    const HOST_ATTENTION_BACKWARD: bool = true;
+    const HOST_SWIGLU_BACKWARD: bool = true;
+    const HOST_LOGPROBS_BACKWARD: bool = true;
 
     /// The host kernel's forward for f32 self-attention (only the causal
     /// half of the pairs, no `t x t` tensor): validation losses, the
@@ -232,6 +236,9 @@ fn host_backward<B: Backend>(h: &HostSaved<B>, grad: FloatTensor<B>) -> [FloatTe
 
 impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
     const HOST_DECODE: bool = B::HOST_DECODE;
+    const HOST_ATTENTION_BACKWARD: bool = B::HOST_ATTENTION_BACKWARD;
+    const HOST_SWIGLU_BACKWARD: bool = B::HOST_SWIGLU_BACKWARD;
+    const HOST_LOGPROBS_BACKWARD: bool = B::HOST_LOGPROBS_BACKWARD;
 
     fn swiglu(g: FloatTensor<Self>, u: FloatTensor<Self>) -> FloatTensor<Self> {
         super::swiglu::autodiff_swiglu::<B, C>(g, u)
@@ -254,7 +261,7 @@ impl<B: AprBackend, C: CheckpointStrategy> AprBackend for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (qp, kp, vp) = (q.primitive, k.primitive, v.primitive);
-                if B::HOST_DECODE {
+                if B::HOST_ATTENTION_BACKWARD {
                     if let Some((saved, o)) = host_forward::<B>(&qp, &kp, &vp) {
                         return prep.finish(Saved::Host(Arc::new(saved)), o);
                     }

@@ -5,9 +5,10 @@
 //! Through burn's ops this is a log-softmax over the whole vocabulary (a
 //! max, a subtraction, an exponential that flex computes one element at a
 //! time, a sum, a log) and a gather, each a node under autodiff with its
-//! own `[rows, vocab]` tensor. On the CPU ([`AprBackend::HOST_DECODE`]) it
-//! instead runs on host kernels with the vector exponential, as one
-//! autodiff node that keeps the logits and each row's log-sum-exp:
+//! own `[rows, vocab]` tensor. On the CPU
+//! ([`AprBackend::HOST_LOGPROBS_BACKWARD`]) it instead runs on host
+//! kernels with the vector exponential, as one autodiff node that keeps
+//! the logits and each row's log-sum-exp:
 //!
 //! ```text
 //! lse_r = log sum_j e^x_rj,  y_r = x_r[t_r] - lse_r
@@ -215,7 +216,7 @@ pub(crate) fn autodiff_logprobs<B: AprBackend, C: CheckpointStrategy>(
     logits: FloatTensor<Autodiff<B, C>>,
     targets: IntTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    if !B::HOST_DECODE {
+    if !B::HOST_LOGPROBS_BACKWARD {
         return burn_logprobs::<Autodiff<B, C>>(logits, targets);
     }
     let Some((dims, x, tg)) = host_inputs::<B>(&logits.primitive, &targets) else {

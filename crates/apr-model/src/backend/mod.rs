@@ -29,11 +29,25 @@ pub type CudaTrain = burn::backend::Autodiff<Cuda>;
 /// A burn backend the model runs on: [`Backend`] plus causal attention
 /// with a fast backward pass under autodiff.
 pub trait AprBackend: Backend {
-    /// Whether cached decoding should run on the host
-    /// ([`crate::HostDecoder`]) rather than through this backend's ops, and
-    /// causal attention under autodiff on host kernels: true for the CPU
-    /// backend, whose tensors live on the host anyway.
+    /// Whether cached decoding should, by default, keep the KV cache in
+    /// host memory and run on the host ([`crate::KvKind::default_for`],
+    /// [`crate::HostDecoder`]) rather than through this backend's ops:
+    /// true for the CPU backend, whose tensors live on the host anyway.
     const HOST_DECODE: bool = false;
+
+    /// Whether [`Self::causal_attention`] under autodiff runs on host
+    /// kernels (a forward that keeps each query's log-sum-exp and a
+    /// backward that rebuilds the probabilities from it) rather than
+    /// burn's ops keeping the probabilities: true for the CPU backend.
+    const HOST_ATTENTION_BACKWARD: bool = false;
+
+    /// Whether [`Self::swiglu`] under autodiff is one node with host
+    /// kernels rather than burn's ops: true for the CPU backend.
+    const HOST_SWIGLU_BACKWARD: bool = false;
+
+    /// Whether [`Self::token_logprobs`] under autodiff is one node with
+    /// host kernels rather than burn's ops: true for the CPU backend.
+    const HOST_LOGPROBS_BACKWARD: bool = false;
 
     /// Causal self-attention: `q`, `k`, `v` `[batch, heads, t, head_dim]`
     /// (keys and values already repeated to the query heads), scale

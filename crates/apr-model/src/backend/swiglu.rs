@@ -4,10 +4,10 @@
 //! Through burn's ops the gate is a sigmoid, two products and, under
 //! autodiff, a node for each with its own saved tensors; flex computes the
 //! sigmoid's exponential one element at a time (`libm`'s `expf`). On the
-//! CPU ([`AprBackend::HOST_DECODE`]) the gate instead runs on host kernels
-//! with the vector exponential (`host_math::silu_mul` forward,
-//! `host_math::silu_mul_backward` backward) as one autodiff node that keeps
-//! `g` and `u`:
+//! CPU ([`AprBackend::HOST_SWIGLU_BACKWARD`]) the gate instead runs on
+//! host kernels with the vector exponential (`host_math::silu_mul`
+//! forward, `host_math::silu_mul_backward` backward) as one autodiff node
+//! that keeps `g` and `u`:
 //!
 //! ```text
 //! s = 1 / (1 + e^-g),  h = g s u
@@ -98,7 +98,7 @@ pub(crate) fn autodiff_swiglu<B: AprBackend, C: CheckpointStrategy>(
     g: FloatTensor<Autodiff<B, C>>,
     u: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    if !B::HOST_DECODE {
+    if !B::HOST_SWIGLU_BACKWARD {
         return burn_swiglu::<Autodiff<B, C>>(g, u);
     }
     let Some((shape, hg, hu)) = host_inputs::<B>(&g.primitive, &u.primitive) else {
