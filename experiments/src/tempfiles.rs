@@ -15,8 +15,8 @@ const INTERRUPTED: i32 = 130;
 
 /// The temporary name of `dest` for process `pid`.
 pub(crate) fn name_for(dest: &Path, pid: u32) -> Option<PathBuf> {
-    let name = dest.file_name()?.to_string_lossy().into_owned();
-    Some(dest.with_file_name(format!(".{name}.tmp-{pid}")))
+    dest.file_name()?;
+    Some(apr_model::checkpoint::tmp_name_for(dest, pid))
 }
 
 /// Records a temporary file to remove on an interrupt (installing the

@@ -295,10 +295,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     written
 }
 
-/// The temporary name of `path` for this process: `.NAME.tmp-PID`.
-pub fn tmp_name(path: &Path) -> PathBuf {
+fn tmp_name(path: &Path) -> PathBuf {
+    tmp_name_for(path, std::process::id())
+}
+
+/// The temporary name of `path` for process `pid`: `.NAME.tmp-PID`, the
+/// name every atomic writer of this workspace uses.
+pub fn tmp_name_for(path: &Path, pid: u32) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.tmp-{pid}"))
 }
 
 /// `path` with `suffix` appended to its last component.
