@@ -2,10 +2,11 @@
 //! the matrix product at the decode shapes of batch 64 and 6 (`small` and
 //! `paper` presets; elements = floating-point operations, so criterion's
 //! elements/s read as FLOP/s), and causal attention forward and backward
-//! at the `tiny` preset's training shape (elements = query-key pairs).
+//! at the `tiny` preset's training shape in its register-tiled and
+//! pairwise forms (elements = query-key pairs).
 //! `cargo bench -p apr-kernels`.
 
-use apr_kernels::causal::{backward, forward};
+use apr_kernels::causal::{backward_in, forward_in, Form};
 use apr_kernels::matmul::{matmul, Packed};
 use apr_kernels::CausalShape;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -44,11 +45,15 @@ fn causal(c: &mut Criterion) {
     let pairs = (batch * heads * t * (t + 1) / 2) as u64;
     let mut g = c.benchmark_group("causal_attention");
     g.throughput(Throughput::Elements(pairs));
-    g.bench_function("forward/4x512x4x32", |b| b.iter(|| forward(s, &q, &k, &v)));
-    let (o, lse) = forward(s, &q, &k, &v);
-    g.bench_function("backward/4x512x4x32", |b| {
-        b.iter(|| backward(s, &q, &k, &v, &o, &lse, &go))
-    });
+    for (name, form) in [("tiled", Form::Tiled), ("pairwise", Form::Pairwise)] {
+        g.bench_function(format!("forward/{name}/4x512x4x32"), |b| {
+            b.iter(|| forward_in(form, s, &q, &k, &v))
+        });
+        let (o, lse) = forward_in(form, s, &q, &k, &v);
+        g.bench_function(format!("backward/{name}/4x512x4x32"), |b| {
+            b.iter(|| backward_in(form, s, &q, &k, &v, &o, &lse, &go))
+        });
+    }
     g.finish();
 }
 

@@ -14,14 +14,24 @@
 //!   backward.
 //! - [`kv16`]: packing f32 rows into bfloat16 words and back.
 //! - [`rng`]: the seeded generator for weights, sampling and test inputs.
+//! - [`arch`]: the decoder's architecture, the one description both the
+//!   burn model and the host decoder are built from.
+//! - [`kv`]: the KV cache in host memory, f32 or bfloat16.
+//! - [`decoder`]: cached decoding of a whole model on the host.
 
+pub mod arch;
 pub mod attention;
 pub mod causal;
 mod causal_shape;
 mod causal_tiled;
+pub mod decoder;
+pub mod error;
+pub mod kv;
 pub mod kv16;
 pub mod math;
 pub mod matmul;
 pub mod rng;
 
+pub use arch::LlamaArch;
 pub use causal_shape::{CausalShape, Rows};
+pub use error::{Error, Result};

@@ -1,6 +1,6 @@
-//! Element-wise functions of the host decoder with the CPU's vector
-//! instructions (picked at run time through `pulp`): a vector `e^x` and the
-//! SwiGLU activation.
+//! Element-wise functions of the host decoder: with the CPU's vector
+//! instructions (picked at run time through `pulp`) a vector `e^x` and the
+//! SwiGLU activation; in plain loops RMSNorm and the rotary embedding.
 
 use pulp::{Arch, Simd, WithSimd};
 
@@ -125,9 +125,52 @@ impl WithSimd for SiluMulBackward<'_> {
     }
 }
 
+/// RMSNorm as Llama computes it, row by row (rows of `w.len()`):
+/// `out = x / sqrt(mean(x_row^2) + eps) * w`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let h = w.len();
+    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        let ss: f32 = xr.iter().map(|v| v * v).sum();
+        let inv = 1.0 / (ss / h as f32 + eps).sqrt();
+        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+            *o = v * inv * g;
+        }
+    }
+}
+
+/// Rotate-half rotary embedding of one head in place (as Hugging Face
+/// Llama): pairs `(x[j], x[j + half])` rotate by the angle whose cos and
+/// sin are `cos[j]`, `sin[j]`.
+pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    let (a, b) = x.split_at_mut(half);
+    for j in 0..half {
+        let (x1, x2) = (a[j], b[j]);
+        a[j] = x1 * cos[j] - x2 * sin[j];
+        b[j] = x2 * cos[j] + x1 * sin[j];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rope_rotates_pairs_by_hand() {
+        // (1, 0 | 0, 1) with angles (pi/2, 0): (cos, sin) = (0, 1) and (1, 0).
+        let mut x = [1.0, 0.0, 0.0, 1.0];
+        rope(&mut x, &[0.0, 1.0], &[1.0, 0.0]);
+        assert_eq!(x, [0.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn rms_norm_by_hand() {
+        // Row (3, 4): mean square 12.5, so x / sqrt(12.5) * (1, 2).
+        let mut out = [0.0; 2];
+        rms_norm(&[3.0, 4.0], &[1.0, 2.0], 0.0, &mut out);
+        let r = 12.5f32.sqrt();
+        assert!((out[0] - 3.0 / r).abs() < 1e-6 && (out[1] - 8.0 / r).abs() < 1e-6);
+    }
 
     #[test]
     fn vector_exp_within_a_few_ulp() {

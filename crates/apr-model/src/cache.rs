@@ -11,10 +11,10 @@ use crate::backend::AprBackend;
 use crate::config::ModelConfig;
 use crate::device_cache::DeviceKv;
 use crate::error::{Error, Result};
-use crate::host_cache::HostKv;
-pub use crate::host_cache::KvElem;
 use crate::model::Llama;
 use apr_kernels::attention::{attend_row, HostShape};
+use apr_kernels::kv::HostKv;
+pub use apr_kernels::kv::KvElem;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
@@ -23,7 +23,7 @@ use rayon::prelude::*;
 /// is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvKind {
-    /// In host memory, each row grown on its own (`crate::host_cache`),
+    /// In host memory, each row grown on its own (`apr_kernels::kv`),
     /// elements of the given type; attention runs on the host. The CPU's
     /// layout, and the one [`crate::HostDecoder`] needs.
     Host(KvElem),
@@ -53,13 +53,21 @@ pub(crate) enum KvStore<B: Backend> {
 }
 
 impl<B: Backend> KvStore<B> {
-    /// Empty storage of `kind` for `rows` rows of `config`'s layers (a
-    /// host kind's element type already checked against the heads).
-    fn new(config: &ModelConfig, rows: usize, kind: KvKind, device: &B::Device) -> Self {
-        match kind {
-            KvKind::Host(elem) => KvStore::Host(HostKv::new(config.num_layers, rows, elem)),
+    /// Empty storage of `kind` for `rows` rows of `config`'s layers; an
+    /// error where a host kind's element type cannot hold the heads.
+    fn new(config: &ModelConfig, rows: usize, kind: KvKind, device: &B::Device) -> Result<Self> {
+        let (l, kvh, hd) = (config.num_layers, config.num_kv_heads, config.head_dim());
+        Ok(match kind {
+            KvKind::Host(KvElem::F32) => KvStore::Host(HostKv::f32(l, rows, kvh, hd)),
+            KvKind::Host(elem) => KvStore::Host(HostKv::new(l, rows, kvh, hd, elem)?),
             KvKind::Device => KvStore::Device(DeviceKv::new(config, device)),
-        }
+        })
+    }
+
+    /// Empty f32 storage in host memory.
+    fn host_f32(config: &ModelConfig, rows: usize) -> Self {
+        let (l, kvh, hd) = (config.num_layers, config.num_kv_heads, config.head_dim());
+        KvStore::Host(HostKv::f32(l, rows, kvh, hd))
     }
 }
 
@@ -86,8 +94,10 @@ impl<B: AprBackend> KvCache<B> {
     /// the backend's default kind ([`KvKind::default_for`]): in host
     /// memory on the CPU, as device tensors otherwise.
     pub fn new(config: &ModelConfig, rows: usize, capacity: usize, device: &B::Device) -> Self {
-        // The default kinds hold any head width: nothing to check.
-        let store = KvStore::new(config, rows, KvKind::default_for::<B>(), device);
+        let store = match KvKind::default_for::<B>() {
+            KvKind::Host(_) => KvStore::host_f32(config, rows),
+            KvKind::Device => KvStore::Device(DeviceKv::new(config, device)),
+        };
         Self::empty(config, rows, capacity, store)
     }
 }
@@ -102,10 +112,7 @@ impl<B: Backend> KvCache<B> {
         kind: KvKind,
         device: &B::Device,
     ) -> Result<Self> {
-        if let KvKind::Host(elem) = kind {
-            elem.check(config.head_dim())?;
-        }
-        let store = KvStore::new(config, rows, kind, device);
+        let store = KvStore::new(config, rows, kind, device)?;
         Ok(Self::empty(config, rows, capacity, store))
     }
 
@@ -124,8 +131,7 @@ impl<B: Backend> KvCache<B> {
     /// An empty cache in host memory (each row's block grows by doubling).
     /// [`crate::HostDecoder`] needs this one.
     pub fn on_host(config: &ModelConfig, rows: usize, capacity: usize) -> Self {
-        let store = KvStore::Host(HostKv::new(config.num_layers, rows, KvElem::F32));
-        Self::empty(config, rows, capacity, store)
+        Self::empty(config, rows, capacity, KvStore::host_f32(config, rows))
     }
 
     /// An empty cache in host memory holding keys and values as bfloat16
@@ -136,8 +142,8 @@ impl<B: Backend> KvCache<B> {
     /// per key and value element); batched and one-at-a-time decoding
     /// still agree exactly. Needs a head width that is a multiple of 16.
     pub fn on_host_bf16(config: &ModelConfig, rows: usize, capacity: usize) -> Result<Self> {
-        KvElem::Bf16.check(config.head_dim())?;
-        let store = KvStore::Host(HostKv::new(config.num_layers, rows, KvElem::Bf16));
+        let (l, kvh, hd) = (config.num_layers, config.num_kv_heads, config.head_dim());
+        let store = KvStore::Host(HostKv::new(l, rows, kvh, hd, KvElem::Bf16)?);
         Ok(Self::empty(config, rows, capacity, store))
     }
 
@@ -157,7 +163,7 @@ impl<B: Backend> KvCache<B> {
     /// Where and how the keys and values are kept.
     pub fn kind(&self) -> KvKind {
         match &self.store {
-            KvStore::Host(h) => KvKind::Host(h.elem),
+            KvStore::Host(h) => KvKind::Host(h.elem()),
             KvStore::Device(_) => KvKind::Device,
         }
     }
@@ -196,7 +202,7 @@ impl<B: Backend> KvCache<B> {
     /// (4 per 32-bit word of storage).
     fn bytes_for(&self, positions: usize) -> usize {
         let width = match &self.store {
-            KvStore::Host(h) => h.elem.width(self.head_dim),
+            KvStore::Host(h) => h.elem().width(self.head_dim),
             KvStore::Device(_) => self.head_dim,
         };
         2 * self.num_layers * self.rows() * self.kv_heads * positions * width * 4
@@ -215,7 +221,7 @@ impl<B: Backend> KvCache<B> {
     pub(crate) fn grow(&mut self, feed: &[(usize, &[u32])]) {
         let (lens, cap, kvh, hd) = (&self.lens, self.capacity, self.kv_heads, self.head_dim);
         match &mut self.store {
-            KvStore::Host(h) => h.grow(lens, feed, cap, kvh, hd),
+            KvStore::Host(h) => h.grow(lens, feed, cap),
             KvStore::Device(d) => {
                 let need = feed
                     .iter()
@@ -231,32 +237,12 @@ impl<B: Backend> KvCache<B> {
     /// distinct and in range, tokens not empty, within the capacity and
     /// the vocabulary.
     pub(crate) fn check_feed(&self, feed: &[(usize, &[u32])], vocab: usize) -> Result<()> {
-        if feed.is_empty() || feed.iter().any(|r| r.1.is_empty()) {
-            return Err(Error::Input("a fed row has no new tokens".into()));
-        }
-        let mut seen = vec![false; self.rows()];
-        for &(r, toks) in feed {
-            if r >= self.rows() || std::mem::replace(&mut seen[r], true) {
-                return Err(Error::Input(format!(
-                    "row {r} missing or repeated (cache of {})",
-                    self.rows()
-                )));
-            }
-            if self.lens[r] + toks.len() > self.capacity {
-                return Err(Error::Input(format!(
-                    "row {r}: {} + {} tokens exceed the cache capacity {}",
-                    self.lens[r],
-                    toks.len(),
-                    self.capacity
-                )));
-            }
-            if let Some(&bad) = toks.iter().find(|&&x| x as usize >= vocab) {
-                return Err(Error::Input(format!(
-                    "token id {bad} outside the vocabulary"
-                )));
-            }
-        }
-        Ok(())
+        Ok(apr_kernels::kv::check_feed(
+            &self.lens,
+            self.capacity,
+            vocab,
+            feed,
+        )?)
     }
 
     /// Keeps the first `len` tokens of `row` (for example to reuse a
@@ -337,83 +323,43 @@ impl<B: AprBackend> Llama<B> {
         cache.check_feed(feed, self.config.vocab_size)?;
         cache.grow(feed);
         let t = feed.iter().map(|r| r.1.len()).max().unwrap_or(0);
-        let new_tokens: Vec<&[u32]> = feed.iter().map(|r| r.1).collect();
         let slots: Vec<usize> = feed.iter().map(|r| r.0).collect();
-        let dev = self.device();
+        let news: Vec<usize> = feed.iter().map(|r| r.1.len()).collect();
         let lens: Vec<usize> = slots.iter().map(|&r| cache.lens[r]).collect();
-        let (kvh, hd, nh) = (cache.kv_heads, cache.head_dim, self.config.num_heads);
+        let dev = self.device();
         let mut ids = Vec::with_capacity(b * t);
         let mut pos = Vec::with_capacity(b * t);
-        for (r, toks) in new_tokens.iter().enumerate() {
+        for (r, &(_, toks)) in feed.iter().enumerate() {
             for i in 0..t {
                 ids.push(toks.get(i).copied().unwrap_or(0) as i64);
                 pos.push((lens[r] + i) as i64);
             }
         }
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), &dev);
-        let rope = self.rope(&pos, b, t, &dev);
-        let mut x = self.embed_tokens(ids);
-        let host = |x: Tensor<B, 4>| -> Vec<f32> {
-            x.into_data()
-                .convert::<f32>()
-                .into_vec()
-                .unwrap_or_default()
-        };
-        match &mut cache.store {
+        let x = match &mut cache.store {
             KvStore::Device(d) => {
-                let news: Vec<usize> = new_tokens.iter().map(|t| t.len()).collect();
                 let plan = d.plan(&slots, &lens, &news);
-                for (i, layer) in self.layers.iter().enumerate() {
-                    x = self.block(layer, x, &rope, |q, k, v| {
-                        let (k, v) = d.update(i, &plan, k, v);
-                        self.sdpa(q, k, v, Some(plan.mask.clone()))
-                    });
-                }
+                self.trunk(ids, &pos, |i, q, k, v| {
+                    let (k, v) = d.update(i, &plan, k, v);
+                    self.sdpa(q, k, v, Some(plan.mask.clone()))
+                })
             }
             KvStore::Host(kv) => {
-                let blocks: Vec<usize> = slots.iter().map(|&r| kv.block[r]).collect();
-                let elem = kv.elem;
-                for (layer, rows) in self.layers.iter().zip(kv.layers.iter_mut()) {
-                    x = self.block(layer, x, &rope, |q, k, v| {
-                        // `[b, heads, t, hd]` and `[b, kv_heads, t, hd]`, row-major.
-                        let (q, k, v) = (host(q), host(k), host(v));
-                        for (r, &row) in slots.iter().enumerate() {
-                            let n = new_tokens[r].len();
-                            let (ks, vs) = &mut rows[row];
-                            for (new, slot) in [(&k, ks), (&v, vs)] {
-                                for h in 0..kvh {
-                                    for i in 0..n {
-                                        let src = ((r * kvh + h) * t + i) * hd;
-                                        let at = h * blocks[r] + lens[r] + i;
-                                        elem.store(slot, at, &new[src..src + hd]);
-                                    }
-                                }
-                            }
-                        }
-                        let shape = HostShape::head_major(nh, kvh, hd, t);
-                        let mut out = vec![0.0f32; b * nh * t * hd];
-                        let rows = &*rows;
-                        let per_row = nh * t * hd;
-                        out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
-                            let q = &q[r * per_row..(r + 1) * per_row];
-                            let row = elem.row(&rows[slots[r]], lens[r], blocks[r]);
-                            attend_row(&shape, q, new_tokens[r].len(), row, o);
-                        });
-                        Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
-                    });
-                }
+                let rows = HostRows {
+                    slots: &slots,
+                    lens: &lens,
+                    news: &news,
+                };
+                self.trunk(ids, &pos, |i, q, k, v| rows.attend(kv, i, q, k, v))
             }
-        }
+        };
         for &(r, toks) in feed {
             cache.lens[r] += toks.len();
         }
         if all {
             return Ok(Logits::All(self.head(x)));
         }
-        let last: Vec<i64> = new_tokens
-            .iter()
-            .map(|r| r.len().saturating_sub(1) as i64)
-            .collect();
+        let last: Vec<i64> = news.iter().map(|&n| n.saturating_sub(1) as i64).collect();
         let h = self.config.hidden_size;
         let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [b]), &dev)
             .reshape([b, 1, 1])
@@ -422,6 +368,59 @@ impl<B: AprBackend> Llama<B> {
         Ok(Logits::Last(
             self.head(x).reshape([b, self.config.vocab_size]),
         ))
+    }
+}
+
+/// The fed rows of a cached step on a host-memory cache: their slots, the
+/// tokens each held before the step, and their new tokens' counts.
+struct HostRows<'a> {
+    slots: &'a [usize],
+    lens: &'a [usize],
+    news: &'a [usize],
+}
+
+impl HostRows<'_> {
+    /// Attention of layer `layer` on the host: writes the new keys and
+    /// values `k`, `v` (`[b, kv_heads, t, hd]`, rotated) into `kv` and
+    /// attends each row's queries `q` (`[b, heads, t, hd]`) over its own
+    /// valid prefix, in parallel over rows.
+    fn attend<B: Backend>(
+        &self,
+        kv: &mut HostKv,
+        layer: usize,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        let [b, nh, t, hd] = q.dims();
+        let kvh = k.dims()[1];
+        let dev = q.device();
+        let host = |x: Tensor<B, 4>| -> Vec<f32> {
+            x.into_data()
+                .convert::<f32>()
+                .into_vec()
+                .unwrap_or_default()
+        };
+        let (q, k, v) = (host(q), host(k), host(v));
+        for (r, &slot) in self.slots.iter().enumerate() {
+            for h in 0..kvh {
+                for i in 0..self.news[r] {
+                    let src = ((r * kvh + h) * t + i) * hd;
+                    let (key, value) = (&k[src..src + hd], &v[src..src + hd]);
+                    kv.store(layer, slot, h, self.lens[r] + i, key, value);
+                }
+            }
+        }
+        let shape = HostShape::head_major(nh, kvh, hd, t);
+        let mut out = vec![0.0f32; b * nh * t * hd];
+        let kv = &*kv;
+        let per_row = nh * t * hd;
+        out.par_chunks_mut(per_row).enumerate().for_each(|(r, o)| {
+            let q = &q[r * per_row..(r + 1) * per_row];
+            let row = kv.row(layer, self.slots[r], self.lens[r]);
+            attend_row(&shape, q, self.news[r], row, o);
+        });
+        Tensor::from_data(TensorData::new(out, [b, nh, t, hd]), &dev)
     }
 }
 

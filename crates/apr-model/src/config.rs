@@ -1,6 +1,7 @@
 //! Model configuration and the `tiny`, `small` and `paper` presets.
 
 use crate::error::{Error, Result};
+use apr_kernels::LlamaArch;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -97,14 +98,21 @@ impl ModelConfig {
         self.hidden_size / self.num_heads
     }
 
-    /// Rotary inverse frequencies `1 / theta^(2j / head_dim)` for
-    /// `j < head_dim / 2`, computed in f64 and kept in f32 as Hugging Face
-    /// does; position `p`'s angle is `(p as f32) * inv[j]`.
-    pub(crate) fn rope_inv_freq(&self) -> Vec<f32> {
-        let hd = self.head_dim();
-        (0..hd / 2)
-            .map(|j| (1.0 / self.rope_theta.powf(2.0 * j as f64 / hd as f64)) as f32)
-            .collect()
+    /// The architecture both executors are built from: the burn model's
+    /// forward and the host decoder ([`apr_kernels::decoder`]).
+    pub fn arch(&self) -> LlamaArch {
+        LlamaArch {
+            vocab: self.vocab_size,
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            layers: self.num_layers,
+            heads: self.num_heads,
+            kv_heads: self.num_kv_heads,
+            max_seq_len: self.max_seq_len,
+            rope_theta: self.rope_theta,
+            rms_norm_eps: self.rms_norm_eps,
+            tied: self.tie_embeddings,
+        }
     }
 
     /// Parameters outside the embedding and the output projection.

@@ -75,3 +75,12 @@ impl Error {
         }
     }
 }
+
+impl From<apr_kernels::Error> for Error {
+    /// A kernel's refusal is bad input to the model.
+    fn from(e: apr_kernels::Error) -> Self {
+        match e {
+            apr_kernels::Error::Input(m) => Error::Input(m),
+        }
+    }
+}

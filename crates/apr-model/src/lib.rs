@@ -12,7 +12,6 @@ pub mod config;
 mod device_cache;
 pub mod error;
 pub mod generate;
-mod host_cache;
 pub mod host_decode;
 pub mod init;
 mod interop;

@@ -7,6 +7,7 @@
 use crate::backend::AprBackend;
 use crate::config::ModelConfig;
 use crate::init::SplitMix;
+use apr_kernels::LlamaArch;
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
@@ -124,17 +125,30 @@ impl<B: AprBackend> Llama<B> {
             }
             Tensor::<B, 3, Bool>::from_data(TensorData::new(m, [b, t, t]), &dev)
         });
-        let mut x = self.embed_tokens(tokens);
-        let rope = self.rope(&positions, b, t, &dev);
-        for layer in &self.layers {
-            x = self.block(layer, x, &rope, |q, k, v| self.sdpa(q, k, v, mask.clone()));
-        }
-        self.head(x)
+        self.head(self.trunk(tokens, &positions, |_, q, k, v| {
+            self.sdpa(q, k, v, mask.clone())
+        }))
     }
 
-    /// Embedding lookup.
-    pub(crate) fn embed_tokens(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        burn::tensor::module::embedding(self.embed.val(), tokens)
+    /// The forward every executor on burn shares: embeds `ids` `[b, t]`
+    /// at `positions` (row-major `[b, t]`), runs each block with
+    /// `attend(layer, q, k, v)` as its attention (see [`Self::block`]) and
+    /// returns the last block's output `[b, t, hidden]`, before the head.
+    /// The training forward attends causally within the batch; the cached
+    /// forward ([`Self::forward_rows`]) over a [`crate::KvCache`].
+    pub(crate) fn trunk(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: &[i64],
+        mut attend: impl FnMut(usize, Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) -> Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        let [b, t] = ids.dims();
+        let rope = self.rope(positions, b, t, &ids.device());
+        let mut x = burn::tensor::module::embedding(self.embed.val(), ids);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = self.block(layer, x, &rope, |q, k, v| attend(i, q, k, v));
+        }
+        x
     }
 
     /// Final norm and output projection: `[b, t, hidden]` → `[b, t, vocab]`.
@@ -157,7 +171,7 @@ impl<B: AprBackend> Llama<B> {
         let c = &self.config;
         let hd = c.head_dim();
         let half = hd / 2;
-        let inv = c.rope_inv_freq();
+        let inv = c.arch().rope_inv_freq();
         let table = |heads: usize| {
             let (mut cos, mut sin) = (
                 Vec::with_capacity(b * t * heads * hd),
@@ -165,12 +179,9 @@ impl<B: AprBackend> Llama<B> {
             );
             let (mut rc, mut rs) = (vec![0f32; hd], vec![0f32; hd]);
             for &p in positions {
-                for (j, f) in inv.iter().enumerate() {
-                    // As Hugging Face: the angle in f32.
-                    let a = (p as f32) * f;
-                    (rc[j], rs[j]) = (a.cos(), a.sin());
-                    (rc[j + half], rs[j + half]) = (rc[j], rs[j]);
-                }
+                LlamaArch::rope_angles(&inv, p as usize, &mut rc[..half], &mut rs[..half]);
+                rc.copy_within(..half, half);
+                rs.copy_within(..half, half);
                 for _ in 0..heads {
                     cos.extend_from_slice(&rc);
                     sin.extend_from_slice(&rs);
@@ -198,11 +209,11 @@ impl<B: AprBackend> Llama<B> {
         Rope { q, kv, rotate }
     }
 
-    /// One block. `kv` receives the block's new keys and values
+    /// One block. `attend` receives the block's new keys and values
     /// (`[b, kv_heads, t, head_dim]`, rotated) and returns the keys and
     /// values to attend to: the same for a full forward, the cache's for
     /// cached decoding.
-    pub(crate) fn block(
+    fn block(
         &self,
         layer: &Block<B>,
         x: Tensor<B, 3>,

@@ -49,23 +49,6 @@ fn same_bits_alone_or_batched(
     }
 }
 
-#[test]
-fn rope_rotates_pairs_by_hand() {
-    // (1, 0 | 0, 1) with angles (pi/2, 0): (cos, sin) = (0, 1) and (1, 0).
-    let mut x = [1.0, 0.0, 0.0, 1.0];
-    rope(&mut x, &[0.0, 1.0], &[1.0, 0.0]);
-    assert_eq!(x, [0.0, 0.0, 1.0, 1.0]);
-}
-
-#[test]
-fn rms_norm_by_hand() {
-    // Row (3, 4): mean square 12.5, so x / sqrt(12.5) * (1, 2).
-    let mut out = [0.0; 2];
-    rms_norm(&[3.0, 4.0], &[1.0, 2.0], 0.0, &mut out);
-    let r = 12.5f32.sqrt();
-    assert!((out[0] - 3.0 / r).abs() < 1e-6 && (out[1] - 8.0 / r).abs() < 1e-6);
-}
-
 /// Prefill rows of different lengths, then decode steps with some rows
 /// idle: the host path matches burn's cached forward on every step.
 #[test]
