@@ -56,6 +56,9 @@ pub enum Error {
     /// A rollout failure.
     #[error(transparent)]
     Rollout(#[from] apr_rollout::Error),
+    /// A serving engine's error.
+    #[error(transparent)]
+    Serve(#[from] apr_serve::Error),
 }
 
 /// Result with the crate's [`Error`].

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod rollout_cli;
 pub mod sample_cli;
 pub mod score_cli;
+pub mod serve_check;
 pub mod sft_cli;
 pub mod stats;
 mod tempfiles;
