@@ -54,6 +54,10 @@ pub struct Cli {
     /// Seconds before one HTTP attempt gives up.
     #[arg(long, default_value_t = 600.0)]
     pub timeout: f64,
+    /// First load `--model`'s weights into the server (the weight update
+    /// GRPO does after each step; vLLM needs `VLLM_SERVER_DEV_MODE=1`).
+    #[arg(long)]
+    pub reload: bool,
     /// Write the per-call comparison here (JSON).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -165,6 +169,13 @@ pub fn run(cli: Cli) -> Result<Summary> {
         "sglang" => ServerPool::new(Sglang, &cli.server_url, cli.concurrency, client)?,
         b => return Err(Error::Config(format!("--backend {b}: vllm or sglang"))),
     };
+    if cli.reload {
+        let dir = std::fs::canonicalize(&cli.model).map_err(|e| Error::Io {
+            path: cli.model.display().to_string(),
+            source: e,
+        })?;
+        pool.reload_weights(&dir.display().to_string())?;
+    }
     let t1 = Instant::now();
     for (i, p) in prompts.iter().enumerate() {
         let req = CallRequest {

@@ -158,9 +158,13 @@ impl HttpClient {
     }
 }
 
-/// Reads a body as JSON, or says what came instead.
+/// Reads a body as JSON (an empty body as `null`: control endpoints
+/// answer 200 with nothing), or says what came instead.
 fn json(url: &str) -> impl Fn(String) -> Result<Value> + '_ {
     move |text| {
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
         serde_json::from_str(&text).map_err(|e| Error::Malformed {
             url: url.into(),
             reason: format!("not JSON ({e}): {}", excerpt(&text)),

@@ -20,7 +20,9 @@ pub struct ServerPool {
     done: Receiver<Done>,
     in_flight: usize,
     workers: Vec<JoinHandle<()>>,
-    name: &'static str,
+    protocol: Arc<dyn Protocol>,
+    urls: Vec<String>,
+    client: HttpClient,
 }
 
 impl ServerPool {
@@ -36,7 +38,6 @@ impl ServerPool {
         if urls.is_empty() {
             return Err(Error::Request("no server URL".into()));
         }
-        let name = protocol.name();
         let protocol = Arc::new(protocol);
         let (jobs, queue) = channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -75,13 +76,30 @@ impl ServerPool {
             done,
             in_flight: 0,
             workers,
-            name,
+            protocol,
+            urls: urls.to_vec(),
+            client,
         })
     }
 
     /// The engine's name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.protocol.name()
+    }
+
+    /// Loads the Hugging Face checkpoint in `dir` into every server
+    /// ([`Protocol::reload_weights`]); refused while calls are in flight.
+    pub fn reload_weights(&mut self, dir: &str) -> Result<()> {
+        if self.in_flight > 0 {
+            return Err(Error::Request(format!(
+                "reloading weights with {} calls in flight",
+                self.in_flight
+            )));
+        }
+        for url in &self.urls {
+            self.protocol.reload_weights(&self.client, url, dir)?;
+        }
+        Ok(())
     }
 
     /// Queues `req` under the caller's `id`.

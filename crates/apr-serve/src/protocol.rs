@@ -4,6 +4,7 @@
 
 use crate::call::{CallRequest, CallResponse, Finish};
 use crate::error::{Error, Result};
+use crate::http::HttpClient;
 use serde_json::{json, Value};
 
 /// One engine's generation endpoint.
@@ -17,6 +18,15 @@ pub trait Protocol: Send + Sync + 'static {
     /// Reads a response to `req` from `url`; ids at or above `req.vocab`
     /// are an [`Error::Vocabulary`].
     fn parse(&self, url: &str, req: &CallRequest, v: &Value) -> Result<CallResponse>;
+    /// Loads the Hugging Face checkpoint in `dir` (a path the server can
+    /// read) into the running server at `base`, and drops the prefixes it
+    /// cached under the old weights. Call it with no generation in flight.
+    fn reload_weights(&self, client: &HttpClient, base: &str, dir: &str) -> Result<()>;
+}
+
+/// `base` (without a trailing slash) joined with `path`.
+fn endpoint(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
 }
 
 /// vLLM's OpenAI-compatible completions with a token-id prompt: token ids
@@ -174,6 +184,31 @@ impl Protocol for Vllm {
             cached_prompt_tokens: cached,
         })
     }
+
+    fn reload_weights(&self, client: &HttpClient, base: &str, dir: &str) -> Result<()> {
+        self.reload(client, base, dir)
+    }
+}
+
+impl Vllm {
+    /// Server started with `VLLM_SERVER_DEV_MODE=1` (else these routes are
+    /// absent: 404): `POST /collective_rpc` runs the workers'
+    /// `reload_weights(weights_path=dir)`, then `POST /reset_prefix_cache`
+    /// drops the cached blocks of the old weights.
+    fn reload(&self, client: &HttpClient, base: &str, dir: &str) -> Result<()> {
+        let rpc = endpoint(base, "/collective_rpc");
+        let body = json!({"method": "reload_weights", "kwargs": {"weights_path": dir}});
+        client.post_json(&rpc, &body)?;
+        let reset = endpoint(base, "/reset_prefix_cache");
+        let got = client.post_json(&reset, &json!({}))?;
+        if got.get("success").and_then(Value::as_bool) != Some(true) {
+            return Err(malformed(
+                &reset,
+                format!("the prefix cache was not reset: {got}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Protocol for Sglang {
@@ -252,5 +287,16 @@ impl Protocol for Sglang {
             finish,
             cached_prompt_tokens: cached,
         })
+    }
+
+    /// `POST /update_weights_from_disk` with the new `model_path` (SGLang
+    /// flushes its cache itself); `{"success": false}` is an error.
+    fn reload_weights(&self, client: &HttpClient, base: &str, dir: &str) -> Result<()> {
+        let url = endpoint(base, "/update_weights_from_disk");
+        let got = client.post_json(&url, &json!({"model_path": dir, "flush_cache": true}))?;
+        if got.get("success").and_then(Value::as_bool) != Some(true) {
+            return Err(malformed(&url, format!("weights not updated: {got}")));
+        }
+        Ok(())
     }
 }

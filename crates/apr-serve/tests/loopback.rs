@@ -325,3 +325,80 @@ fn a_pool_spreads_calls_over_servers_and_keeps_failures_per_call() {
     assert!(g > 0 && b > 0, "{g} and {b}");
     assert!(pool.wait().is_err(), "nothing in flight");
 }
+
+#[test]
+fn vllm_reloads_weights_through_collective_rpc_then_resets_the_prefix_cache() {
+    let s = serve(vec![
+        Reply::Send(200, "{\"results\": [null]}".into()),
+        Reply::Send(200, "{\"success\": true}".into()),
+    ]);
+    let mut pool = ServerPool::new(
+        Vllm { model: "m".into() },
+        std::slice::from_ref(&s.url),
+        1,
+        client(1),
+    )
+    .unwrap();
+    pool.reload_weights("/ckpt/step-3").unwrap();
+    let seen = s.seen.lock().unwrap();
+    assert_eq!(seen[0].0, "/collective_rpc");
+    assert_eq!(
+        seen[0].1,
+        json!({"method": "reload_weights", "kwargs": {"weights_path": "/ckpt/step-3"}})
+    );
+    assert_eq!(seen[1].0, "/reset_prefix_cache");
+    // A server that keeps its cache is an error.
+    let s = serve(vec![
+        Reply::Send(200, String::new()),
+        Reply::Send(200, "{\"success\": false}".into()),
+    ]);
+    let mut pool = ServerPool::new(
+        Vllm { model: "m".into() },
+        std::slice::from_ref(&s.url),
+        1,
+        client(1),
+    )
+    .unwrap();
+    assert!(pool.reload_weights("/ckpt").is_err());
+    // Without VLLM_SERVER_DEV_MODE the route is missing: a 404, not retried.
+    let s = serve(vec![Reply::Send(404, "{\"detail\": \"Not Found\"}".into())]);
+    let mut pool = ServerPool::new(
+        Vllm { model: "m".into() },
+        std::slice::from_ref(&s.url),
+        1,
+        client(3),
+    )
+    .unwrap();
+    let err = pool.reload_weights("/ckpt").unwrap_err();
+    assert!(matches!(err, Error::Status { status: 404, .. }), "{err}");
+}
+
+#[test]
+fn sglang_reloads_weights_from_disk_and_reports_a_refusal() {
+    let ok = "{\"success\": true, \"message\": \"ok\", \"num_paused_requests\": 0}";
+    let s = serve(vec![Reply::Send(200, ok.into())]);
+    let mut pool = ServerPool::new(Sglang, std::slice::from_ref(&s.url), 1, client(1)).unwrap();
+    pool.reload_weights("/ckpt/step-3").unwrap();
+    let seen = s.seen.lock().unwrap();
+    assert_eq!(seen[0].0, "/update_weights_from_disk");
+    assert_eq!(seen[0].1["model_path"], json!("/ckpt/step-3"));
+    let s = serve(vec![Reply::Send(
+        200,
+        "{\"success\": false, \"message\": \"shape\"}".into(),
+    )]);
+    let mut pool = ServerPool::new(Sglang, std::slice::from_ref(&s.url), 1, client(1)).unwrap();
+    let err = pool.reload_weights("/ckpt").unwrap_err();
+    assert!(err.to_string().contains("shape"), "{err}");
+}
+
+#[test]
+fn weights_are_not_reloaded_while_calls_are_in_flight() {
+    let s = serve(vec![Reply::Hang]);
+    let mut pool = ServerPool::new(Sglang, std::slice::from_ref(&s.url), 1, client(1)).unwrap();
+    pool.submit(1, request()).unwrap();
+    assert!(matches!(
+        pool.reload_weights("/ckpt"),
+        Err(Error::Request(_))
+    ));
+    assert!(pool.wait().unwrap()[0].1.is_err());
+}
