@@ -58,6 +58,11 @@ pub struct Cli {
     /// GRPO does after each step; vLLM needs `VLLM_SERVER_DEV_MODE=1`).
     #[arg(long)]
     pub reload: bool,
+    /// Only write `--model` untied to this directory (its head a copy of
+    /// the embedding: what a server needs to reload weights in place) and
+    /// exit.
+    #[arg(long)]
+    pub export_untied: Option<PathBuf>,
     /// Write the per-call comparison here (JSON).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -134,10 +139,15 @@ fn native(
     Ok(out)
 }
 
-/// Runs the check.
-pub fn run(cli: Cli) -> Result<Summary> {
+/// Runs the check; `None` after an `--export-untied`.
+pub fn run(cli: Cli) -> Result<Option<Summary>> {
     let dev = Default::default();
     let model: Llama<Cpu> = checkpoint::load(&cli.model, &dev)?;
+    if let Some(out) = &cli.export_untied {
+        let tok = std::fs::read_to_string(cli.model.join("tokenizer.json")).ok();
+        checkpoint::save_untied(&model, out, tok.as_deref())?;
+        return Ok(None);
+    }
     let tok = TraceTokenizer::new();
     let mode = match cli.mode.as_str() {
         "apr" => TraceMode::Apr,
@@ -254,7 +264,7 @@ pub fn run(cli: Cli) -> Result<Summary> {
             serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?;
         apr_model::checkpoint::write_atomic(path, text.as_bytes())?;
     }
-    Ok(summary)
+    Ok(Some(summary))
 }
 
 #[cfg(test)]

@@ -363,11 +363,41 @@ pub fn recover_dir(dir: &Path) -> Result<()> {
 /// the tokenizer file when given. Weights with NaN or infinite values are
 /// an error ([`Error::NonFinite`]) and leave `dir` as it was.
 pub fn save<B: Backend>(model: &Llama<B>, dir: &Path, tokenizer_json: Option<&str>) -> Result<()> {
-    let tensors = hf_tensors(model);
+    write_model(hf_tensors(model), &model.config, dir, tokenizer_json)
+}
+
+/// [`save`], but a model with a tied output projection is written untied,
+/// its `lm_head.weight` a copy of the embedding: the same function, in the
+/// layout a serving engine can reload in place. vLLM 0.32 reloads every
+/// weight of a tied model but its head, which keeps the weights the server
+/// started with (`docs/scale-out.md`); an untied head is reloaded.
+pub fn save_untied<B: Backend>(
+    model: &Llama<B>,
+    dir: &Path,
+    tokenizer_json: Option<&str>,
+) -> Result<()> {
+    let mut tensors = hf_tensors(model);
+    let mut config = model.config.clone();
+    if config.tie_embeddings {
+        if let Some(embed) = tensors.get(EMBED).cloned() {
+            tensors.insert(HEAD.into(), embed);
+        }
+        config.tie_embeddings = false;
+    }
+    write_model(tensors, &config, dir, tokenizer_json)
+}
+
+/// Writes `tensors` and `config` (and the tokenizer) to `dir` as a whole.
+fn write_model(
+    tensors: BTreeMap<String, HostTensor>,
+    config: &ModelConfig,
+    dir: &Path,
+    tokenizer_json: Option<&str>,
+) -> Result<()> {
     check_finite_tensors(&tensors)?;
     let tmp = staging_dir(dir)?;
     write_atomic(&tmp.join(WEIGHTS), &safetensors_bytes(&tensors)?)?;
-    let cfg = model.config.hf_config_json(1, 2, 0);
+    let cfg = config.hf_config_json(1, 2, 0);
     let cfg = serde_json::to_vec_pretty(&cfg).unwrap_or_default();
     write_atomic(&tmp.join(CONFIG), &cfg)?;
     if let Some(tok) = tokenizer_json {

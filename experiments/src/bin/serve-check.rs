@@ -7,7 +7,10 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let s = apr_experiments::serve_check::run(apr_experiments::serve_check::Cli::parse())?;
+    let Some(s) = apr_experiments::serve_check::run(apr_experiments::serve_check::Cli::parse())?
+    else {
+        return Ok(());
+    };
     let failed: Vec<String> = s
         .checks
         .iter()
