@@ -155,10 +155,8 @@ pub fn run(cli: Cli) -> Result<Option<Summary>> {
         m => return Err(Error::Config(format!("--mode {m}: apr or sosp"))),
     };
     let problems = read_problems(&cli.problems, Some(cli.limit))?;
-    let prompts: Vec<Vec<u32>> = problems
-        .iter()
-        .map(|p| tok.call_ids(None, &p.root_prompt(mode)))
-        .collect();
+    let texts: Vec<String> = problems.iter().map(|p| p.root_prompt(mode)).collect();
+    let prompts: Vec<Vec<u32>> = texts.iter().map(|t| tok.call_ids(None, t)).collect();
     let t0 = Instant::now();
     let native = native(&model, &prompts, cli.max_new_tokens)?;
     let native_s = t0.elapsed().as_secs_f64();
@@ -179,6 +177,10 @@ pub fn run(cli: Cli) -> Result<Option<Summary>> {
         "sglang" => ServerPool::new(Sglang, &cli.server_url, cli.concurrency, client)?,
         b => return Err(Error::Config(format!("--backend {b}: vllm or sglang"))),
     };
+    // The first prompt, whole, as the probe of the server's tokenizer.
+    if let Some(probe) = texts.first() {
+        pool.check_vocabulary(probe, &tok.encode(probe))?;
+    }
     if cli.reload {
         let dir = std::fs::canonicalize(&cli.model).map_err(|e| Error::Io {
             path: cli.model.display().to_string(),

@@ -87,6 +87,16 @@ impl ServerPool {
         self.protocol.name()
     }
 
+    /// Checks every server's vocabulary against the caller's tokenization
+    /// of `probe` ([`Protocol::check_vocabulary`]).
+    pub fn check_vocabulary(&self, probe: &str, want: &[u32]) -> Result<()> {
+        for url in &self.urls {
+            self.protocol
+                .check_vocabulary(&self.client, url, probe, want)?;
+        }
+        Ok(())
+    }
+
     /// Loads the Hugging Face checkpoint in `dir` into every server
     /// ([`Protocol::reload_weights`]); refused while calls are in flight.
     pub fn reload_weights(&mut self, dir: &str) -> Result<()> {

@@ -22,6 +22,18 @@ pub trait Protocol: Send + Sync + 'static {
     /// read) into the running server at `base`, and drops the prefixes it
     /// cached under the old weights. Call it with no generation in flight.
     fn reload_weights(&self, client: &HttpClient, base: &str, dir: &str) -> Result<()>;
+    /// Checks, where the engine can tell, that the server at `base`
+    /// tokenizes `probe` as `want` (the caller's tokenizer, no special
+    /// tokens added): a model served with another vocabulary is an
+    /// [`Error::Vocabulary`] before any call runs. Engines without a
+    /// tokenize endpoint rely on the id check of every response.
+    fn check_vocabulary(
+        &self,
+        client: &HttpClient,
+        base: &str,
+        probe: &str,
+        want: &[u32],
+    ) -> Result<()>;
 }
 
 /// `base` (without a trailing slash) joined with `path`.
@@ -188,6 +200,37 @@ impl Protocol for Vllm {
     fn reload_weights(&self, client: &HttpClient, base: &str, dir: &str) -> Result<()> {
         self.reload(client, base, dir)
     }
+
+    /// `POST /tokenize` with the probe, compared with `want`.
+    fn check_vocabulary(
+        &self,
+        client: &HttpClient,
+        base: &str,
+        probe: &str,
+        want: &[u32],
+    ) -> Result<()> {
+        let url = endpoint(base, "/tokenize");
+        let body = json!({"model": self.model, "prompt": probe, "add_special_tokens": false});
+        let got = client.post_json(&url, &body)?;
+        let ids: Option<Vec<u32>> = got.get("tokens").and_then(Value::as_array).and_then(|a| {
+            a.iter()
+                .map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
+                .collect()
+        });
+        let ids = ids.ok_or_else(|| malformed(&url, format!("no tokens in {got}")))?;
+        if ids != want {
+            let at = ids.iter().zip(want).take_while(|(a, b)| a == b).count();
+            return Err(Error::Vocabulary {
+                url,
+                reason: format!(
+                    "the server tokenizes the probe into {} ids, ours into {}; first difference at {at}",
+                    ids.len(),
+                    want.len()
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Vllm {
@@ -297,6 +340,12 @@ impl Protocol for Sglang {
         if got.get("success").and_then(Value::as_bool) != Some(true) {
             return Err(malformed(&url, format!("weights not updated: {got}")));
         }
+        Ok(())
+    }
+
+    /// SGLang 0.5 has no tokenize endpoint this crate relies on: nothing
+    /// to check before the calls (each response's ids are still checked).
+    fn check_vocabulary(&self, _: &HttpClient, _: &str, _: &str, _: &[u32]) -> Result<()> {
         Ok(())
     }
 }

@@ -402,3 +402,35 @@ fn weights_are_not_reloaded_while_calls_are_in_flight() {
     ));
     assert!(pool.wait().unwrap()[0].1.is_err());
 }
+
+#[test]
+fn vllm_checks_the_servers_tokenization_of_a_probe() {
+    let same =
+        "{\"count\": 3, \"max_model_len\": 2048, \"tokens\": [5, 6, 7], \"token_strs\": null}";
+    let s = serve(vec![Reply::Send(200, same.into())]);
+    let pool = ServerPool::new(
+        Vllm { model: "m".into() },
+        std::slice::from_ref(&s.url),
+        1,
+        client(1),
+    )
+    .unwrap();
+    pool.check_vocabulary("12+3", &[5, 6, 7]).unwrap();
+    let seen = s.seen.lock().unwrap();
+    assert_eq!(seen[0].0, "/tokenize");
+    assert_eq!(seen[0].1["prompt"], json!("12+3"));
+    assert_eq!(seen[0].1["add_special_tokens"], json!(false));
+    let other =
+        "{\"count\": 2, \"max_model_len\": 2048, \"tokens\": [5, 900], \"token_strs\": null}";
+    let s = serve(vec![Reply::Send(200, other.into())]);
+    let pool = ServerPool::new(
+        Vllm { model: "m".into() },
+        std::slice::from_ref(&s.url),
+        1,
+        client(1),
+    )
+    .unwrap();
+    let err = pool.check_vocabulary("12+3", &[5, 6, 7]).unwrap_err();
+    assert!(matches!(err, Error::Vocabulary { .. }), "{err}");
+    assert!(err.to_string().contains("first difference at 1"), "{err}");
+}
