@@ -101,6 +101,32 @@ fn logprob(v: &Value) -> Option<f32> {
     }
 }
 
+/// What matched when an engine says a call stopped: a stop string, a
+/// stop token id, or nothing reported (the end-of-sequence token, kept as
+/// the last id).
+fn stop_finish(url: &str, matched: Option<&Value>, ids: &[u32]) -> Result<Finish> {
+    match matched {
+        Some(Value::String(s)) => Ok(Finish::StopString(s.clone())),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Finish::StopToken)
+            .ok_or_else(|| malformed(url, format!("stop token {n}"))),
+        _ => ids
+            .last()
+            .map(|&id| Finish::StopToken(id))
+            .ok_or_else(|| malformed(url, "stopped with no token")),
+    }
+}
+
+/// An error unless a control endpoint's answer says `"success": true`.
+fn require_success(url: &str, got: &Value, what: &str) -> Result<()> {
+    if got.get("success").and_then(Value::as_bool) == Some(true) {
+        return Ok(());
+    }
+    Err(malformed(url, format!("{what}: {got}")))
+}
+
 impl Protocol for Vllm {
     fn name(&self) -> &'static str {
         "vllm"
@@ -168,19 +194,7 @@ impl Protocol for Vllm {
             Some("length") => Finish::Length,
             // `stop_reason`: the matched string, the matched stop token
             // id, or null for the end-of-sequence token (kept in `ids`).
-            Some("stop") => match choice.get("stop_reason") {
-                Some(Value::String(s)) => Finish::StopString(s.clone()),
-                Some(Value::Number(n)) => Finish::StopToken(
-                    n.as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| malformed(url, format!("stop_reason {n}")))?,
-                ),
-                // The end-of-sequence token: the last id.
-                _ => Finish::StopToken(
-                    *ids.last()
-                        .ok_or_else(|| malformed(url, "stopped with no token"))?,
-                ),
-            },
+            Some("stop") => stop_finish(url, choice.get("stop_reason"), &ids)?,
             other => return Err(malformed(url, format!("finish_reason {other:?}"))),
         };
         let cached = v
@@ -244,13 +258,7 @@ impl Vllm {
         client.post_json(&rpc, &body)?;
         let reset = endpoint(base, "/reset_prefix_cache");
         let got = client.post_json(&reset, &json!({}))?;
-        if got.get("success").and_then(Value::as_bool) != Some(true) {
-            return Err(malformed(
-                &reset,
-                format!("the prefix cache was not reset: {got}"),
-            ));
-        }
-        Ok(())
+        require_success(&reset, &got, "the prefix cache was not reset")
     }
 }
 
@@ -308,16 +316,7 @@ impl Protocol for Sglang {
             reason.get("matched"),
         ) {
             (Some("length"), _) => Finish::Length,
-            (Some("stop"), Some(Value::String(s))) => Finish::StopString(s.clone()),
-            (Some("stop"), Some(Value::Number(n))) => Finish::StopToken(
-                n.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| malformed(url, format!("matched {n}")))?,
-            ),
-            (Some("stop"), _) => Finish::StopToken(
-                *ids.last()
-                    .ok_or_else(|| malformed(url, "stopped with no token"))?,
-            ),
+            (Some("stop"), matched) => stop_finish(url, matched, &ids)?,
             _ => return Err(malformed(url, format!("finish_reason {reason}"))),
         };
         let cached = meta
@@ -337,10 +336,7 @@ impl Protocol for Sglang {
     fn reload_weights(&self, client: &HttpClient, base: &str, dir: &str) -> Result<()> {
         let url = endpoint(base, "/update_weights_from_disk");
         let got = client.post_json(&url, &json!({"model_path": dir, "flush_cache": true}))?;
-        if got.get("success").and_then(Value::as_bool) != Some(true) {
-            return Err(malformed(&url, format!("weights not updated: {got}")));
-        }
-        Ok(())
+        require_success(&url, &got, "weights not updated")
     }
 
     /// SGLang 0.5 has no tokenize endpoint this crate relies on: nothing
