@@ -23,17 +23,17 @@ use crate::result::{CallRecord, FinishReason, ProblemResult};
 use crate::sampling::thread_seed;
 use crate::stepper::StepModel;
 use apr_model::init::SplitMix;
-use apr_trace::protocol::{
-    continuation_for_with, ends_with_spawn, parse_spawn_with, JOIN_OPEN, SPAWN_CLOSE_LINE,
-    SPAWN_OPEN,
-};
+use apr_trace::protocol::JOIN_OPEN;
 use apr_trace::tokenizer::{EOS_ID, SPECIAL_TOKENS};
 use apr_trace::{Conditioning, TraceTokenizer};
 use serde::Serialize;
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
+mod calls;
 mod results;
+
+use calls::AfterCall;
 
 /// Where a thread is in its lifecycle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -480,50 +480,17 @@ impl<'m, M: StepModel> Engine<'m, M> {
     /// A call ended: spawn, or finish the thread.
     fn end_call(&mut self, t: usize, reason: FinishReason) -> Result<()> {
         self.record_call(t);
-        if reason != FinishReason::Eos || self.cfg.mode != Mode::Apr {
-            return self.finish(t, reason);
-        }
-        let text = self.threads[t]
-            .calls
-            .last()
-            .map(|c| c.text.clone())
-            .unwrap_or_default();
-        if !ends_with_spawn(&text) {
-            if let Some(open) = text.rfind(SPAWN_OPEN) {
-                if !text[open..].contains(SPAWN_CLOSE_LINE) {
-                    let why = "unterminated spawn block".to_string();
-                    return self.finish(t, FinishReason::Protocol(why));
-                }
-            }
-            return self.finish(t, FinishReason::Eos);
-        }
-        let block = match parse_spawn_with(&text, self.cfg.spawn_indices) {
-            Ok(b) => b,
-            Err(e) => return self.finish(t, FinishReason::Protocol(e.to_string())),
-        };
-        let l = &self.cfg.limits;
         let th = &self.threads[t];
-        let over = if block.children.len() > l.max_children {
-            Some(format!(
-                "{} children > {}",
-                block.children.len(),
-                l.max_children
-            ))
-        } else if th.rounds.len() >= l.max_rounds {
-            Some(format!("round {} > {}", th.rounds.len() + 1, l.max_rounds))
-        } else if th.depth >= l.max_depth {
-            Some(format!("depth {} > {}", th.depth + 1, l.max_depth))
-        } else {
-            None
+        let text = th.calls.last().map_or("", |c| c.text.as_str());
+        let prompts = match calls::after_call(&self.cfg, text, reason, th.rounds.len(), th.depth) {
+            AfterCall::Finish(reason) => return self.finish(t, reason),
+            AfterCall::Spawn(prompts) => prompts,
         };
-        if let Some(why) = over {
-            return self.finish(t, FinishReason::SpawnLimit(why));
-        }
         let (task, depth, round) = (th.task, th.depth, th.rounds.len() as u32);
         let mut path = th.path.clone();
         path.push(round);
-        let mut kids = Vec::with_capacity(block.children.len());
-        for i in 0..block.children.len() {
+        let mut kids = Vec::with_capacity(prompts.len());
+        for i in 0..prompts.len() {
             let mut p = path.clone();
             p.push(i as u32);
             kids.push(self.new_thread(task, p, Some(t), depth + 1, None));
@@ -536,10 +503,10 @@ impl<'m, M: StepModel> Engine<'m, M> {
             self.release(t)?;
         }
         // Children go to the front of the queue, in block order.
-        for (k, c) in kids.iter().zip(&block.children).rev() {
+        for (k, text) in kids.iter().zip(prompts).rev() {
             let th = &mut self.threads[*k];
-            th.text = c.render();
-            let ids = self.tok.call_ids(None, &th.text);
+            let ids = self.tok.call_ids(None, &text);
+            th.text = text;
             th.prompt_len = ids.len();
             th.ids = ids;
             if th.prompt_len >= self.capacity {
@@ -579,9 +546,9 @@ impl<'m, M: StepModel> Engine<'m, M> {
             .iter()
             .map(|&k| self.threads[k].calls.last().map_or("", |c| c.text.as_str()))
             .collect();
-        match continuation_for_with(&parent_text, &texts, self.cfg.spawn_indices) {
+        match calls::resume_prompt(&self.cfg, &parent_text, &texts) {
             Ok(next) => self.start_call(p, next),
-            Err(e) => self.finish(p, FinishReason::Protocol(e.to_string())),
+            Err(reason) => self.finish(p, reason),
         }
     }
 }
