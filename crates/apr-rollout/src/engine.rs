@@ -17,14 +17,12 @@
 //! fewest cached tokens gives up its slot (it will prefill its continuation
 //! in full): threads wait for memory rather than fail, and cannot deadlock.
 
-use crate::config::{Mode, RolloutConfig};
+use crate::config::RolloutConfig;
 use crate::error::{Error, Result};
 use crate::result::{CallRecord, FinishReason, ProblemResult};
 use crate::sampling::thread_seed;
 use crate::stepper::StepModel;
 use apr_model::init::SplitMix;
-use apr_trace::protocol::JOIN_OPEN;
-use apr_trace::tokenizer::{EOS_ID, SPECIAL_TOKENS};
 use apr_trace::{Conditioning, TraceTokenizer};
 use serde::Serialize;
 use std::collections::{BTreeSet, VecDeque};
@@ -33,7 +31,7 @@ use std::time::Instant;
 mod calls;
 mod results;
 
-use calls::AfterCall;
+use calls::{AfterCall, CallEnds};
 
 /// Where a thread is in its lifecycle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,20 +106,6 @@ struct Task {
     reused: usize,
 }
 
-/// Why a sampled id has no place in a call's text, if it has none: an id
-/// outside the tokenizer's vocabulary (a model's embedding may be padded
-/// past it), or a special token other than `</s>`.
-fn bad_token(tok: &TraceTokenizer, id: u32) -> Option<String> {
-    let n = tok.vocab_size();
-    if id as usize >= n {
-        return Some(format!("id {id} outside the tokenizer's {n} ids"));
-    }
-    match SPECIAL_TOKENS.get(id as usize) {
-        Some(name) if id != EOS_ID => Some(format!("special token {name}")),
-        _ => None,
-    }
-}
-
 /// The rollout engine over a [`StepModel`].
 pub struct Engine<'m, M: StepModel> {
     model: &'m mut M,
@@ -134,8 +118,8 @@ pub struct Engine<'m, M: StepModel> {
     free: BTreeSet<usize>,
     /// Tasks whose root thread ended and whose result is not built yet.
     finished: Vec<usize>,
-    /// The tokens of [`JOIN_OPEN`]: an APR call that generates them stops.
-    join_open: Vec<u32>,
+    /// When a call ends, token by token.
+    ends: CallEnds,
     stats: EngineStats,
 }
 
@@ -153,10 +137,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
         }
         let free = (0..model.slots()).collect();
         let tok = TraceTokenizer::new();
-        let join_open = match cfg.mode {
-            Mode::Apr => tok.encode(JOIN_OPEN),
-            Mode::Single => Vec::new(),
-        };
+        let ends = CallEnds::new(&cfg, &tok, capacity);
         Ok(Engine {
             model,
             cfg,
@@ -167,7 +148,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
             waiting: VecDeque::new(),
             free,
             finished: Vec::new(),
-            join_open,
+            ends,
             stats: EngineStats::default(),
         })
     }
@@ -432,28 +413,12 @@ impl<'m, M: StepModel> Engine<'m, M> {
             th.ids.push(tok);
             th.logprobs.push(lp);
             th.state = ThreadState::Decoding;
-            let generated = th.ids.len() - th.prompt_len;
             let tk = &mut self.tasks[task];
             tk.generated += 1;
             self.stats.generated_tokens += 1;
-            let limits = &self.cfg.limits;
-            let end = if let Some(why) = bad_token(&self.tok, tok) {
-                Some(FinishReason::BadToken(why))
-            } else if tok == EOS_ID && !self.cfg.ignore_eos {
-                Some(FinishReason::Eos)
-            } else if generated >= limits.max_new_tokens {
-                Some(FinishReason::MaxNewTokens)
-            } else if th.ids.len() >= self.capacity {
-                Some(FinishReason::Context)
-            } else if limits.max_problem_tokens > 0 && tk.tokens >= limits.max_problem_tokens {
-                Some(FinishReason::ProblemTokens)
-            } else if !self.join_open.is_empty()
-                && th.ids[th.prompt_len..].ends_with(&self.join_open)
-            {
-                Some(FinishReason::WroteJoin)
-            } else {
-                None
-            };
+            let end = self
+                .ends
+                .after_token(&self.tok, &th.ids, th.prompt_len, tk.tokens);
             if let Some(reason) = end {
                 self.end_call(t, reason)?;
             }

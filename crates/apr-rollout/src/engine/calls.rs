@@ -1,13 +1,94 @@
-//! What the thread-tree protocol decides when a call ends, apart from any
-//! decoding: whether an APR call spawns (and its children's prompts) or
-//! ends its thread, and a parent's next prompt once its children are done.
-//! These decisions are the same whichever backend generated the call.
+//! What the thread-tree protocol decides about a call, apart from any
+//! decoding: after which token it ends ([`CallEnds`]), whether an APR call
+//! that ended spawns (and its children's prompts) or ends its thread, and
+//! a parent's next prompt once its children are done. These decisions are
+//! the same whichever backend generated the call: a backend that returns
+//! whole calls can replay their ids through [`CallEnds::after_token`].
 
 use crate::config::{Mode, RolloutConfig};
 use crate::result::FinishReason;
 use apr_trace::protocol::{
-    continuation_for_with, ends_with_spawn, parse_spawn_with, SPAWN_CLOSE_LINE, SPAWN_OPEN,
+    continuation_for_with, ends_with_spawn, parse_spawn_with, JOIN_OPEN, SPAWN_CLOSE_LINE,
+    SPAWN_OPEN,
 };
+use apr_trace::tokenizer::{EOS_ID, SPECIAL_TOKENS};
+use apr_trace::TraceTokenizer;
+
+/// Why a sampled id has no place in a call's text, if it has none: an id
+/// outside the tokenizer's vocabulary (a model's embedding may be padded
+/// past it), or a special token other than `</s>`.
+fn bad_token(tok: &TraceTokenizer, id: u32) -> Option<String> {
+    let n = tok.vocab_size();
+    if id as usize >= n {
+        return Some(format!("id {id} outside the tokenizer's {n} ids"));
+    }
+    match SPECIAL_TOKENS.get(id as usize) {
+        Some(name) if id != EOS_ID => Some(format!("special token {name}")),
+        _ => None,
+    }
+}
+
+/// The rules that end a call after a generated token.
+#[derive(Debug, Clone)]
+pub(crate) struct CallEnds {
+    ignore_eos: bool,
+    max_new_tokens: usize,
+    max_problem_tokens: usize,
+    /// Prompt and generated tokens a call may hold.
+    capacity: usize,
+    /// The tokens of [`JOIN_OPEN`] in APR mode (only the engine writes a
+    /// join block: a call that generates its opening stops); empty
+    /// otherwise.
+    join_open: Vec<u32>,
+}
+
+impl CallEnds {
+    /// The rules of `cfg` for calls of at most `capacity` tokens.
+    pub(crate) fn new(cfg: &RolloutConfig, tok: &TraceTokenizer, capacity: usize) -> Self {
+        CallEnds {
+            ignore_eos: cfg.ignore_eos,
+            max_new_tokens: cfg.limits.max_new_tokens,
+            max_problem_tokens: cfg.limits.max_problem_tokens,
+            capacity,
+            join_open: match cfg.mode {
+                Mode::Apr => tok.encode(JOIN_OPEN),
+                Mode::Single => Vec::new(),
+            },
+        }
+    }
+
+    /// Whether the call `ids` (its prompt of `prompt_len` tokens, then the
+    /// tokens generated so far, the last just sampled) ends here, and why,
+    /// with `problem_tokens` fed for its problem so far. The first rule
+    /// that holds wins, in this order: a bad token, the end token, the
+    /// call's token limit, the context, the problem's token budget, the
+    /// join block's opening.
+    pub(crate) fn after_token(
+        &self,
+        tok: &TraceTokenizer,
+        ids: &[u32],
+        prompt_len: usize,
+        problem_tokens: usize,
+    ) -> Option<FinishReason> {
+        let last = *ids.last()?;
+        let generated = &ids[prompt_len.min(ids.len())..];
+        if let Some(why) = bad_token(tok, last) {
+            Some(FinishReason::BadToken(why))
+        } else if last == EOS_ID && !self.ignore_eos {
+            Some(FinishReason::Eos)
+        } else if generated.len() >= self.max_new_tokens {
+            Some(FinishReason::MaxNewTokens)
+        } else if ids.len() >= self.capacity {
+            Some(FinishReason::Context)
+        } else if self.max_problem_tokens > 0 && problem_tokens >= self.max_problem_tokens {
+            Some(FinishReason::ProblemTokens)
+        } else if !self.join_open.is_empty() && generated.ends_with(&self.join_open) {
+            Some(FinishReason::WroteJoin)
+        } else {
+            None
+        }
+    }
+}
 
 /// What follows a call that ended with `reason`.
 #[derive(Debug, PartialEq)]
@@ -172,6 +253,50 @@ Exploring Operation: 34+36=70, Resulting Numbers: [70]\n\
             after_call(&cfg, &spawned(), FinishReason::Eos, 1, 2),
             limit("depth 3 > 2")
         );
+    }
+
+    /// Each rule by hand, on calls with a 2-token prompt: the order of the
+    /// rules decides when several hold.
+    #[test]
+    fn calls_end_on_the_first_rule_that_holds() {
+        let tok = TraceTokenizer::new();
+        let mut cfg = apr();
+        cfg.limits.max_new_tokens = 4;
+        cfg.limits.max_problem_tokens = 100;
+        let ends = CallEnds::new(&cfg, &tok, 8);
+        let a = tok.encode("1")[0];
+        let at = |ids: &[u32], fed| ends.after_token(&tok, ids, 2, fed);
+        assert_eq!(at(&[9, 9, a], 0), None);
+        assert_eq!(at(&[9, 9, a, EOS_ID], 0), Some(FinishReason::Eos));
+        assert!(matches!(at(&[9, 9, 1], 0), Some(FinishReason::BadToken(_))));
+        let outside = tok.vocab_size() as u32;
+        assert!(matches!(
+            at(&[9, 9, outside], 0),
+            Some(FinishReason::BadToken(_))
+        ));
+        assert_eq!(at(&[9, 9, a, a, a, a], 0), Some(FinishReason::MaxNewTokens));
+        let long = CallEnds::new(&cfg, &tok, 4);
+        assert_eq!(
+            long.after_token(&tok, &[9, 9, a, a], 2, 0),
+            Some(FinishReason::Context)
+        );
+        assert_eq!(at(&[9, 9, a], 100), Some(FinishReason::ProblemTokens));
+        let mut join = vec![9, 9];
+        join.extend(tok.encode(JOIN_OPEN));
+        let mut cfg2 = cfg.clone();
+        cfg2.limits.max_new_tokens = 64;
+        let wide2 = CallEnds::new(&cfg2, &tok, 64);
+        assert_eq!(
+            wide2.after_token(&tok, &join, 2, 0),
+            Some(FinishReason::WroteJoin)
+        );
+        // The end token is an ordinary token when ignored; single mode has
+        // no join rule.
+        cfg2.ignore_eos = true;
+        cfg2.mode = Mode::Single;
+        let plain = CallEnds::new(&cfg2, &tok, 64);
+        assert_eq!(plain.after_token(&tok, &[9, 9, a, EOS_ID], 2, 0), None);
+        assert_eq!(plain.after_token(&tok, &join, 2, 0), None);
     }
 
     #[test]
