@@ -116,6 +116,8 @@ fn native(
     let mut cache = KvCache::<Cpu>::on_host(&model.config, prompts.len(), cap);
     let mut out: Vec<(Vec<u32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); prompts.len()];
     let mut next: Vec<Vec<u32>> = prompts.to_vec();
+    // Greedy picks draw nothing from the generator.
+    let mut rng = apr_model::init::SplitMix::new(0);
     let mut live: Vec<usize> = (0..prompts.len())
         .filter(|&r| prompts[r].len() < cap)
         .collect();
@@ -124,8 +126,7 @@ fn native(
         let logits = host.forward_last(&mut cache, &feed)?;
         let mut still = Vec::with_capacity(live.len());
         for (&r, row) in live.iter().zip(logits) {
-            let (tok, lp) =
-                apr_model::generate::pick(&row, 0.0, &mut apr_model::init::SplitMix::new(0));
+            let (tok, lp) = apr_model::generate::pick(&row, 0.0, &mut rng);
             out[r].0.push(tok);
             out[r].1.push(lp);
             let full = cache.lens()[r] + 1 >= cap;

@@ -56,12 +56,17 @@ impl<B: Backend> KvStore<B> {
     /// Empty storage of `kind` for `rows` rows of `config`'s layers; an
     /// error where a host kind's element type cannot hold the heads.
     fn new(config: &ModelConfig, rows: usize, kind: KvKind, device: &B::Device) -> Result<Self> {
-        let (l, kvh, hd) = (config.num_layers, config.num_kv_heads, config.head_dim());
         Ok(match kind {
-            KvKind::Host(KvElem::F32) => KvStore::Host(HostKv::f32(l, rows, kvh, hd)),
-            KvKind::Host(elem) => KvStore::Host(HostKv::new(l, rows, kvh, hd, elem)?),
+            KvKind::Host(elem) => Self::host(config, rows, elem)?,
             KvKind::Device => KvStore::Device(DeviceKv::new(config, device)),
         })
+    }
+
+    /// Empty host storage of `elem`; an error where `elem` cannot hold the
+    /// heads ([`KvElem::check`]).
+    fn host(config: &ModelConfig, rows: usize, elem: KvElem) -> Result<Self> {
+        let (l, kvh, hd) = (config.num_layers, config.num_kv_heads, config.head_dim());
+        Ok(KvStore::Host(HostKv::new(l, rows, kvh, hd, elem)?))
     }
 
     /// Empty f32 storage in host memory.
@@ -142,8 +147,7 @@ impl<B: Backend> KvCache<B> {
     /// per key and value element); batched and one-at-a-time decoding
     /// still agree exactly. Needs a head width that is a multiple of 16.
     pub fn on_host_bf16(config: &ModelConfig, rows: usize, capacity: usize) -> Result<Self> {
-        let (l, kvh, hd) = (config.num_layers, config.num_kv_heads, config.head_dim());
-        let store = KvStore::Host(HostKv::new(l, rows, kvh, hd, KvElem::Bf16)?);
+        let store = KvStore::host(config, rows, KvElem::Bf16)?;
         Ok(Self::empty(config, rows, capacity, store))
     }
 
