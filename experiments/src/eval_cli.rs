@@ -37,6 +37,9 @@ pub struct Cli {
     /// Device: `cpu`, or `cuda[:N]` in builds with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Where the rollouts are generated.
+    #[command(flatten)]
+    pub generation: crate::generation_args::GenerationArgs,
 }
 
 /// One `--model` argument.
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
     if cli.greedy_only {
         cfg.greedy_only();
     }
+    cli.generation.apply(&mut cfg.generation);
     cfg.validate()?;
     let models = cli
         .models

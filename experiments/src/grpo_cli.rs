@@ -41,6 +41,10 @@ pub struct Cli {
     /// refused otherwise).
     #[arg(long)]
     pub force: bool,
+    /// Where the rollouts are generated (servers load the policy's weights
+    /// after every step).
+    #[command(flatten)]
+    pub generation: crate::generation_args::GenerationArgs,
 }
 
 /// Runs `train-grpo`.
@@ -58,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(t) = cli.time_limit_minutes {
         cfg.optim.time_limit_minutes = Some(t);
     }
+    cli.generation.apply(&mut cfg.generation);
     cfg.validate()?;
     if cli.force {
         apr_train::run_dir::clear(&cfg.out)?;

@@ -104,6 +104,11 @@ pub struct Cli {
     /// per-device default dtype; checkpoints stay f32 on disk).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Where the calls are generated: `--backend vllm --server-url URL`
+    /// runs them on a server that serves `--model` (or loads it from
+    /// `--weights-dir`).
+    #[command(flatten)]
+    pub generation: crate::generation_args::GenerationArgs,
 }
 
 /// Modes on the command line.
@@ -184,9 +189,20 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         bar.set_message(format!("solved {solved}"));
     };
     let ctx = model.config.max_seq_len;
-    let kind = apr_rollout::StepperKind::from_switches::<B>(cli.burn_forward, cli.kv_bf16)?;
-    let mut stepper = apr_rollout::LlamaStepper::with_kind(model, cli.slots, ctx, kind)?;
-    let (mut results, stats) = apr_rollout::run_stepper(&mut stepper, &problems, &cfg, on_done)?;
+    let mut generation = apr_rollout::GenerationConfig::default();
+    cli.generation.apply(&mut generation);
+    let (mut results, stats, cache) = if generation.backend == apr_rollout::BackendKind::Native {
+        let kind = apr_rollout::StepperKind::from_switches::<B>(cli.burn_forward, cli.kv_bf16)?;
+        let mut stepper = apr_rollout::LlamaStepper::with_kind(model, cli.slots, ctx, kind)?;
+        let (r, s) = apr_rollout::run_stepper(&mut stepper, &problems, &cfg, on_done)?;
+        (r, s, None)
+    } else {
+        let vocab = model.config.vocab_size;
+        let mut gen = apr_rollout::Generator::connect(&generation, cli.slots, ctx, vocab)?;
+        gen.sync(&model)?;
+        let (r, s) = gen.run(&model, &problems, &cfg, on_done)?;
+        (r, s, gen.cache_stats().cloned())
+    };
     bar.finish_and_clear();
     let summary = Summary::of(&results);
     let report = serde_json::json!({
@@ -195,6 +211,7 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
         "tokens_per_s": (stats.generated_tokens + stats.prefilled_tokens) as f64 / stats.seconds.max(1e-9),
         "generated_tokens_per_s": stats.generated_tokens as f64 / stats.seconds.max(1e-9),
         "model": cli.model, "problems": cli.problems, "slots": cli.slots,
+        "backend": generation.backend, "prefix_cache": cache,
     });
     if let Some(out) = &cli.out {
         let mut buf = Vec::new();
@@ -238,6 +255,17 @@ fn go<B: AprBackend>(cli: &Cli, device: &B::Device) -> Result<()> {
             stats.generated_tokens as f64 / stats.seconds.max(1e-9),
             summary.finish_reasons
         )
+    })
+    .and_then(|_| match &cache {
+        Some(c) => writeln!(
+            o,
+            "prefix cache ({} of {} calls reported): {:.1}% of prompt tokens cached, {:.1}% of the prompts after a join",
+            c.reported_calls,
+            stats.steps,
+            100.0 * c.hit_rate(),
+            100.0 * c.join_hit_rate()
+        ),
+        None => Ok(()),
     })
     .map_err(|e| Error::Config(e.to_string()))?;
     Ok(())

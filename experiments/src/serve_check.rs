@@ -66,6 +66,29 @@ pub struct Cli {
     /// Write the per-call comparison here (JSON).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Compare whole greedy rollouts (thread trees, spawns and joins
+    /// included) through the orchestrator on both backends, instead of
+    /// root calls.
+    #[arg(long)]
+    pub trees: bool,
+    /// With `--trees`: write the model here (untied) and load it into the
+    /// server before the server's run.
+    #[arg(long)]
+    pub weights_dir: Option<PathBuf>,
+    /// With `--trees`: KV slots of the native run.
+    #[arg(long, default_value_t = 64)]
+    pub slots: usize,
+}
+
+/// What a `serve-check` run did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Wrote `--export-untied`.
+    Exported,
+    /// Compared root calls.
+    Calls(Summary),
+    /// Compared whole rollouts (`--trees`).
+    Trees(crate::serve_trees::TreeSummary),
 }
 
 /// One call's comparison.
@@ -140,14 +163,17 @@ fn native(
     Ok(out)
 }
 
-/// Runs the check; `None` after an `--export-untied`.
-pub fn run(cli: Cli) -> Result<Option<Summary>> {
+/// Runs the check.
+pub fn run(cli: Cli) -> Result<Outcome> {
     let dev = Default::default();
     let model: Llama<Cpu> = checkpoint::load(&cli.model, &dev)?;
     if let Some(out) = &cli.export_untied {
         let tok = std::fs::read_to_string(cli.model.join("tokenizer.json")).ok();
         checkpoint::save_untied(&model, out, tok.as_deref())?;
-        return Ok(None);
+        return Ok(Outcome::Exported);
+    }
+    if cli.trees {
+        return trees(&cli, &model).map(Outcome::Trees);
     }
     let tok = TraceTokenizer::new();
     let mode = match cli.mode.as_str() {
@@ -267,7 +293,39 @@ pub fn run(cli: Cli) -> Result<Option<Summary>> {
             serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?;
         apr_model::checkpoint::write_atomic(path, text.as_bytes())?;
     }
-    Ok(Some(summary))
+    Ok(Outcome::Calls(summary))
+}
+
+/// `--trees`: greedy rollouts under the default limits with
+/// `--max-new-tokens`, natively and on the server.
+fn trees(cli: &Cli, model: &Llama<Cpu>) -> Result<crate::serve_trees::TreeSummary> {
+    let problems = read_problems(&cli.problems, Some(cli.limit))?;
+    let mode = match cli.mode.as_str() {
+        "apr" => apr_rollout::Mode::Apr,
+        "sosp" | "single" => apr_rollout::Mode::Single,
+        m => return Err(Error::Config(format!("--mode {m}: apr or sosp"))),
+    };
+    let mut cfg = apr_rollout::RolloutConfig {
+        mode,
+        sampling: apr_rollout::SamplingParams::greedy(),
+        ..Default::default()
+    };
+    cfg.limits.max_new_tokens = cli.max_new_tokens;
+    let generation = apr_rollout::GenerationConfig {
+        backend: cli.backend.parse()?,
+        server_urls: cli.server_url.clone(),
+        served_name: cli.served_name.clone(),
+        concurrency: cli.concurrency,
+        timeout_s: cli.timeout,
+        weights_dir: cli.weights_dir.clone(),
+    };
+    let summary = crate::serve_trees::compare(model, &problems, &cfg, cli.slots, &generation)?;
+    if let Some(path) = &cli.out {
+        let text =
+            serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?;
+        apr_model::checkpoint::write_atomic(path, text.as_bytes())?;
+    }
+    Ok(summary)
 }
 
 #[cfg(test)]

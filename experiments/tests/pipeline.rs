@@ -72,6 +72,7 @@ fn miniature_run_writes_every_stage_and_resumes_from_cache() {
         force: false,
         device: "cpu".into(),
         quiet: true,
+        generation: Default::default(),
     };
     pipeline::run(cli()).unwrap();
     for f in [

@@ -2,7 +2,7 @@
 //! sweeps (child-count budgets 0..=10, n = 1..=8 samples for SoS+).
 
 use crate::error::{Error, Result};
-use apr_rollout::Limits;
+use apr_rollout::{GenerationConfig, Limits};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -14,8 +14,10 @@ pub struct EvalConfig {
     pub problems: PathBuf,
     /// Use the first N problems.
     pub limit: Option<usize>,
-    /// KV slots of the engine.
+    /// KV slots of the engine (the native backend).
     pub slots: usize,
+    /// Where the calls are generated: natively or on servers.
+    pub generation: GenerationConfig,
     /// Engine limits (context window, tokens per call, ...).
     pub limits: Limits,
     /// Seed of the sampled runs.
@@ -50,6 +52,7 @@ impl Default for EvalConfig {
             problems: PathBuf::from("datasets/countdown-val/val.jsonl"),
             limit: None,
             slots: 64,
+            generation: GenerationConfig::default(),
             limits: Limits::default(),
             seed: 0,
             apr_budget: None,
@@ -80,6 +83,7 @@ impl EvalConfig {
         if self.slots == 0 {
             return Err(Error::Config("slots must be at least 1".into()));
         }
+        self.generation.validate()?;
         if self
             .temperatures
             .iter()

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{at_n, cumulative_accuracy, AtN};
 use apr_countdown::Problem;
 use apr_model::{AprBackend, Llama};
-use apr_rollout::{Mode, ProblemResult, RolloutConfig, SamplingParams, Summary};
+use apr_rollout::{Generator, Mode, ProblemResult, RolloutConfig, SamplingParams, Summary};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -79,13 +79,13 @@ pub fn write_results(path: &Path, results: &[ProblemResult]) -> Result<()> {
 }
 
 fn run_engine<B: AprBackend>(
+    gen: &mut Generator,
     model: &Llama<B>,
     problems: &[Problem],
     rc: &RolloutConfig,
-    slots: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<ProblemResult>> {
-    Ok(apr_rollout::run_llama(model, problems, rc, slots, |_| bar.inc(1))?.0)
+    Ok(gen.run(model, problems, rc, |_| bar.inc(1))?.0)
 }
 
 /// Evaluates `model` (run as `mode`) on `problems` per `cfg`, writing
@@ -134,7 +134,10 @@ pub fn evaluate<B: AprBackend>(
         limits: cfg.limits.clone(),
         ..RolloutConfig::default()
     };
-    let greedy_results = run_engine(model, problems, &base, cfg.slots, &bar)?;
+    let c = &model.config;
+    let mut gen = Generator::connect(&cfg.generation, cfg.slots, c.max_seq_len, c.vocab_size)?;
+    gen.sync(model)?;
+    let greedy_results = run_engine(&mut gen, model, problems, &base, &bar)?;
     write_results(&dir.join("greedy.jsonl"), &greedy_results)?;
     let greedy = Summary::of(&greedy_results);
     let context = cumulative_accuracy(&greedy_results, &cfg.context_windows);
@@ -144,7 +147,7 @@ pub fn evaluate<B: AprBackend>(
             budget: Some(b),
             ..base.clone()
         };
-        let r = run_engine(model, problems, &rc, cfg.slots, &bar)?;
+        let r = run_engine(&mut gen, model, problems, &rc, &bar)?;
         write_results(&dir.join(format!("budget-{b}.jsonl")), &r)?;
         sweep.push(SweepPoint::of(b as f64, &Summary::of(&r)));
     }
@@ -154,7 +157,7 @@ pub fn evaluate<B: AprBackend>(
             sampling: SamplingParams::temperature(t),
             ..base.clone()
         };
-        let r = run_engine(model, problems, &rc, cfg.slots, &bar)?;
+        let r = run_engine(&mut gen, model, problems, &rc, &bar)?;
         write_results(&dir.join(format!("temperature-{t}.jsonl")), &r)?;
         temps.push(SweepPoint::of(t, &Summary::of(&r)));
     }
@@ -165,7 +168,7 @@ pub fn evaluate<B: AprBackend>(
             sampling: SamplingParams::temperature(cfg.sample_temperature),
             ..base.clone()
         };
-        let r = run_engine(model, problems, &rc, cfg.slots, &bar)?;
+        let r = run_engine(&mut gen, model, problems, &rc, &bar)?;
         write_results(&dir.join("samples.jsonl"), &r)?;
         an = at_n(&r, samples, samples);
     }

@@ -1,63 +1,44 @@
-//! The scheduler: thread lifecycle, continuous batching over KV slots,
-//! spawn and join.
+//! The orchestrator: thread trees of the spawn/join protocol, over a
+//! generation [`Backend`] that runs their calls.
 //!
-//! A thread is *waiting* for a slot, *prefilling* its prompt, *decoding*,
-//! *blocked* on its children, or *finished* with a reason. Every step feeds
-//! each decoding thread its last token and gives the rest of the step's
-//! token budget to prefill chunks, across all problems; threads that finish
-//! free their slots for waiting ones at once.
-//!
-//! A call that ends in a spawn block creates its children (the protocol
-//! functions give their prompts) at the front of the queue and blocks its
-//! thread, which keeps its slot. When the last child finishes, the parent's
-//! continuation is built from the children's join messages; the keys and
-//! values of the longest common token prefix of the old and new call are
-//! kept and only the rest is prefilled. When every slot is held by a
-//! blocked parent and threads are waiting, the blocked parent with the
-//! fewest cached tokens gives up its slot (it will prefill its continuation
-//! in full): threads wait for memory rather than fail, and cannot deadlock.
+//! Each (problem, sample) is a tree of threads. A thread runs calls one
+//! after another; the orchestrator submits each call's prompt, and when
+//! the backend returns it decides what follows ([`calls::after_call`]): a
+//! call that ends in a spawn block creates its children, whose calls are
+//! submitted together ahead of waiting ones, and blocks its thread; when
+//! the last child ends, the parent's continuation, built from the
+//! children's join messages, is submitted as its next call. Limits, seeds,
+//! results and token accounting live here; tensors, KV memory and
+//! batching live in the backend.
 
+use crate::backend::native::Native;
+use crate::backend::{Backend, CallDone, CallSpec};
 use crate::config::RolloutConfig;
 use crate::error::{Error, Result};
 use crate::result::{CallRecord, FinishReason, ProblemResult};
 use crate::sampling::thread_seed;
 use crate::stepper::StepModel;
-use apr_model::init::SplitMix;
 use apr_trace::{Conditioning, TraceTokenizer};
 use serde::Serialize;
-use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
 mod calls;
 mod results;
 
-use calls::{AfterCall, CallEnds};
-
-/// Where a thread is in its lifecycle.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ThreadState {
-    /// Queued for a KV slot.
-    Waiting,
-    /// Holds a slot and has prompt tokens left to feed.
-    Prefilling,
-    /// Holds a slot and generates one token per step.
-    Decoding,
-    /// Waits for its children (keeps its slot unless evicted).
-    Blocked,
-    /// Done.
-    Finished(FinishReason),
-}
+use calls::AfterCall;
+pub use calls::CallEnds;
 
 /// Counters of one engine run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct EngineStats {
-    /// Forward steps.
+    /// Forward steps (the native backend) or calls (a server backend).
     pub steps: usize,
-    /// Tokens generated (one per decoding thread per step).
+    /// Tokens generated.
     pub generated_tokens: usize,
-    /// Prompt tokens fed.
+    /// Prompt tokens computed.
     pub prefilled_tokens: usize,
-    /// Prompt tokens not fed again thanks to prefix reuse.
+    /// Prompt tokens not computed again: kept from a thread's previous
+    /// call, or found in a server's prefix cache.
     pub reused_tokens: usize,
     /// Blocked parents that gave up their slot for waiting threads.
     pub evictions: usize,
@@ -77,18 +58,12 @@ struct Thread {
     parent: Option<usize>,
     depth: usize,
     prefix: Option<Conditioning>,
-    state: ThreadState,
-    slot: Option<usize>,
-    /// Tokens of `ids` whose keys and values are in the slot.
-    kv_len: usize,
-    /// The current call's prompt text.
+    seed: u64,
+    /// Why the thread ended, once it has.
+    finish: Option<FinishReason>,
+    /// The current call's prompt text and ids.
     text: String,
-    /// The current call: prompt then generated tokens.
-    ids: Vec<u32>,
-    prompt_len: usize,
-    logprobs: Vec<f32>,
-    reused: usize,
-    rng: SplitMix,
+    prompt_ids: Vec<u32>,
     calls: Vec<CallRecord>,
     rounds: Vec<Vec<usize>>,
     pending: usize,
@@ -100,34 +75,36 @@ struct Task {
     root: usize,
     start: Option<Instant>,
     latency: f64,
-    tokens: usize,
     generated: usize,
     prefilled: usize,
     reused: usize,
 }
 
-/// The rollout engine over a [`StepModel`].
-pub struct Engine<'m, M: StepModel> {
-    model: &'m mut M,
+/// The rollout engine: the orchestrator over a [`Backend`].
+pub struct Engine<B: Backend> {
+    backend: B,
     cfg: RolloutConfig,
     tok: TraceTokenizer,
     capacity: usize,
     threads: Vec<Thread>,
     tasks: Vec<Task>,
-    waiting: VecDeque<usize>,
-    free: BTreeSet<usize>,
     /// Tasks whose root thread ended and whose result is not built yet.
     finished: Vec<usize>,
-    /// When a call ends, token by token.
-    ends: CallEnds,
     stats: EngineStats,
 }
 
-impl<'m, M: StepModel> Engine<'m, M> {
-    /// An engine running `model` under `cfg`.
+impl<'m, M: StepModel> Engine<Native<'m, M>> {
+    /// An engine decoding on `model` with the [`Native`] backend.
     pub fn new(model: &'m mut M, cfg: RolloutConfig) -> Result<Self> {
+        Self::with_backend(Native::new(model), cfg)
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// An engine running its calls on `backend` under `cfg`.
+    pub fn with_backend(backend: B, cfg: RolloutConfig) -> Result<Self> {
         cfg.validate()?;
-        let cap = model.capacity();
+        let cap = backend.capacity();
         let capacity = match cfg.limits.context {
             0 => cap,
             c => c.min(cap),
@@ -135,20 +112,14 @@ impl<'m, M: StepModel> Engine<'m, M> {
         if capacity < 2 {
             return Err(Error::Config(format!("context of {capacity} tokens")));
         }
-        let free = (0..model.slots()).collect();
-        let tok = TraceTokenizer::new();
-        let ends = CallEnds::new(&cfg, &tok, capacity);
         Ok(Engine {
-            model,
+            backend,
             cfg,
-            tok,
+            tok: TraceTokenizer::new(),
             capacity,
             threads: Vec::new(),
             tasks: Vec::new(),
-            waiting: VecDeque::new(),
-            free,
             finished: Vec::new(),
-            ends,
             stats: EngineStats::default(),
         })
     }
@@ -156,6 +127,11 @@ impl<'m, M: StepModel> Engine<'m, M> {
     /// Counters of the last [`Engine::run`].
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// The backend.
+    pub fn backend(&mut self) -> &mut B {
+        &mut self.backend
     }
 
     /// Runs `cfg.samples` samples of every problem to the end and returns
@@ -169,9 +145,9 @@ impl<'m, M: StepModel> Engine<'m, M> {
         let t0 = Instant::now();
         self.threads.clear();
         self.tasks.clear();
-        self.waiting.clear();
         self.finished.clear();
-        self.stats = EngineStats::default();
+        let ends = CallEnds::new(&self.cfg, &self.tok, self.capacity);
+        self.backend.start(&self.cfg, ends)?;
         for (pi, p) in problems.iter().enumerate() {
             for s in 0..self.cfg.samples {
                 let task = self.tasks.len();
@@ -181,7 +157,6 @@ impl<'m, M: StepModel> Engine<'m, M> {
                     root: usize::MAX,
                     start: None,
                     latency: 0.0,
-                    tokens: 0,
                     generated: 0,
                     prefilled: 0,
                     reused: 0,
@@ -195,9 +170,11 @@ impl<'m, M: StepModel> Engine<'m, M> {
         let mut results: Vec<Option<ProblemResult>> = vec![None; self.tasks.len()];
         let mut done = 0;
         while done < self.tasks.len() {
-            // A root can end before any step (a prompt over the context).
+            // A root can end before any call runs (a prompt over the context).
             if self.finished.is_empty() {
-                self.step()?;
+                for call in self.backend.wait()? {
+                    self.call_ended(call)?;
+                }
             }
             for task in std::mem::take(&mut self.finished) {
                 let r = self.result(task, problems)?;
@@ -206,6 +183,7 @@ impl<'m, M: StepModel> Engine<'m, M> {
                 done += 1;
             }
         }
+        self.stats = self.backend.stats();
         self.stats.threads = self.threads.len();
         self.stats.seconds = t0.elapsed().as_secs_f64();
         Ok(results.into_iter().flatten().collect())
@@ -227,15 +205,10 @@ impl<'m, M: StepModel> Engine<'m, M> {
             parent,
             depth,
             prefix,
-            state: ThreadState::Waiting,
-            slot: None,
-            kv_len: 0,
+            seed,
+            finish: None,
             text: String::new(),
-            ids: Vec::new(),
-            prompt_len: 0,
-            logprobs: Vec::new(),
-            reused: 0,
-            rng: SplitMix::new(seed),
+            prompt_ids: Vec::new(),
             calls: Vec::new(),
             rounds: Vec::new(),
             pending: 0,
@@ -243,215 +216,66 @@ impl<'m, M: StepModel> Engine<'m, M> {
         self.threads.len() - 1
     }
 
-    /// Sets up a new call of thread `t` with prompt `text`, keeping the
-    /// cached prefix it shares with the previous call.
+    /// Submits a new call of thread `t` with prompt `text`; a prompt that
+    /// fills the context ends the thread instead.
     fn start_call(&mut self, t: usize, text: String) -> Result<()> {
-        let ids = self.tok.call_ids(self.threads[t].prefix, &text);
         let th = &mut self.threads[t];
-        if let Some(slot) = th.slot {
-            let keep = if self.cfg.prefix_reuse {
-                let lcp = th.ids[..th.kv_len]
-                    .iter()
-                    .zip(&ids)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                // At least one token must be fed to get logits.
-                lcp.min(ids.len() - 1)
-            } else {
-                0
-            };
-            self.model.truncate(slot, keep)?;
-            th.kv_len = keep;
-        } else {
-            th.kv_len = 0;
-        }
-        th.reused = th.kv_len;
-        th.prompt_len = ids.len();
-        th.ids = ids;
+        th.prompt_ids = self.tok.call_ids(th.prefix, &text);
         th.text = text;
-        th.logprobs.clear();
-        let task = th.task;
-        self.tasks[task].reused += th.reused;
-        self.stats.reused_tokens += th.reused;
-        if self.threads[t].prompt_len >= self.capacity {
-            self.record_call(t);
+        if th.prompt_ids.len() >= self.capacity {
+            self.record_call(t, Vec::new(), Vec::new(), 0);
             return self.finish(t, FinishReason::Context);
         }
-        let th = &mut self.threads[t];
-        if th.slot.is_some() {
-            th.state = ThreadState::Prefilling;
-        } else {
-            th.state = ThreadState::Waiting;
+        let th = &self.threads[t];
+        self.backend.submit(CallSpec {
+            session: t,
+            task: th.task,
+            prompt: th.prompt_ids.clone(),
+            seed: th.seed,
+            index: th.calls.len(),
             // Resumed parents and new children go first: they finish trees.
-            if th.parent.is_some() || !th.calls.is_empty() {
-                self.waiting.push_front(t);
-            } else {
-                self.waiting.push_back(t);
-            }
-        }
-        Ok(())
+            first: th.parent.is_some() || !th.calls.is_empty(),
+        })
     }
 
-    /// Gives free slots to waiting threads; evicts a blocked parent when
-    /// nothing could run otherwise.
-    fn admit(&mut self) -> Result<()> {
-        loop {
-            while !self.waiting.is_empty() {
-                let Some(&slot) = self.free.iter().next() else {
-                    break;
-                };
-                let t = self.waiting.pop_front().unwrap_or_default();
-                self.free.remove(&slot);
-                let th = &mut self.threads[t];
-                th.slot = Some(slot);
-                th.kv_len = 0;
-                th.state = ThreadState::Prefilling;
-            }
-            let running = self
-                .threads
-                .iter()
-                .any(|t| matches!(t.state, ThreadState::Prefilling | ThreadState::Decoding));
-            if running || self.waiting.is_empty() {
-                return Ok(());
-            }
-            // Every slot is held by a blocked parent: free the cheapest.
-            let victim = self
-                .threads
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.state == ThreadState::Blocked && t.slot.is_some())
-                .min_by_key(|(i, t)| (t.kv_len, *i))
-                .map(|(i, _)| i);
-            let Some(v) = victim else {
-                return Err(Error::Step(
-                    "threads wait but no slot can be freed (0 slots?)".into(),
-                ));
-            };
-            self.release(v)?;
-            self.stats.evictions += 1;
-        }
-    }
-
-    fn release(&mut self, t: usize) -> Result<()> {
-        if let Some(slot) = self.threads[t].slot.take() {
-            self.model.truncate(slot, 0)?;
-            self.free.insert(slot);
-        }
-        self.threads[t].kv_len = 0;
-        Ok(())
-    }
-
-    /// One forward step; tasks whose root ends go to `finished`.
-    fn step(&mut self) -> Result<()> {
-        self.admit()?;
-        let mut decode = Vec::new();
-        let mut prefill = Vec::new();
-        for (i, t) in self.threads.iter().enumerate() {
-            match t.state {
-                ThreadState::Decoding => decode.push(i),
-                ThreadState::Prefilling => prefill.push(i),
-                _ => {}
-            }
-        }
-        let mut budget = self.cfg.step_tokens.saturating_sub(decode.len());
-        let mut plan: Vec<(usize, usize, usize)> = Vec::new(); // thread, from, to
-        for &t in &decode {
-            let th = &self.threads[t];
-            plan.push((t, th.kv_len, th.ids.len()));
-        }
-        for &t in &prefill {
-            if budget == 0 && !plan.is_empty() {
-                break;
-            }
-            let th = &self.threads[t];
-            let n = (th.prompt_len - th.kv_len).min(budget.max(1));
-            budget = budget.saturating_sub(n);
-            plan.push((t, th.kv_len, th.kv_len + n));
-        }
-        if plan.is_empty() {
-            return Err(Error::Step("no thread can run".into()));
-        }
-        let feed: Vec<(usize, &[u32])> = plan
-            .iter()
-            .map(|&(t, a, b)| {
-                let th = &self.threads[t];
-                (th.slot.unwrap_or(usize::MAX), &th.ids[a..b])
-            })
-            .collect();
-        let logits = self.model.step(&feed)?;
-        if logits.len() != plan.len() {
-            return Err(Error::Step(format!(
-                "{} logits for {} rows",
-                logits.len(),
-                plan.len()
-            )));
-        }
-        self.stats.steps += 1;
-        self.stats.batch_sum += plan.len();
-        self.stats.max_batch = self.stats.max_batch.max(plan.len());
-        for (&(t, a, b), row) in plan.iter().zip(logits) {
-            let fed = b - a;
-            let task = self.threads[t].task;
-            {
-                let tk = &mut self.tasks[task];
-                tk.start.get_or_insert_with(Instant::now);
-                tk.tokens += fed;
-                if self.threads[t].state == ThreadState::Prefilling {
-                    tk.prefilled += fed;
-                    self.stats.prefilled_tokens += fed;
-                }
-            }
-            let th = &mut self.threads[t];
-            th.kv_len = b;
-            if th.kv_len < th.ids.len() {
-                continue; // more prompt to prefill
-            }
-            if row.len() != self.model.vocab_size() {
-                return Err(Error::Step(format!("{} logits per row", row.len())));
-            }
-            let (tok, lp) = self.cfg.sampling.pick(&row, &mut th.rng);
-            th.ids.push(tok);
-            th.logprobs.push(lp);
-            th.state = ThreadState::Decoding;
-            let tk = &mut self.tasks[task];
-            tk.generated += 1;
-            self.stats.generated_tokens += 1;
-            let end = self
-                .ends
-                .after_token(&self.tok, &th.ids, th.prompt_len, tk.tokens);
-            if let Some(reason) = end {
-                self.end_call(t, reason)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Appends the current call to the thread's record.
-    fn record_call(&mut self, t: usize) {
+    /// Appends the current call, with what was generated, to the thread's
+    /// record.
+    fn record_call(&mut self, t: usize, generated: Vec<u32>, logprobs: Vec<f32>, reused: usize) {
         let th = &mut self.threads[t];
-        let gen = &th.ids[th.prompt_len..];
         let mut text = std::mem::take(&mut th.text);
         // `decode` skips special tokens (`</s>`).
-        text.push_str(&self.tok.decode(gen));
+        text.push_str(&self.tok.decode(&generated));
         th.calls.push(CallRecord {
             text,
-            prompt_ids: th.ids[..th.prompt_len].to_vec(),
-            generated_ids: gen.to_vec(),
-            logprobs: std::mem::take(&mut th.logprobs),
-            reused_tokens: th.reused,
+            prompt_ids: std::mem::take(&mut th.prompt_ids),
+            generated_ids: generated,
+            logprobs,
+            reused_tokens: reused,
         });
     }
 
-    /// A call ended: spawn, or finish the thread.
-    fn end_call(&mut self, t: usize, reason: FinishReason) -> Result<()> {
-        self.record_call(t);
+    /// A call ended: count it, then spawn or finish the thread.
+    fn call_ended(&mut self, call: CallDone) -> Result<()> {
+        let t = call.session;
+        if self.threads.get(t).is_none_or(|th| th.finish.is_some()) {
+            return Err(Error::Backend(format!("a call of no running thread {t}")));
+        }
+        let tk = &mut self.tasks[self.threads[t].task];
+        if tk.root == t && self.threads[t].calls.is_empty() {
+            tk.start = Some(call.started);
+        }
+        tk.generated += call.generated.len();
+        tk.prefilled += call.prefilled;
+        tk.reused += call.reused;
+        self.record_call(t, call.generated, call.logprobs, call.reused);
         let th = &self.threads[t];
         let text = th.calls.last().map_or("", |c| c.text.as_str());
-        let prompts = match calls::after_call(&self.cfg, text, reason, th.rounds.len(), th.depth) {
+        let (rounds, depth) = (th.rounds.len(), th.depth);
+        let prompts = match calls::after_call(&self.cfg, text, call.finish, rounds, depth) {
             AfterCall::Finish(reason) => return self.finish(t, reason),
             AfterCall::Spawn(prompts) => prompts,
         };
-        let (task, depth, round) = (th.task, th.depth, th.rounds.len() as u32);
+        let (task, round) = (th.task, rounds as u32);
         let mut path = th.path.clone();
         path.push(round);
         let mut kids = Vec::with_capacity(prompts.len());
@@ -461,34 +285,19 @@ impl<'m, M: StepModel> Engine<'m, M> {
             kids.push(self.new_thread(task, p, Some(t), depth + 1, None));
         }
         let th = &mut self.threads[t];
-        th.state = ThreadState::Blocked;
         th.pending = kids.len();
         th.rounds.push(kids.clone());
-        if !self.cfg.prefix_reuse {
-            self.release(t)?;
-        }
-        // Children go to the front of the queue, in block order.
-        for (k, text) in kids.iter().zip(prompts).rev() {
-            let th = &mut self.threads[*k];
-            let ids = self.tok.call_ids(None, &text);
-            th.text = text;
-            th.prompt_len = ids.len();
-            th.ids = ids;
-            if th.prompt_len >= self.capacity {
-                self.record_call(*k);
-                self.finish(*k, FinishReason::Context)?;
-                continue;
-            }
-            self.waiting.push_front(*k);
+        // Children go ahead of waiting calls, in block order.
+        for (&k, text) in kids.iter().zip(prompts).rev() {
+            self.start_call(k, text)?;
         }
         Ok(())
     }
 
-    /// Ends thread `t`; frees its slot; resumes its parent after its last child.
+    /// Ends thread `t`; resumes its parent after its last child.
     fn finish(&mut self, t: usize, reason: FinishReason) -> Result<()> {
-        self.release(t)?;
-        self.waiting.retain(|&w| w != t);
-        self.threads[t].state = ThreadState::Finished(reason);
+        self.backend.end_session(t)?;
+        self.threads[t].finish = Some(reason);
         let task = self.threads[t].task;
         let Some(p) = self.threads[t].parent else {
             let tk = &mut self.tasks[task];

@@ -15,6 +15,14 @@ pub enum Error {
     /// A model step that broke the [`crate::StepModel`] contract.
     #[error("model step: {0}")]
     Step(String),
+    /// A backend that broke its contract (a call of an unknown session,
+    /// waiting with nothing in flight).
+    #[error("backend: {0}")]
+    Backend(String),
+    /// A serving engine that failed a call after its retries, or answered
+    /// outside the protocol.
+    #[error(transparent)]
+    Server(#[from] apr_serve::Error),
     /// A TOML file that does not parse.
     #[error("{path}: {source}")]
     Toml {

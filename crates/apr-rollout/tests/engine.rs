@@ -1,56 +1,15 @@
 //! The scheduler with a scripted model: spawn, join, nested spawn, limits,
 //! protocol violations, waiting for memory, independence of batching.
 
-use apr_countdown::{apr, AprParams, Heuristic, Problem, ProblemSpec, Pruning, Rng};
+use apr_countdown::Problem;
 use apr_rollout::mock::ScriptedModel;
 use apr_rollout::{Engine, FinishReason, Limits, Mode, ProblemResult, RolloutConfig};
+use apr_trace::Conditioning;
 use apr_trace::TraceMode;
-use apr_trace::{Conditioning, TraceDict};
-use std::collections::HashSet;
 
 mod common;
 
-use common::{apr_cfg, run, toy};
-
-fn problems(n: u64, seed: u64) -> Vec<Problem> {
-    let spec = ProblemSpec {
-        min_numbers: 4,
-        max_numbers: 5,
-        ..ProblemSpec::default()
-    };
-    let none = HashSet::new();
-    (0..n)
-        .map(|i| spec.problem(seed, i, &none).unwrap())
-        .collect()
-}
-
-fn solver_dicts(ps: &[Problem], depth: u32) -> Vec<(TraceDict, bool)> {
-    ps.iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let params = AprParams {
-                beam: 3,
-                sub_beam: 4,
-                promising: 1.0,
-                heuristic: Heuristic::Mult,
-                pruning: Pruning::Beam,
-                max_spawn_depth: depth,
-            };
-            let out = apr(p, &params, &mut Rng::new(i as u64));
-            (out.tree.to_dict(), out.solution.is_some())
-        })
-        .collect()
-}
-
-fn scripted(ps: &[Problem], dicts: &[(TraceDict, bool)], slots: usize) -> ScriptedModel {
-    let mut m = ScriptedModel::new(slots, 8192);
-    for (p, (d, _)) in ps.iter().zip(dicts) {
-        m = m
-            .with_tree(d, &TraceMode::Apr.root_prompt(p.target, &p.nums), None)
-            .unwrap();
-    }
-    m
-}
+use common::{apr_cfg, problems, run, scripted, solver_dicts, toy};
 
 #[test]
 fn replays_solver_trees_with_nested_spawns_exactly() {

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::grpo::LossAggregation;
-use apr_rollout::{Mode, RolloutConfig};
+use apr_rollout::{GenerationConfig, Mode, RolloutConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -108,9 +108,14 @@ pub struct GrpoConfig {
     /// Use the first N validation problems.
     #[serde(default)]
     pub val_limit: Option<usize>,
-    /// KV slots of the rollout engine.
+    /// KV slots of the rollout engine (the native backend).
     #[serde(default = "default_slots")]
     pub slots: usize,
+    /// Where rollouts are generated: natively, or on servers that load
+    /// the policy's weights after every step (from
+    /// `generation.weights_dir`, by default `out/server-weights`).
+    #[serde(default)]
+    pub generation: GenerationConfig,
     /// The rollouts: mode, sampling (temperature 1 in the paper), budget
     /// conditioning, limits. `samples` is replaced by `optim.group_size`
     /// and `seed` by one derived from `optim.seed` and the step.
@@ -157,6 +162,9 @@ impl GrpoConfig {
     pub fn validate(&self) -> Result<()> {
         let o = &self.optim;
         let bad = |m: &str| Err(Error::Config(m.into()));
+        self.generation
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
         if o.steps == 0 || o.batch_problems == 0 || o.inner_steps == 0 {
             return bad("steps, batch_problems and inner_steps must be positive");
         }

@@ -18,7 +18,7 @@ use crate::sft::RunOptions;
 use crate::state;
 use apr_countdown::Problem;
 use apr_model::{checkpoint, AprBackend, Llama};
-use apr_rollout::{ProblemResult, RolloutConfig, SamplingParams, Summary};
+use apr_rollout::{Generator, ProblemResult, RolloutConfig, SamplingParams, Summary};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,10 @@ pub const MAY_CHANGE: &[&str] = &[
     "optim.time_limit_minutes",
     "optim.checkpoint_every",
     "optim.val_every",
+    "generation.server_urls",
+    "generation.served_name",
+    "generation.concurrency",
+    "generation.timeout_s",
 ];
 
 /// Where a GRPO run stands (saved with every checkpoint).
@@ -86,15 +90,15 @@ fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     v
 }
 
-/// Runs `cfg` (with `samples` replaced) on `problems` with a copy of
-/// `model`, returning the results and the engine's seconds.
+/// Runs `cfg` on `problems` with `model` on `gen`'s backend (which serves
+/// `model`'s weights: [`Generator::sync`]).
 pub fn rollout<B: AprBackend>(
+    gen: &mut Generator,
     model: &Llama<B>,
     problems: &[Problem],
     cfg: &RolloutConfig,
-    slots: usize,
 ) -> Result<Vec<ProblemResult>> {
-    apr_rollout::run_llama(model, problems, cfg, slots, |_| {})
+    gen.run(model, problems, cfg, |_| {})
         .map(|r| r.0)
         .map_err(rollout_err)
 }
@@ -106,6 +110,7 @@ fn rollout_err(e: apr_rollout::Error) -> Error {
 /// Greedy validation: the summary of one greedy sample per problem under
 /// the training rollout's mode, budget and limits.
 pub fn validate<B: AprBackend>(
+    gen: &mut Generator,
     model: &Llama<B>,
     problems: &[Problem],
     cfg: &GrpoConfig,
@@ -113,7 +118,7 @@ pub fn validate<B: AprBackend>(
     let mut rc = cfg.rollout.clone();
     rc.sampling = SamplingParams::greedy();
     rc.samples = 1;
-    Ok(Summary::of(&rollout(model, problems, &rc, cfg.slots)?))
+    Ok(Summary::of(&rollout(gen, model, problems, &rc)?))
 }
 
 /// The directory of a run's final model.
@@ -186,10 +191,18 @@ where
         time_limit_minutes: o.time_limit_minutes,
         checkpoint_every: o.checkpoint_every,
     };
+    let mut generation = cfg.generation.clone();
+    if generation.backend != apr_rollout::BackendKind::Native && generation.weights_dir.is_none() {
+        generation.weights_dir = Some(out.join("server-weights"));
+    }
+    let c = &policy.config;
+    let mut gen = Generator::connect(&generation, cfg.slots, c.max_seq_len, c.vocab_size)
+        .map_err(rollout_err)?;
+    gen.sync(&policy.valid()).map_err(rollout_err)?;
     let at = (st.step, st.seconds);
     let mut run = RunLoop::new(out, opts, schedule, at, metrics, tok_json, write_plots);
     if st.step == 0 && !val.is_empty() {
-        let s = validate(&policy.valid(), &val, cfg)?;
+        let s = validate(&mut gen, &policy.valid(), &val, cfg)?;
         run.log(&GrpoValRow {
             step: 0,
             val: GrpoVal::of(&s),
@@ -211,7 +224,7 @@ where
         let mut rc = cfg.rollout.clone();
         rc.samples = o.group_size;
         rc.seed = o.seed.wrapping_mul(0x1000_0000_01B3) ^ (st.step as u64 + 1);
-        let results = rollout(&policy.valid(), &batch, &rc, cfg.slots)?;
+        let results = rollout(&mut gen, &policy.valid(), &batch, &rc)?;
         let rollout_s = t0.elapsed().as_secs_f64();
         let rewards: Vec<f64> = results.iter().map(reward).collect();
         let (seqs, zero_groups) = build_sequences(&results, &rewards, o.group_size, o);
@@ -229,6 +242,11 @@ where
                 last = s;
             }
         }
+        let update_s = t1.elapsed().as_secs_f64();
+        // The servers generate the next rollouts with the updated weights.
+        let t2 = Instant::now();
+        gen.sync(&policy.valid()).map_err(rollout_err)?;
+        let sync_s = t2.elapsed().as_secs_f64();
         let first = first.unwrap_or_default();
         st.step += 1;
         let end = run.end_step(st.step);
@@ -258,13 +276,19 @@ where
             grad_norm: first.grad_norm,
             lr,
             rollout_s,
-            update_s: t1.elapsed().as_secs_f64(),
+            update_s,
+            sync_s,
             seconds: st.seconds,
             val: None,
         };
         let val_due = (o.val_every > 0 && st.step.is_multiple_of(o.val_every)) || end.last;
         if !val.is_empty() && val_due {
-            row.val = Some(GrpoVal::of(&validate(&policy.valid(), &val, cfg)?));
+            row.val = Some(GrpoVal::of(&validate(
+                &mut gen,
+                &policy.valid(),
+                &val,
+                cfg,
+            )?));
         }
         let msg = format!(
             "reward {:.3} kl {:.4} {}",

@@ -117,6 +117,10 @@ pub struct GrpoRow {
     pub rollout_s: f64,
     /// Seconds of the updates.
     pub update_s: f64,
+    /// Seconds of loading the updated weights into the rollout servers (0
+    /// natively).
+    #[serde(default)]
+    pub sync_s: f64,
     /// Seconds of training so far.
     pub seconds: f64,
     /// Greedy validation, on the steps that validate (`val_every`, the
@@ -179,6 +183,7 @@ mod tests {
             lr: 0.0,
             rollout_s: 0.0,
             update_s: 0.0,
+            sync_s: 0.0,
             seconds: 0.0,
             val: None,
         };
@@ -205,6 +210,7 @@ mod tests {
             "lr",
             "rollout_s",
             "update_s",
+            "sync_s",
             "seconds",
         ];
         assert_eq!(keys(&row), sorted(&want));

@@ -131,6 +131,10 @@ pub struct Config {
     pub grpo: GrpoStage,
     /// Evaluation.
     pub eval: EvalStage,
+    /// Where GRPO's and the evaluation's rollouts are generated (default:
+    /// natively).
+    #[serde(default)]
+    pub generation: apr_rollout::GenerationConfig,
 }
 
 impl Config {

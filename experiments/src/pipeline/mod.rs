@@ -54,6 +54,10 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Where GRPO's and the evaluation's rollouts are generated (replaces
+    /// the config's `[generation]`).
+    #[command(flatten)]
+    pub generation: crate::generation_args::GenerationArgs,
 }
 
 /// Stage timings and results gathered for the report.
@@ -239,9 +243,22 @@ impl Runner<'_> {
             val_problems: (g.val_limit > 0).then(|| val.to_path_buf()),
             val_limit: Some(g.val_limit),
             slots: g.slots,
+            generation: self.generation(&format!("{name}-grpo")),
             rollout: m.rollout.clone(),
             optim: m.optim.clone(),
         }
+    }
+
+    /// Where rollouts run: the config's `[generation]` with the command
+    /// line's switches; on servers, weights go to `<stage>/server-weights`
+    /// unless a directory is given.
+    fn generation(&self, stage: &str) -> apr_rollout::GenerationConfig {
+        let mut g = self.cfg.generation.clone();
+        self.cli.generation.apply(&mut g);
+        if g.backend != apr_rollout::BackendKind::Native && g.weights_dir.is_none() {
+            g.weights_dir = Some(self.dir.join(stage).join("server-weights"));
+        }
+        g
     }
 
     /// The evaluation settings of model `name`: an unconditioned headline
@@ -249,6 +266,7 @@ impl Runner<'_> {
     /// not in `eval.sweep` get the greedy run only.
     fn eval_settings(&self, settings: &apr_eval::EvalConfig, name: &str) -> apr_eval::EvalConfig {
         let mut s = settings.clone();
+        s.generation = self.generation(&format!("eval-weights/{name}"));
         let conditioned =
             name == "apr-cond-sft" || self.cfg.sft.conditioning == ConditioningMode::Budget;
         if !conditioned {

@@ -28,9 +28,10 @@ fn bad_token(tok: &TraceTokenizer, id: u32) -> Option<String> {
     }
 }
 
-/// The rules that end a call after a generated token.
+/// The rules that end a call after a generated token: the same for every
+/// backend (a backend that returns whole calls replays their ids).
 #[derive(Debug, Clone)]
-pub(crate) struct CallEnds {
+pub struct CallEnds {
     ignore_eos: bool,
     max_new_tokens: usize,
     max_problem_tokens: usize,
@@ -44,7 +45,7 @@ pub(crate) struct CallEnds {
 
 impl CallEnds {
     /// The rules of `cfg` for calls of at most `capacity` tokens.
-    pub(crate) fn new(cfg: &RolloutConfig, tok: &TraceTokenizer, capacity: usize) -> Self {
+    pub fn new(cfg: &RolloutConfig, tok: &TraceTokenizer, capacity: usize) -> Self {
         CallEnds {
             ignore_eos: cfg.ignore_eos,
             max_new_tokens: cfg.limits.max_new_tokens,
@@ -63,7 +64,7 @@ impl CallEnds {
     /// that holds wins, in this order: a bad token, the end token, the
     /// call's token limit, the context, the problem's token budget, the
     /// join block's opening.
-    pub(crate) fn after_token(
+    pub fn after_token(
         &self,
         tok: &TraceTokenizer,
         ids: &[u32],

@@ -1,14 +1,14 @@
 //! The engine's results: a finished problem's thread tree, its grade by the
 //! task's rules, and its token and finish-reason counts.
 
-use super::{Engine, ThreadState};
+use super::Engine;
+use crate::backend::Backend;
 use crate::error::Result;
 use crate::result::{FinishReason, ProblemResult, ThreadResult};
-use crate::stepper::StepModel;
 use apr_trace::dict_stats;
 use std::collections::BTreeMap;
 
-impl<M: StepModel> Engine<'_, M> {
+impl<B: Backend> Engine<B> {
     pub(super) fn thread_result(&mut self, t: usize) -> ThreadResult {
         let rounds = std::mem::take(&mut self.threads[t].rounds);
         let children = rounds
@@ -19,10 +19,10 @@ impl<M: StepModel> Engine<'_, M> {
         ThreadResult {
             calls: std::mem::take(&mut th.calls),
             children,
-            finish: match &th.state {
-                ThreadState::Finished(r) => r.clone(),
-                _ => FinishReason::Protocol("unfinished".into()),
-            },
+            finish: th
+                .finish
+                .clone()
+                .unwrap_or_else(|| FinishReason::Protocol("unfinished".into())),
         }
     }
 
