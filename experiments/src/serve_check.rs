@@ -88,7 +88,7 @@ pub enum Outcome {
     /// Compared root calls.
     Calls(Summary),
     /// Compared whole rollouts (`--trees`).
-    Trees(crate::serve_trees::TreeSummary),
+    Trees(Box<crate::serve_trees::TreeSummary>),
 }
 
 /// One call's comparison.
@@ -173,7 +173,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         return Ok(Outcome::Exported);
     }
     if cli.trees {
-        return trees(&cli, &model).map(Outcome::Trees);
+        return trees(&cli, &model).map(|t| Outcome::Trees(Box::new(t)));
     }
     let tok = TraceTokenizer::new();
     let mode = match cli.mode.as_str() {
