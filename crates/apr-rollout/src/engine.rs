@@ -3,7 +3,7 @@
 //!
 //! Each (problem, sample) is a tree of threads. A thread runs calls one
 //! after another; the orchestrator submits each call's prompt, and when
-//! the backend returns it decides what follows ([`calls::after_call`]): a
+//! the backend returns it decides what follows: a
 //! call that ends in a spawn block creates its children, whose calls are
 //! submitted together ahead of waiting ones, and blocks its thread; when
 //! the last child ends, the parent's continuation, built from the
@@ -42,9 +42,11 @@ pub struct EngineStats {
     pub reused_tokens: usize,
     /// Blocked parents that gave up their slot for waiting threads.
     pub evictions: usize,
-    /// Most threads fed in one step.
+    /// Most threads fed in one step (a server backend: most calls
+    /// submitted and not yet returned, queued ones included).
     pub max_batch: usize,
-    /// Sum over steps of threads fed (mean batch = this / steps).
+    /// Sum over steps of threads fed (mean batch = this / steps; a server
+    /// backend: of calls outstanding at each submission).
     pub batch_sum: usize,
     /// Threads run.
     pub threads: usize,

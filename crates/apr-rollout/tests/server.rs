@@ -7,12 +7,13 @@ use apr_rollout::backend::server::Server;
 use apr_rollout::mock::ScriptedModel;
 use apr_rollout::{Engine, Error, FinishReason, Limits, ProblemResult, StepModel};
 use apr_serve::http::{HttpClient, Retry};
+use apr_serve::loopback::read_request;
 use apr_serve::{ServerPool, Sglang, Vllm};
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::TraceTokenizer;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::time::Duration;
 
 mod common;
@@ -23,29 +24,6 @@ use common::{apr_cfg, problems, scripted, solver_dicts};
 enum Flavour {
     Vllm,
     Sglang,
-}
-
-fn read_request(stream: &mut TcpStream) -> Option<(String, Value)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut len = 0;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
 fn ids(v: &Value) -> Vec<u32> {

@@ -18,6 +18,7 @@
 pub mod call;
 pub mod error;
 pub mod http;
+pub mod loopback;
 pub mod pool;
 pub mod protocol;
 

@@ -63,6 +63,12 @@ fn top_k(k: usize) -> i64 {
     }
 }
 
+/// A seed as both engines take it: a signed 64-bit integer (vLLM refuses
+/// larger values with a 400), so the top bit is dropped.
+fn seed(s: u64) -> i64 {
+    (s & i64::MAX as u64) as i64
+}
+
 fn malformed(url: &str, reason: impl Into<String>) -> Error {
     Error::Malformed {
         url: url.into(),
@@ -144,7 +150,7 @@ impl Protocol for Vllm {
             "temperature": req.sampling.temperature,
             "top_p": req.sampling.top_p,
             "top_k": top_k(req.sampling.top_k),
-            "seed": req.seed,
+            "seed": seed(req.seed),
             "stop": req.stop,
             "stop_token_ids": req.stop_ids,
             "include_stop_str_in_output": true,
@@ -283,7 +289,7 @@ impl Protocol for Sglang {
                 "stop_token_ids": req.stop_ids,
                 "no_stop_trim": true,
                 "skip_special_tokens": false,
-                "sampling_seed": req.seed,
+                "sampling_seed": seed(req.seed),
             },
             "return_logprob": true,
         })
@@ -343,5 +349,34 @@ impl Protocol for Sglang {
     /// to check before the calls (each response's ids are still checked).
     fn check_vocabulary(&self, _: &HttpClient, _: &str, _: &str, _: &[u32]) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Sampling;
+
+    /// vLLM answers a seed above `i64::MAX` with a 400; our thread seeds
+    /// use all 64 bits.
+    #[test]
+    fn seeds_are_sent_as_signed_64_bit_integers() {
+        let mut req = CallRequest {
+            prompt: vec![1, 2],
+            stop: Vec::new(),
+            stop_ids: vec![2],
+            max_new_tokens: 4,
+            sampling: Sampling::GREEDY,
+            seed: u64::MAX,
+            vocab: 10,
+        };
+        let v = Vllm { model: "m".into() }.body(&req);
+        assert_eq!(v["seed"], json!(i64::MAX));
+        assert_eq!(
+            Sglang.body(&req)["sampling_params"]["sampling_seed"],
+            json!(i64::MAX)
+        );
+        req.seed = (1 << 63) | 7;
+        assert_eq!(Vllm { model: "m".into() }.body(&req)["seed"], json!(7));
     }
 }

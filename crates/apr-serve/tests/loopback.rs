@@ -3,10 +3,11 @@
 //! can produce (down, slow, malformed, another vocabulary). No network.
 
 use apr_serve::http::{HttpClient, Retry};
+use apr_serve::loopback::read_request;
 use apr_serve::{CallRequest, Error, Finish, Protocol, Sampling, ServerPool, Sglang, Vllm};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,29 +25,6 @@ enum Reply {
 struct Scripted {
     url: String,
     seen: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-fn read_request(stream: &mut TcpStream) -> Option<(String, Value)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut len = 0;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
 fn serve(replies: Vec<Reply>) -> Scripted {
