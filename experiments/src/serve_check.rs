@@ -11,14 +11,13 @@
 use crate::{Error, Result};
 use apr_countdown::record::read_problems;
 use apr_model::{checkpoint, Cpu, HostDecoder, KvCache, Llama};
-use apr_serve::http::{HttpClient, Retry};
-use apr_serve::{CallRequest, CallResponse, Sampling, ServerPool, Sglang, Vllm};
+use apr_serve::{CallRequest, CallResponse, Sampling};
 use apr_trace::tokenizer::EOS_ID;
 use apr_trace::{Task, TraceMode, TraceTokenizer};
 use clap::Parser;
 use serde::Serialize;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Greedy root calls on a server against the native decoder.
 #[derive(Debug, Parser)]
@@ -163,6 +162,29 @@ fn native(
     Ok(out)
 }
 
+impl Cli {
+    /// The server the check calls: vLLM's served name is `--served-name`,
+    /// else `--model` as given (as `vllm serve` names it).
+    fn generation(&self) -> Result<apr_rollout::GenerationConfig> {
+        let backend: apr_rollout::BackendKind = self.backend.parse()?;
+        if backend == apr_rollout::BackendKind::Native {
+            return Err(Error::Config("--backend native: vllm or sglang".into()));
+        }
+        Ok(apr_rollout::GenerationConfig {
+            backend,
+            server_urls: self.server_url.clone(),
+            served_name: Some(
+                self.served_name
+                    .clone()
+                    .unwrap_or_else(|| self.model.display().to_string()),
+            ),
+            concurrency: self.concurrency,
+            timeout_s: self.timeout,
+            weights_dir: self.weights_dir.clone(),
+        })
+    }
+}
+
 /// Runs the check.
 pub fn run(cli: Cli) -> Result<Outcome> {
     let dev = Default::default();
@@ -187,23 +209,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let t0 = Instant::now();
     let native = native(&model, &prompts, cli.max_new_tokens)?;
     let native_s = t0.elapsed().as_secs_f64();
-    let client = HttpClient::new(Duration::from_secs_f64(cli.timeout), Retry::default());
-    let mut pool = match cli.backend.as_str() {
-        "vllm" => {
-            let name = cli
-                .served_name
-                .clone()
-                .unwrap_or_else(|| cli.model.display().to_string());
-            ServerPool::new(
-                Vllm { model: name },
-                &cli.server_url,
-                cli.concurrency,
-                client,
-            )?
-        }
-        "sglang" => ServerPool::new(Sglang, &cli.server_url, cli.concurrency, client)?,
-        b => return Err(Error::Config(format!("--backend {b}: vllm or sglang"))),
-    };
+    let mut pool = apr_rollout::generation::server_pool(&cli.generation()?)?;
     // The first prompt, whole, as the probe of the server's tokenizer.
     if let Some(probe) = texts.first() {
         pool.check_vocabulary(probe, &tok.encode(probe))?;
@@ -311,15 +317,8 @@ fn trees(cli: &Cli, model: &Llama<Cpu>) -> Result<crate::serve_trees::TreeSummar
         ..Default::default()
     };
     cfg.limits.max_new_tokens = cli.max_new_tokens;
-    let generation = apr_rollout::GenerationConfig {
-        backend: cli.backend.parse()?,
-        server_urls: cli.server_url.clone(),
-        served_name: cli.served_name.clone(),
-        concurrency: cli.concurrency,
-        timeout_s: cli.timeout,
-        weights_dir: cli.weights_dir.clone(),
-    };
-    let summary = crate::serve_trees::compare(model, &problems, &cfg, cli.slots, &generation)?;
+    let summary =
+        crate::serve_trees::compare(model, &problems, &cfg, cli.slots, &cli.generation()?)?;
     if let Some(path) = &cli.out {
         let text =
             serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?;

@@ -72,8 +72,6 @@ pub trait Backend {
     fn name(&self) -> &'static str;
     /// Most tokens (prompt and generation) one call may hold.
     fn capacity(&self) -> usize;
-    /// Vocabulary size of the model.
-    fn vocab_size(&self) -> usize;
     /// Begins a run under `cfg`, whose calls end by `ends`; state of an
     /// earlier run is dropped.
     fn start(&mut self, cfg: &RolloutConfig, ends: CallEnds) -> Result<()>;
@@ -97,9 +95,6 @@ impl<T: Backend + ?Sized> Backend for &mut T {
     }
     fn capacity(&self) -> usize {
         (**self).capacity()
-    }
-    fn vocab_size(&self) -> usize {
-        (**self).vocab_size()
     }
     fn start(&mut self, cfg: &RolloutConfig, ends: CallEnds) -> Result<()> {
         (**self).start(cfg, ends)

@@ -3,6 +3,7 @@
 //! serve a copy of it ([`GenerationConfig`], [`Generator`]).
 
 use crate::backend::server::{CacheStats, Server};
+use crate::backend::Backend;
 use crate::config::RolloutConfig;
 use crate::engine::{Engine, EngineStats};
 use crate::error::{Error, Result};
@@ -122,20 +123,11 @@ impl Generator {
         capacity: usize,
         vocab: usize,
     ) -> Result<Self> {
-        cfg.validate()?;
-        let client = HttpClient::new(Duration::from_secs_f64(cfg.timeout_s), Retry::default());
-        let urls = &cfg.server_urls;
-        let pool = match cfg.backend {
-            BackendKind::Native => return Ok(Generator::Native { slots }),
-            BackendKind::Vllm => {
-                let model = match &cfg.served_name {
-                    Some(name) => name.clone(),
-                    None => served_name(&client, &urls[0])?,
-                };
-                ServerPool::new(Vllm { model }, urls, cfg.concurrency, client)?
-            }
-            BackendKind::Sglang => ServerPool::new(Sglang, urls, cfg.concurrency, client)?,
-        };
+        if cfg.backend == BackendKind::Native {
+            cfg.validate()?;
+            return Ok(Generator::Native { slots });
+        }
+        let pool = server_pool(cfg)?;
         let tok = TraceTokenizer::new();
         let probe = "Current State: 24:[4, 6, 1], Operations: []\n<Calling Sub Searches>";
         pool.check_vocabulary(probe, &tok.encode(probe))?;
@@ -153,7 +145,7 @@ impl Generator {
     pub fn name(&self) -> &'static str {
         match self {
             Generator::Native { .. } => "native",
-            Generator::Server { server, .. } => server.pool_name(),
+            Generator::Server { server, .. } => Backend::name(server.as_ref()),
         }
     }
 
@@ -217,6 +209,28 @@ impl Generator {
             Generator::Server { server, .. } => Some(server.cache_stats()),
         }
     }
+}
+
+/// A pool of calls on `cfg`'s servers (an error for the native backend).
+/// vLLM's served name is `cfg.served_name`, else the first model the
+/// first server lists.
+pub fn server_pool(cfg: &GenerationConfig) -> Result<ServerPool> {
+    cfg.validate()?;
+    let client = HttpClient::new(Duration::from_secs_f64(cfg.timeout_s), Retry::default());
+    let urls = &cfg.server_urls;
+    Ok(match cfg.backend {
+        BackendKind::Native => {
+            return Err(Error::Config("the native backend has no servers".into()))
+        }
+        BackendKind::Vllm => {
+            let model = match &cfg.served_name {
+                Some(name) => name.clone(),
+                None => served_name(&client, &urls[0])?,
+            };
+            ServerPool::new(Vllm { model }, urls, cfg.concurrency, client)?
+        }
+        BackendKind::Sglang => ServerPool::new(Sglang, urls, cfg.concurrency, client)?,
+    })
 }
 
 /// The first model name a vLLM server lists at `/v1/models`.

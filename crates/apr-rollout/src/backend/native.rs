@@ -268,10 +268,6 @@ impl<M: StepModel> Backend for Native<'_, M> {
         self.model.capacity()
     }
 
-    fn vocab_size(&self) -> usize {
-        self.model.vocab_size()
-    }
-
     fn start(&mut self, cfg: &RolloutConfig, ends: CallEnds) -> Result<()> {
         for s in 0..self.sessions.len() {
             if self.sessions[s].is_some() {

@@ -114,11 +114,6 @@ impl Server {
         }
     }
 
-    /// The engine's name (`vllm`, `sglang`).
-    pub fn pool_name(&self) -> &'static str {
-        self.pool.name()
-    }
-
     /// The pool (to reload weights between runs).
     pub fn pool(&mut self) -> &mut ServerPool {
         &mut self.pool
@@ -193,10 +188,6 @@ impl Backend for Server {
 
     fn capacity(&self) -> usize {
         self.capacity
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab
     }
 
     fn start(&mut self, cfg: &RolloutConfig, ends: CallEnds) -> Result<()> {
