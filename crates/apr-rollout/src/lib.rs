@@ -33,5 +33,5 @@ pub use engine::{Engine, EngineStats};
 pub use error::{Error, Result};
 pub use generation::{BackendKind, GenerationConfig, Generator};
 pub use result::{CallRecord, FinishReason, ProblemResult, Summary, ThreadResult};
-pub use sampling::SamplingParams;
+pub use sampling::{LogprobBase, SamplingParams};
 pub use stepper::{load_model, run_llama, run_stepper, LlamaStepper, StepModel, StepperKind};

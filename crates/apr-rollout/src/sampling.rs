@@ -18,6 +18,25 @@ pub struct SamplingParams {
     /// Keep the smallest set of most likely tokens whose probability
     /// reaches `top_p` (1: all).
     pub top_p: f64,
+    /// The distribution each sampled token's log-probability is recorded
+    /// under (GRPO's "old" log-probability).
+    pub logprobs: LogprobBase,
+}
+
+/// The distribution a sampled token's recorded log-probability is taken
+/// under. Greedy tokens always record the model's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogprobBase {
+    /// The model's own distribution (temperature 1, no truncation): the
+    /// paper's GRPO, whose policy is the temperature-1 model.
+    #[default]
+    Model,
+    /// The tempered distribution `softmax(logits / T)` (no truncation):
+    /// GRPO then trains the policy the tokens are drawn from, whose arg-max
+    /// is the greedy policy's (the trainer scales its logits by
+    /// [`SamplingParams::logit_scale`]).
+    Tempered,
 }
 
 impl Default for SamplingParams {
@@ -26,6 +45,7 @@ impl Default for SamplingParams {
             temperature: 0.0,
             top_k: 0,
             top_p: 1.0,
+            logprobs: LogprobBase::Model,
         }
     }
 }
@@ -67,15 +87,32 @@ impl SamplingParams {
     pub fn pick(&self, logits: &[f32], rng: &mut SplitMix) -> (u32, f32) {
         let greedy = self.temperature <= 0.0 || self.top_k == 1;
         let truncate = self.top_k > 0 && self.top_k < logits.len() || self.top_p < 1.0;
-        if greedy || !truncate {
+        let (id, lp) = if greedy || !truncate {
             // Greedy, or plain sampling at a temperature: the model crate's.
             let t = if greedy { 0.0 } else { self.temperature };
-            return apr_model::generate::pick(logits, t, rng);
+            apr_model::generate::pick(logits, t, rng)
+        } else {
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let lse = max + logits.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
+            let id = self.sample_truncated(logits, max, rng);
+            (id as u32, logits[id] - lse)
+        };
+        match self.logprobs {
+            LogprobBase::Tempered if !greedy => {
+                (id, tempered_logprob(logits, id, self.temperature))
+            }
+            _ => (id, lp),
         }
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = max + logits.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
-        let id = self.sample_truncated(logits, max, rng);
-        (id as u32, logits[id] - lse)
+    }
+
+    /// The factor the trainer multiplies the logits by so that its
+    /// log-probabilities are the recorded ones: `1 / T` for
+    /// [`LogprobBase::Tempered`] sampling, else 1.
+    pub fn logit_scale(&self) -> f64 {
+        match self.logprobs {
+            LogprobBase::Tempered if self.temperature > 0.0 => 1.0 / self.temperature,
+            _ => 1.0,
+        }
     }
 
     /// Samples from the top-k / top-p truncated, tempered distribution.
@@ -130,6 +167,13 @@ pub fn thread_seed(seed: u64, problem: usize, sample: usize, path: &[u32]) -> u6
     h
 }
 
+/// `log softmax(logits / t)[id]`, in f64 for the sum.
+fn tempered_logprob(logits: &[f32], id: u32, t: f64) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let z: f64 = logits.iter().map(|&x| ((x as f64 - max) / t).exp()).sum();
+    ((logits[id as usize] as f64 - max) / t - z.ln()) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +214,7 @@ mod tests {
         let p = SamplingParams {
             temperature: 1.0,
             top_k: 2,
-            top_p: 1.0,
+            ..SamplingParams::temperature(1.0)
         };
         let f = freq(&p, &logits(), 40_000);
         // 0.5 / 0.8 and 0.3 / 0.8.
@@ -185,13 +229,46 @@ mod tests {
     fn top_p_keeps_the_smallest_set_reaching_p() {
         let p = SamplingParams {
             temperature: 1.0,
-            top_k: 0,
             top_p: 0.9,
+            ..SamplingParams::temperature(1.0)
         };
         // 0.5 + 0.3 < 0.9 <= 0.5 + 0.3 + 0.15: three tokens, renormalised by 0.95.
         let f = freq(&p, &logits(), 40_000);
         assert!((f[0] - 0.5 / 0.95).abs() < 0.01, "{f:?}");
         assert_eq!(f[3], 0.0);
+    }
+
+    #[test]
+    fn tempered_logprobs_are_the_sampled_distribution() {
+        // At T = 0.5 the probabilities are p^2 / 0.365: 0.25, 0.09, 0.0225,
+        // 0.0025 over 0.365.
+        let p = SamplingParams {
+            logprobs: LogprobBase::Tempered,
+            ..SamplingParams::temperature(0.5)
+        };
+        assert_eq!(p.logit_scale(), 2.0);
+        let l = logits();
+        let mut rng = SplitMix::new(3);
+        let mut seen = [false; 4];
+        for _ in 0..200 {
+            let (id, lp) = p.pick(&l, &mut rng);
+            let q = [0.25f64, 0.09, 0.0225, 0.0025][id as usize] / 0.365;
+            assert!((lp as f64 - q.ln()).abs() < 1e-5, "{id}: {lp}");
+            seen[id as usize] = true;
+        }
+        assert!(seen[0] && seen[1], "{seen:?}");
+        // The model base records log p at temperature 1 for the same draws.
+        let m = SamplingParams::temperature(0.5);
+        assert_eq!(m.logit_scale(), 1.0);
+        let (id, lp) = m.pick(&l, &mut SplitMix::new(3));
+        assert!((lp - l[id as usize]).abs() < 1e-6);
+        // Greedy records the model's own.
+        let g = SamplingParams {
+            logprobs: LogprobBase::Tempered,
+            ..SamplingParams::greedy()
+        };
+        assert_eq!(g.logit_scale(), 1.0);
+        assert!((g.pick(&l, &mut rng).1 - 0.5f32.ln()).abs() < 1e-6);
     }
 
     #[test]

@@ -272,3 +272,23 @@ fn a_server_that_is_down_fails_the_run_with_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn tempered_logprobs_are_refused_on_a_server() {
+    // Servers return the model's own log-probabilities; GRPO on the
+    // tempered policy needs the sampled distribution's, so the run stops
+    // before any call instead of training on the wrong ratio.
+    let url = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut cfg = apr_cfg();
+    cfg.sampling = apr_rollout::SamplingParams {
+        logprobs: apr_rollout::LogprobBase::Tempered,
+        ..apr_rollout::SamplingParams::temperature(0.5)
+    };
+    let server = Server::new(pool(Flavour::Vllm, &url, 2), 4096, 100);
+    let mut engine = Engine::with_backend(server, cfg).unwrap();
+    let err = engine.run(&[common::toy()], |_| {}).unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}

@@ -230,7 +230,7 @@ where
         let (seqs, zero_groups) = build_sequences(&results, &rewards, o.group_size, o);
         let t1 = Instant::now();
         let lr = cfg.lr_at(st.step);
-        let settings = UpdateSettings::new(o, lr);
+        let settings = UpdateSettings::new(o, lr, cfg.rollout.sampling.logit_scale());
         let mut first: Option<UpdateStats> = None;
         let mut last = UpdateStats::default();
         if !seqs.is_empty() {

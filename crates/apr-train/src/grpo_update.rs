@@ -206,8 +206,9 @@ fn pack(seqs: &[Sequence], tokens: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// Log-probabilities of every target of `b` under `model`, `[rows, len]`.
-fn target_logprobs<B: AprBackend>(model: &Llama<B>, b: &MicroBatch) -> Tensor<B, 2> {
+/// Log-probabilities of every target of `b` under `model` with its logits
+/// multiplied by `scale` (1: the model's own distribution), `[rows, len]`.
+fn target_logprobs<B: AprBackend>(model: &Llama<B>, b: &MicroBatch, scale: f64) -> Tensor<B, 2> {
     let dev = model.device();
     let inp =
         Tensor::<B, 2, Int>::from_data(TensorData::new(b.inputs.clone(), [b.rows, b.len]), &dev);
@@ -215,7 +216,11 @@ fn target_logprobs<B: AprBackend>(model: &Llama<B>, b: &MicroBatch) -> Tensor<B,
         TensorData::new(b.targets.clone(), [b.rows, b.len, 1]),
         &dev,
     );
-    apr_model::logprobs::token_logprobs(model.forward(inp, None), tgt).reshape([b.rows, b.len])
+    let mut logits = model.forward(inp, None);
+    if scale != 1.0 {
+        logits = logits.mul_scalar(scale);
+    }
+    apr_model::logprobs::token_logprobs(logits, tgt).reshape([b.rows, b.len])
 }
 
 fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
@@ -252,17 +257,23 @@ pub struct UpdateSettings {
     pub micro_batch_tokens: usize,
     /// Learning rate of the step.
     pub lr: f64,
+    /// Factor on the logits of the policy and the reference: the rollouts'
+    /// [`apr_rollout::SamplingParams::logit_scale`], so that the trained
+    /// log-probabilities are the ones the engine recorded.
+    pub logit_scale: f64,
 }
 
 impl UpdateSettings {
-    /// The settings of a run's `optim` section at learning rate `lr`.
-    pub fn new(o: &crate::grpo_config::GrpoOptim, lr: f64) -> UpdateSettings {
+    /// The settings of a run's `optim` section at learning rate `lr`, with
+    /// the rollouts' logit scale.
+    pub fn new(o: &crate::grpo_config::GrpoOptim, lr: f64, logit_scale: f64) -> UpdateSettings {
         UpdateSettings {
             clip_eps: o.clip_eps,
             kl_coef: o.kl_coef,
             grad_clip: o.grad_clip,
             micro_batch_tokens: o.micro_batch_tokens,
             lr,
+            logit_scale,
         }
     }
 }
@@ -288,6 +299,7 @@ where
         grad_clip,
         micro_batch_tokens,
         lr,
+        logit_scale,
     } = *settings;
     let dev = policy.device();
     let mut acc = GradientsAccumulator::<Llama<B>>::new();
@@ -298,12 +310,12 @@ where
         let shape = [b.rows, b.len];
         let f = |v: &Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v.clone(), shape), &dev);
         let (old, adv) = (f(&b.old), f(&b.adv));
-        let logp = target_logprobs(&policy, &b);
+        let logp = target_logprobs(&policy, &b, logit_scale);
         let ratio = (logp.clone() - old).exp();
         let surr1 = ratio.clone() * adv.clone();
         let surr2 = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv;
         let mut loss = (surr1.min_pair(surr2).neg() * f(&b.pg_weight)).sum();
-        let ref_host = reference.map(|r| host(target_logprobs(r, &b)));
+        let ref_host = reference.map(|r| host(target_logprobs(r, &b, logit_scale)));
         if let (Some(rl), true) = (&ref_host, kl_coef > 0.0) {
             // Zero the log-ratio off the generated tokens before `exp`: a
             // padding position's would otherwise be free to overflow, and
@@ -421,8 +433,9 @@ mod tests {
         assert!(s.iter().all(|s| (s.pg_weight, s.kl_weight) == (t, t)));
     }
 
-    #[test]
-    fn update_at_ratio_one_has_no_policy_loss_across_rollouts() {
+    /// One update of the two-rollout batch whose old log-probabilities
+    /// come from the policy at logit scale `old_scale`, trained at `scale`.
+    fn update_from_own_logprobs(old_scale: f64, scale: f64) -> UpdateStats {
         type B = apr_model::CpuTrain;
         let mut c = apr_model::ModelConfig::preset("tiny").unwrap();
         c.hidden_size = 16;
@@ -433,10 +446,9 @@ mod tests {
         c.max_seq_len = 16;
         let policy: Llama<B> = Llama::init(&c, 3, &Default::default());
         let mut s = two_rollouts();
-        // Old log-probabilities from the policy itself: ratio 1.
         for q in &mut s {
             let b = micro_batch(&[&*q]);
-            let lp = host(target_logprobs(&policy.valid(), &b));
+            let lp = host(target_logprobs(&policy.valid(), &b, old_scale));
             q.old_logprobs = (0..q.old_logprobs.len())
                 .map(|j| lp[q.prompt_len + j - 1])
                 .collect();
@@ -449,11 +461,24 @@ mod tests {
             grad_clip: 1.0,
             micro_batch_tokens: 64,
             lr: 1e-3,
+            logit_scale: scale,
         };
-        let (_, st) = update(policy, None, &mut optim, &s, &settings);
-        assert!(st.loss.abs() < 1e-5, "{st:?}");
-        assert!((st.ratio - 1.0).abs() < 1e-5, "{st:?}");
-        assert_eq!(st.clip_fraction, 0.0);
+        update(policy, None, &mut optim, &s, &settings).1
+    }
+
+    #[test]
+    fn update_at_ratio_one_has_no_policy_loss_across_rollouts() {
+        // Old log-probabilities from the policy itself, at temperature 1
+        // and at the tempered scale 1 / 0.5: ratio 1 either way.
+        for scale in [1.0, 2.0] {
+            let st = update_from_own_logprobs(scale, scale);
+            assert!(st.loss.abs() < 1e-5, "{st:?}");
+            assert!((st.ratio - 1.0).abs() < 1e-5, "{st:?}");
+            assert_eq!(st.clip_fraction, 0.0);
+        }
+        // Recorded at temperature 1, trained tempered: not the same policy.
+        let st = update_from_own_logprobs(1.0, 2.0);
+        assert!((st.ratio - 1.0).abs() > 1e-3, "{st:?}");
     }
 
     #[test]

@@ -34,6 +34,10 @@ fn setup(dir: &Path) {
 }
 
 fn config(dir: &Path, steps: usize, lr: f64, kl: f64) -> GrpoConfig {
+    config_sampling(dir, steps, lr, kl, "temperature = 1.0")
+}
+
+fn config_sampling(dir: &Path, steps: usize, lr: f64, kl: f64, sampling: &str) -> GrpoConfig {
     GrpoConfig::from_toml(&format!(
         r#"
 out = "{out}"
@@ -43,7 +47,7 @@ slots = 16
 [rollout]
 mode = "single"
 [rollout.sampling]
-temperature = 1.0
+{sampling}
 [rollout.limits]
 max_new_tokens = 4
 [optim]
@@ -115,6 +119,33 @@ fn grpo_raises_a_toy_reward() {
     ] {
         assert!(dir.path().join("run").join(f).exists(), "{f}");
     }
+}
+
+#[test]
+fn tempered_rollouts_record_the_trained_logprobs() {
+    // Sampling at T = 0.5 with tempered log-probabilities: the trainer's
+    // forward at logit scale 2 must give the engine's recorded values, so
+    // the first inner step's ratio is 1 (a side without the scale would
+    // put it near exp(mean(log p_T - log p)), far from 1 at T = 0.5).
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let cfg = config_sampling(
+        dir.path(),
+        2,
+        1e-2,
+        0.05,
+        "temperature = 0.5\nlogprobs = \"tempered\"",
+    );
+    apr_train::train_grpo_with::<B>(&cfg, &Default::default(), &RunOptions::default(), &low_ids)
+        .unwrap();
+    let rows = metrics(dir.path());
+    assert_eq!(rows.len(), 2);
+    for m in &rows {
+        let ratio = m["ratio_first"].as_f64().unwrap();
+        assert!((ratio - 1.0).abs() < 1e-3, "{m}");
+        assert_eq!(m["clip_fraction_first"].as_f64(), Some(0.0), "{m}");
+    }
+    assert!(rows[0]["kl"].as_f64().unwrap().abs() < 1e-5, "{}", rows[0]);
 }
 
 #[test]

@@ -200,6 +200,13 @@ impl Backend for Server {
             return Err(Error::Backend("a run started with calls in flight".into()));
         }
         let s = &cfg.sampling;
+        if s.logit_scale() != 1.0 {
+            return Err(Error::Config(
+                "tempered log-probabilities (sampling.logprobs = \"tempered\") run only on the \
+                 native backend: servers return the model's own"
+                    .into(),
+            ));
+        }
         self.sampling = if s.temperature <= 0.0 || s.top_k == 1 {
             Sampling::GREEDY
         } else {
