@@ -2,7 +2,7 @@
 //! decode tokens/s against batch size, the cost of spawn/join rounds, and
 //! prefix reuse on and off. Results in `docs/rollout.md`.
 
-use apr_countdown::{apr, AprParams, Heuristic, Problem, ProblemSpec, Pruning, Rng};
+use apr_countdown::{apr, AprParams, Heuristic, MoveOrder, Problem, ProblemSpec, Pruning, Rng};
 use apr_model::{Cpu, Llama, ModelConfig};
 use apr_rollout::mock::{Overlay, ScriptedModel};
 use apr_rollout::{Engine, Limits, LlamaStepper, Mode, RolloutConfig, StepModel};
@@ -79,6 +79,7 @@ fn trees(n: u64) -> (Vec<Problem>, ScriptedModel, usize) {
             promising: 1.0,
             heuristic: Heuristic::Mult,
             pruning: Pruning::Beam,
+            order: MoveOrder::Shuffled,
             max_spawn_depth: 1,
         };
         let d = apr(p, &params, &mut Rng::new(i as u64)).tree.to_dict();

@@ -8,7 +8,7 @@ use crate::heuristic::{Heuristic, Scorer};
 use crate::log::{Event, SearchLog, ThreadLog};
 use crate::problem::Problem;
 use crate::rng::Rng;
-use crate::search::{Ctx, Indices, OpenSet, Pruning};
+use crate::search::{Ctx, Indices, MoveOrder, OpenSet, Pruning};
 use apr_trace::{OpList, ThreadTree};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,9 @@ pub struct AprParams {
     pub heuristic: Heuristic,
     /// Successor pruning.
     pub pruning: Pruning,
+    /// Order of the kept successors.
+    #[serde(default, skip_serializing_if = "MoveOrder::is_shuffled")]
+    pub order: MoveOrder,
     /// Threads at levels below this may spawn: 1 (the reference) lets only the
     /// top thread spawn; 2 lets its children spawn grandchildren, and so on.
     pub max_spawn_depth: u32,
@@ -51,7 +54,14 @@ pub fn apr(problem: &Problem, params: &AprParams, rng: &mut Rng) -> AprOutput {
 /// Runs APR and returns the solver's compact log (every thread's calls).
 pub fn apr_log(problem: &Problem, params: &AprParams, rng: &mut Rng) -> SearchLog {
     let scorer = Scorer::new(params.heuristic, problem.target);
-    let mut ctx = Ctx::new(&problem.nums, problem.target, &scorer, rng, params.pruning);
+    let mut ctx = Ctx::new(
+        &problem.nums,
+        problem.target,
+        &scorer,
+        rng,
+        params.pruning,
+        params.order,
+    );
     let (root, goal) = search(&mut ctx, params, 0, 0, params.beam.max(1));
     ctx.into_log(root, goal)
 }

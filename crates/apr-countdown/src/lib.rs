@@ -42,6 +42,6 @@ pub use recipe::{AprRecipe, Recipe, SospRecipe};
 pub use record::{read_problems, ProblemRecord, TraceRecord};
 pub use rng::{derive_seed, Rng};
 pub use score::{reward, score, Score, Unsolved};
-pub use search::Pruning;
+pub use search::{MoveOrder, Pruning};
 pub use sosp::{sosp, sosp_log, SospOutput, SospParams};
 pub use verify::{rating, verify_ops, verify_path, verify_text, verify_trace, VerifyFailure};

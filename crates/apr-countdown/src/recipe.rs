@@ -10,7 +10,7 @@ use crate::log::SearchLog;
 use crate::problem::Problem;
 use crate::record::{ProblemRecord, RunMeta, TraceRecord};
 use crate::rng::{derive_seed, Rng};
-use crate::search::Pruning;
+use crate::search::{MoveOrder, Pruning};
 use crate::sosp::{sosp_log, SospParams};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,9 @@ pub struct SospRecipe {
     pub heuristic: Heuristic,
     /// Successor pruning.
     pub pruning: Pruning,
+    /// Order of the kept successors.
+    #[serde(default, skip_serializing_if = "MoveOrder::is_shuffled")]
+    pub order: MoveOrder,
 }
 
 impl Default for SospRecipe {
@@ -38,6 +41,7 @@ impl Default for SospRecipe {
             promising: 0.5,
             heuristic: Heuristic::Mult,
             pruning: Pruning::Beam,
+            order: MoveOrder::Shuffled,
         }
     }
 }
@@ -60,6 +64,9 @@ pub struct AprRecipe {
     pub heuristic: Heuristic,
     /// Successor pruning.
     pub pruning: Pruning,
+    /// Order of the kept successors.
+    #[serde(default, skip_serializing_if = "MoveOrder::is_shuffled")]
+    pub order: MoveOrder,
     /// Threads at levels below this may spawn (1: the reference).
     pub max_spawn_depth: u32,
 }
@@ -73,6 +80,7 @@ impl Default for AprRecipe {
             promising: 0.9,
             heuristic: Heuristic::Mult,
             pruning: Pruning::Beam,
+            order: MoveOrder::Shuffled,
             max_spawn_depth: 1,
         }
     }
@@ -114,6 +122,7 @@ impl SospRecipe {
             promising: self.promising,
             heuristic: self.heuristic,
             pruning: self.pruning,
+            order: self.order,
         }
     }
 
@@ -156,6 +165,7 @@ impl AprRecipe {
             promising: self.promising,
             heuristic: self.heuristic,
             pruning: self.pruning,
+            order: self.order,
             max_spawn_depth: self.max_spawn_depth,
         }
     }

@@ -24,6 +24,28 @@ pub enum Pruning {
     Threshold(f64),
 }
 
+/// The order in which an expansion prints its kept successors (and an APR
+/// parent spawns them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveOrder {
+    /// A random shuffle, as the official solvers.
+    #[default]
+    Shuffled,
+    /// Best heuristic first, ties in generation order: the next move is a
+    /// function of the state, so a model's greedy decoding can follow it.
+    /// Not the official data (`docs/countdown-data.md`).
+    Heuristic,
+}
+
+impl MoveOrder {
+    /// The official order (skipped when serialising, so configurations
+    /// written before this option keep their form).
+    pub fn is_shuffled(&self) -> bool {
+        *self == MoveOrder::Shuffled
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Entry {
     h: f64,
@@ -110,6 +132,7 @@ pub(crate) struct Ctx<'a> {
     pub scorer: &'a Scorer,
     pub rng: &'a mut Rng,
     pub pruning: Pruning,
+    pub order: MoveOrder,
     pub nodes: Vec<Node>,
 }
 
@@ -120,6 +143,7 @@ impl<'a> Ctx<'a> {
         scorer: &'a Scorer,
         rng: &'a mut Rng,
         pruning: Pruning,
+        order: MoveOrder,
     ) -> Self {
         let nums: NumList = nums.iter().copied().collect();
         let root = Node {
@@ -142,6 +166,7 @@ impl<'a> Ctx<'a> {
             scorer,
             rng,
             pruning,
+            order,
             nodes,
         }
     }
@@ -156,8 +181,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Expands node `cur`: prints its successors (after pruning and a
-    /// shuffle) into `lines`, stopping at the first that reaches the goal.
+    /// Expands node `cur`: prints its successors (after pruning, in the
+    /// [`MoveOrder`]) into `lines`, stopping at the first that reaches the goal.
     /// Children are numbered in print order among the non-terminal ones.
     pub fn expand(&mut self, cur: usize, beam: usize, lines: &mut Vec<Event>) -> Expansion {
         // Score every move without building its list, prune, shuffle, and
@@ -194,7 +219,10 @@ impl<'a> Ctx<'a> {
             }
             Pruning::Threshold(t) => cands.retain(|c| f64::from_bits(c.h_bits) <= t),
         }
-        self.rng.shuffle(&mut cands);
+        match self.order {
+            MoveOrder::Shuffled => self.rng.shuffle(&mut cands),
+            MoveOrder::Heuristic => cands.sort_unstable_by_key(|c| (c.h_bits, c.pos)),
+        }
         let mut open = Indices::new();
         let mut goal = None;
         let mut k = 0;

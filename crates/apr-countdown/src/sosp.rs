@@ -6,7 +6,7 @@ use crate::heuristic::{Heuristic, Scorer};
 use crate::log::{Event, SearchLog, ThreadLog};
 use crate::problem::Problem;
 use crate::rng::Rng;
-use crate::search::{Ctx, Indices, OpenSet, Pruning};
+use crate::search::{Ctx, Indices, MoveOrder, OpenSet, Pruning};
 use apr_trace::{OpList, Trace};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,9 @@ pub struct SospParams {
     pub heuristic: Heuristic,
     /// Successor pruning.
     pub pruning: Pruning,
+    /// Order of the kept successors.
+    #[serde(default, skip_serializing_if = "MoveOrder::is_shuffled")]
+    pub order: MoveOrder,
 }
 
 /// A SoS+ trace and whether it solved the problem.
@@ -44,7 +47,14 @@ pub fn sosp(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SospOutput
 /// Runs SoS+ and returns the solver's compact log (one thread, one call).
 pub fn sosp_log(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SearchLog {
     let scorer = Scorer::new(params.heuristic, problem.target);
-    let mut ctx = Ctx::new(&problem.nums, problem.target, &scorer, rng, params.pruning);
+    let mut ctx = Ctx::new(
+        &problem.nums,
+        problem.target,
+        &scorer,
+        rng,
+        params.pruning,
+        params.order,
+    );
     let mut lines = Vec::with_capacity(256);
     let goal = search(&mut ctx, params, 0, 0, &mut lines);
     let root = ThreadLog {

@@ -4,8 +4,8 @@
 //! near the reference's.
 
 use apr_countdown::{
-    apr, sosp, verify_ops, verify_text, verify_trace, AprParams, AprRecipe, Heuristic, Problem,
-    ProblemRecord, ProblemSpec, Pruning, Recipe, SospParams, SospRecipe,
+    apr, sosp, verify_ops, verify_text, verify_trace, AprParams, AprRecipe, Heuristic, MoveOrder,
+    Problem, ProblemRecord, ProblemSpec, Pruning, Recipe, SospParams, SospRecipe,
 };
 type Rng = apr_countdown::Rng;
 use apr_trace::{parse_trace, ThreadTree, TraceDict};
@@ -19,6 +19,14 @@ fn problem(seed: u64, sizes: (usize, usize)) -> Problem {
         ..ProblemSpec::default()
     };
     spec.problem(seed, 0, &HashSet::new()).unwrap()
+}
+
+fn order(heuristic_first: bool) -> MoveOrder {
+    if heuristic_first {
+        MoveOrder::Heuristic
+    } else {
+        MoveOrder::Shuffled
+    }
 }
 
 fn heuristic(b: bool) -> Heuristic {
@@ -47,9 +55,10 @@ proptest! {
 
     #[test]
     fn sosp_solutions_verify(seed in 0u64..1_000_000, sizes in prop_oneof![Just((3, 3)), Just((4, 4)), Just((5, 5))],
-                             beam in 1usize..6, p in prop_oneof![Just(0.0), Just(0.5), Just(1.0)], mult in any::<bool>()) {
+                             beam in 1usize..6, p in prop_oneof![Just(0.0), Just(0.5), Just(1.0)], mult in any::<bool>(),
+                             sorted in any::<bool>()) {
         let pr = problem(seed, sizes);
-        let params = SospParams { beam, promising: p, heuristic: heuristic(mult), pruning: Pruning::Beam };
+        let params = SospParams { beam, promising: p, heuristic: heuristic(mult), pruning: Pruning::Beam, order: order(sorted) };
         let out = sosp(&pr, &params, &mut Rng::new(seed));
         let text = out.trace.render();
         prop_assert_eq!(parse_trace(&text).unwrap(), out.trace.clone());
@@ -68,9 +77,9 @@ proptest! {
     fn apr_solutions_verify_and_protocol_holds(seed in 0u64..1_000_000, sizes in prop_oneof![Just((3, 3)), Just((4, 4)), Just((5, 5))],
                                                beam in 1usize..7, sub_beam in 1usize..9,
                                                p in prop_oneof![Just(0.0), Just(0.5), Just(0.9), Just(1.0)],
-                                               mult in any::<bool>(), depth in 1u32..3) {
+                                               mult in any::<bool>(), depth in 1u32..3, sorted in any::<bool>()) {
         let pr = problem(seed, sizes);
-        let params = AprParams { beam, sub_beam, promising: p, heuristic: heuristic(mult), pruning: Pruning::Beam, max_spawn_depth: depth };
+        let params = AprParams { beam, sub_beam, promising: p, heuristic: heuristic(mult), pruning: Pruning::Beam, order: order(sorted), max_spawn_depth: depth };
         let out = apr(&pr, &params, &mut Rng::new(seed));
         let dict = out.tree.to_dict();
         prop_assert_eq!(ThreadTree::from_dict(&dict).unwrap(), out.tree.clone());
@@ -95,9 +104,9 @@ proptest! {
     }
 
     #[test]
-    fn threshold_pruning_verifies(seed in 0u64..1_000_000, t in 0.0f64..40.0) {
+    fn threshold_pruning_verifies(seed in 0u64..1_000_000, t in 0.0f64..40.0, sorted in any::<bool>()) {
         let pr = problem(seed, (4, 4));
-        let params = SospParams { beam: 3, promising: 0.5, heuristic: Heuristic::Mult, pruning: Pruning::Threshold(t) };
+        let params = SospParams { beam: 3, promising: 0.5, heuristic: Heuristic::Mult, pruning: Pruning::Threshold(t), order: order(sorted) };
         let out = sosp(&pr, &params, &mut Rng::new(seed));
         if let Some(ops) = &out.solution {
             prop_assert!(verify_text(&pr, &out.trace.render()).is_ok());
@@ -200,6 +209,7 @@ fn nested_spawning_happens_when_allowed() {
             promising: 1.0,
             heuristic: Heuristic::Mult,
             pruning: Pruning::Beam,
+            order: MoveOrder::Shuffled,
             max_spawn_depth: 2,
         };
         let out = apr(&p, &params, &mut Rng::new(i));
@@ -257,4 +267,53 @@ fn json_writer_matches_serde_json() {
             serde_json::to_string(&r).unwrap() + "\n"
         );
     }
+}
+
+#[test]
+fn heuristic_order_is_a_function_of_the_state() {
+    let pr = problem(11, (4, 4));
+    let mk = |order| SospParams {
+        beam: 5,
+        promising: 1.0,
+        heuristic: Heuristic::Mult,
+        pruning: Pruning::Beam,
+        order,
+    };
+    // With every expansion promising, the shuffle is the only randomness
+    // left: the heuristic order gives one trace under every seed, the
+    // shuffled order several.
+    let sorted: Vec<String> = (0..8)
+        .map(|s| {
+            sosp(&pr, &mk(MoveOrder::Heuristic), &mut Rng::new(s))
+                .trace
+                .render()
+        })
+        .collect();
+    assert!(sorted.windows(2).all(|w| w[0] == w[1]));
+    let shuffled: HashSet<String> = (0..8)
+        .map(|s| {
+            sosp(&pr, &mk(MoveOrder::Shuffled), &mut Rng::new(s))
+                .trace
+                .render()
+        })
+        .collect();
+    assert!(shuffled.len() > 1, "{shuffled:?}");
+    // The root's expansion lists its moves best (lowest) heuristic first.
+    let scorer = apr_countdown::Scorer::new(Heuristic::Mult, pr.target);
+    let h: Vec<f64> = sorted[0]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("Current State") && !l.starts_with("Moving"))
+        .filter_map(|l| l.split_once("Resulting Numbers: ["))
+        .map(|(_, rest)| {
+            let nums: Vec<u64> = rest
+                .trim_end_matches(']')
+                .split(", ")
+                .map(|n| n.parse().unwrap())
+                .collect();
+            scorer.score(&nums)
+        })
+        .collect();
+    assert_eq!(h.len(), 5, "{}", sorted[0]);
+    assert!(h.windows(2).all(|w| w[0] <= w[1]), "{h:?}");
 }

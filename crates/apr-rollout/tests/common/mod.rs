@@ -2,7 +2,7 @@
 //! default APR rollout config and a small problem.
 #![allow(dead_code)]
 
-use apr_countdown::{apr, AprParams, Heuristic, Problem, ProblemSpec, Pruning, Rng};
+use apr_countdown::{apr, AprParams, Heuristic, MoveOrder, Problem, ProblemSpec, Pruning, Rng};
 use apr_rollout::mock::ScriptedModel;
 use apr_rollout::{Engine, Limits, ProblemResult, RolloutConfig};
 use apr_trace::{TraceDict, TraceMode};
@@ -57,6 +57,7 @@ pub fn solver_dicts(ps: &[Problem], depth: u32) -> Vec<(TraceDict, bool)> {
                 promising: 1.0,
                 heuristic: Heuristic::Mult,
                 pruning: Pruning::Beam,
+                order: MoveOrder::Shuffled,
                 max_spawn_depth: depth,
             };
             let out = apr(p, &params, &mut Rng::new(i as u64));
