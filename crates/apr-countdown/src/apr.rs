@@ -54,14 +54,7 @@ pub fn apr(problem: &Problem, params: &AprParams, rng: &mut Rng) -> AprOutput {
 /// Runs APR and returns the solver's compact log (every thread's calls).
 pub fn apr_log(problem: &Problem, params: &AprParams, rng: &mut Rng) -> SearchLog {
     let scorer = Scorer::new(params.heuristic, problem.target);
-    let mut ctx = Ctx::new(
-        &problem.nums,
-        problem.target,
-        &scorer,
-        rng,
-        params.pruning,
-        params.order,
-    );
+    let mut ctx = Ctx::new(problem, &scorer, rng, params.pruning, params.order);
     let (root, goal) = search(&mut ctx, params, 0, 0, params.beam.max(1));
     ctx.into_log(root, goal)
 }

@@ -4,6 +4,7 @@
 use crate::heuristic::Scorer;
 use crate::log::{Event, SearchLog, ThreadLog};
 use crate::node::{Node, NO_PARENT};
+use crate::problem::Problem;
 use crate::rng::Rng;
 use crate::rules::{apply_move, combine};
 use apr_trace::{NodeId, Num, NumList, Op};
@@ -138,14 +139,14 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(
-        nums: &[Num],
-        target: Num,
+        problem: &Problem,
         scorer: &'a Scorer,
         rng: &'a mut Rng,
         pruning: Pruning,
         order: MoveOrder,
     ) -> Self {
-        let nums: NumList = nums.iter().copied().collect();
+        let target = problem.target;
+        let nums: NumList = problem.nums.iter().copied().collect();
         let root = Node {
             h: scorer.score(&nums),
             nums,

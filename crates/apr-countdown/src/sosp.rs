@@ -47,14 +47,7 @@ pub fn sosp(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SospOutput
 /// Runs SoS+ and returns the solver's compact log (one thread, one call).
 pub fn sosp_log(problem: &Problem, params: &SospParams, rng: &mut Rng) -> SearchLog {
     let scorer = Scorer::new(params.heuristic, problem.target);
-    let mut ctx = Ctx::new(
-        &problem.nums,
-        problem.target,
-        &scorer,
-        rng,
-        params.pruning,
-        params.order,
-    );
+    let mut ctx = Ctx::new(problem, &scorer, rng, params.pruning, params.order);
     let mut lines = Vec::with_capacity(256);
     let goal = search(&mut ctx, params, 0, 0, &mut lines);
     let root = ThreadLog {
