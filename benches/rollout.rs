@@ -2,7 +2,7 @@
 //! decode tokens/s against batch size, the cost of spawn/join rounds, and
 //! prefix reuse on and off. Results in `docs/rollout.md`.
 
-use apr_countdown::{apr, AprParams, Heuristic, MoveOrder, Problem, ProblemSpec, Pruning, Rng};
+use apr_countdown::{apr, AprParams, Problem, ProblemSpec, Rng};
 use apr_model::{Cpu, Llama, ModelConfig};
 use apr_rollout::mock::{Overlay, ScriptedModel};
 use apr_rollout::{Engine, Limits, LlamaStepper, Mode, RolloutConfig, StepModel};
@@ -73,15 +73,7 @@ fn trees(n: u64) -> (Vec<Problem>, ScriptedModel, usize) {
     let mut m = ScriptedModel::new(64, 2048);
     let mut rounds = 0;
     for (i, p) in ps.iter().enumerate() {
-        let params = AprParams {
-            beam: 3,
-            sub_beam: 4,
-            promising: 1.0,
-            heuristic: Heuristic::Mult,
-            pruning: Pruning::Beam,
-            order: MoveOrder::Shuffled,
-            max_spawn_depth: 1,
-        };
+        let params = AprParams::always_spawning(3, 4, 1);
         let d = apr(p, &params, &mut Rng::new(i as u64)).tree.to_dict();
         rounds += d.sub_calls.len();
         m = m

@@ -33,6 +33,23 @@ pub struct AprParams {
     pub max_spawn_depth: u32,
 }
 
+impl AprParams {
+    /// A search whose every eligible expansion spawns (`promising` 1),
+    /// with the multiply heuristic, beam pruning and the official shuffled
+    /// order: the solver trees that tests and benches script.
+    pub fn always_spawning(beam: usize, sub_beam: usize, max_spawn_depth: u32) -> Self {
+        AprParams {
+            beam,
+            sub_beam,
+            promising: 1.0,
+            heuristic: Heuristic::Mult,
+            pruning: Pruning::Beam,
+            order: MoveOrder::Shuffled,
+            max_spawn_depth,
+        }
+    }
+}
+
 /// An APR thread tree and whether it solved the problem.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AprOutput {

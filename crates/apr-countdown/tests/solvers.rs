@@ -203,15 +203,7 @@ fn nested_spawning_happens_when_allowed() {
     let mut nested = 0;
     for i in 0..40 {
         let p = spec.problem(5, i, &none).unwrap();
-        let params = AprParams {
-            beam: 3,
-            sub_beam: 4,
-            promising: 1.0,
-            heuristic: Heuristic::Mult,
-            pruning: Pruning::Beam,
-            order: MoveOrder::Shuffled,
-            max_spawn_depth: 2,
-        };
+        let params = AprParams::always_spawning(3, 4, 2);
         let out = apr(&p, &params, &mut Rng::new(i));
         nested += usize::from(out.tree.depth() == 3);
         check_protocol(&out.tree.to_dict());
@@ -272,31 +264,23 @@ fn json_writer_matches_serde_json() {
 #[test]
 fn heuristic_order_is_a_function_of_the_state() {
     let pr = problem(11, (4, 4));
-    let mk = |order| SospParams {
-        beam: 5,
-        promising: 1.0,
-        heuristic: Heuristic::Mult,
-        pruning: Pruning::Beam,
-        order,
+    // The trace of one search in `order` with the seed `s`.
+    let trace = |order, s| {
+        let params = SospParams {
+            beam: 5,
+            promising: 1.0,
+            heuristic: Heuristic::Mult,
+            pruning: Pruning::Beam,
+            order,
+        };
+        sosp(&pr, &params, &mut Rng::new(s)).trace.render()
     };
     // With every expansion promising, the shuffle is the only randomness
     // left: the heuristic order gives one trace under every seed, the
     // shuffled order several.
-    let sorted: Vec<String> = (0..8)
-        .map(|s| {
-            sosp(&pr, &mk(MoveOrder::Heuristic), &mut Rng::new(s))
-                .trace
-                .render()
-        })
-        .collect();
+    let sorted: Vec<String> = (0..8).map(|s| trace(MoveOrder::Heuristic, s)).collect();
     assert!(sorted.windows(2).all(|w| w[0] == w[1]));
-    let shuffled: HashSet<String> = (0..8)
-        .map(|s| {
-            sosp(&pr, &mk(MoveOrder::Shuffled), &mut Rng::new(s))
-                .trace
-                .render()
-        })
-        .collect();
+    let shuffled: HashSet<String> = (0..8).map(|s| trace(MoveOrder::Shuffled, s)).collect();
     assert!(shuffled.len() > 1, "{shuffled:?}");
     // The root's expansion lists its moves best (lowest) heuristic first.
     let scorer = apr_countdown::Scorer::new(Heuristic::Mult, pr.target);

@@ -2,7 +2,7 @@
 //! default APR rollout config and a small problem.
 #![allow(dead_code)]
 
-use apr_countdown::{apr, AprParams, Heuristic, MoveOrder, Problem, ProblemSpec, Pruning, Rng};
+use apr_countdown::{apr, AprParams, Problem, ProblemSpec, Rng};
 use apr_rollout::mock::ScriptedModel;
 use apr_rollout::{Engine, Limits, ProblemResult, RolloutConfig};
 use apr_trace::{TraceDict, TraceMode};
@@ -51,15 +51,7 @@ pub fn solver_dicts(ps: &[Problem], depth: u32) -> Vec<(TraceDict, bool)> {
     ps.iter()
         .enumerate()
         .map(|(i, p)| {
-            let params = AprParams {
-                beam: 3,
-                sub_beam: 4,
-                promising: 1.0,
-                heuristic: Heuristic::Mult,
-                pruning: Pruning::Beam,
-                order: MoveOrder::Shuffled,
-                max_spawn_depth: depth,
-            };
+            let params = AprParams::always_spawning(3, 4, depth);
             let out = apr(p, &params, &mut Rng::new(i as u64));
             (out.tree.to_dict(), out.solution.is_some())
         })
