@@ -50,8 +50,9 @@ pub struct CallDone {
     /// The generated ids, up to and including the token that ended the
     /// call.
     pub generated: Vec<u32>,
-    /// The log-probability of each generated id under the model
-    /// (temperature 1, no truncation).
+    /// The log-probability of each generated id under the distribution
+    /// the run's [`crate::LogprobBase`] names (by default the model's own:
+    /// temperature 1, no truncation).
     pub logprobs: Vec<f32>,
     /// Why the call ended ([`CallEnds`]'s rules).
     pub finish: FinishReason,

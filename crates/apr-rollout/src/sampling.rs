@@ -82,8 +82,9 @@ impl SamplingParams {
     }
 
     /// Picks a token from `logits`. Returns the token and its
-    /// log-probability under the model's own distribution (temperature 1,
-    /// no truncation): the quantity GRPO's ratio is computed against.
+    /// log-probability under the distribution [`Self::logprobs`] names (the
+    /// model's own by default: temperature 1, no truncation): the quantity
+    /// GRPO's ratio is computed against.
     pub fn pick(&self, logits: &[f32], rng: &mut SplitMix) -> (u32, f32) {
         let greedy = self.temperature <= 0.0 || self.top_k == 1;
         let truncate = self.top_k > 0 && self.top_k < logits.len() || self.top_p < 1.0;
