@@ -76,6 +76,21 @@ pub struct DataConfig {
     /// themselves instead of spawning (seen in our tiny runs).
     #[serde(default)]
     pub loss_on_inserted: bool,
+    /// Loss weight of the tokens an APR parent writes after a join block
+    /// (its answer path, which repeats the winning child's message, or its
+    /// continued search), relative to 1 for every other token; the step's
+    /// loss is the weighted mean. Default 1 (the reference's uniform
+    /// token mean; skipped when serialising, so recorded configs keep
+    /// their form). Validation loss is always unweighted.
+    #[serde(default = "unit_weight", skip_serializing_if = "is_unit_weight")]
+    pub continuation_weight: f32,
+}
+
+fn unit_weight() -> f32 {
+    1.0
+}
+fn is_unit_weight(w: &f32) -> bool {
+    *w == 1.0
 }
 
 fn default_val_fraction() -> f64 {
@@ -254,6 +269,13 @@ impl SftConfig {
         if !(0.0..1.0).contains(&self.data.val_fraction) {
             return bad("data.val_fraction must be in [0, 1)");
         }
+        let w = self.data.continuation_weight;
+        if !(w.is_finite() && w > 0.0) {
+            return bad("data.continuation_weight must be a positive number");
+        }
+        if w != 1.0 && self.data.kind != TraceKind::Apr {
+            return bad("data.continuation_weight applies to APR traces only (SoS+ has no join)");
+        }
         if o.max_steps == 0 || o.batch_tokens == 0 || o.accum_steps == 0 {
             return bad("max_steps, batch_tokens and accum_steps must be positive");
         }
@@ -403,5 +425,23 @@ batch_tokens = 4096
         c.data.train.clear();
         assert!(c.validate().is_err());
         assert_eq!(cfg().model_config().unwrap().vocab_size, 1233);
+    }
+
+    #[test]
+    fn continuation_weight_is_positive_apr_only_and_unwritten_at_one() {
+        assert_eq!(cfg().data.continuation_weight, 1.0);
+        assert!(!toml::to_string(&cfg()).unwrap().contains("continuation_weight"));
+        let mut c = cfg();
+        c.data.continuation_weight = 5.0;
+        assert!(c.validate().is_ok());
+        let back = SftConfig::from_toml(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.data.continuation_weight, 5.0);
+        for w in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            c.data.continuation_weight = w;
+            assert!(c.validate().is_err(), "{w}");
+        }
+        c.data.continuation_weight = 5.0;
+        c.data.kind = TraceKind::Sosp;
+        assert!(c.validate().is_err());
     }
 }

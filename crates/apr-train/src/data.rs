@@ -176,42 +176,60 @@ fn dict_calls(
     }
 }
 
-/// Where a call's loss starts: after the join block of a parent's
-/// continuation (its pre-spawn text and the `<Sub Searches>` ...
-/// `<End Sub Searches>` block, which the engine inserts at rollout time),
-/// or 0 (every token) for other calls and when `cfg.loss_on_inserted`.
-/// `None` when the prompt's tokens are not a prefix of `ids` (cut at
-/// `max_len` inside the prompt).
+/// A training sequence of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sequence {
+    /// `<s>`, the text's tokens and `</s>`, cut to the context window.
+    pub ids: Vec<u32>,
+    /// Index of the first token that carries loss: target `k` carries
+    /// loss when `k >= max(loss_from, 1)`.
+    pub loss_from: usize,
+    /// In an APR parent's continuation, the index of the first token after
+    /// its join block (what the parent writes itself, weighted by
+    /// [`DataConfig::continuation_weight`]); `None` in other calls.
+    pub continuation_from: Option<usize>,
+}
+
+/// Where a call's loss starts (after the join block of a parent's
+/// continuation, which the engine inserts at rollout time with its
+/// pre-spawn text; 0, every token, for other calls and when
+/// `cfg.loss_on_inserted`) and where its continuation starts (the join
+/// block's end, or `None`). `None` when the prompt's tokens are not a
+/// prefix of `ids` (cut at `max_len` inside the prompt).
 fn loss_from(
     tok: &TraceTokenizer,
     prefix: Option<Conditioning>,
     text: &str,
     ids: &[u32],
     cfg: &DataConfig,
-) -> Option<usize> {
+) -> Option<(usize, Option<usize>)> {
     const END: &str = "<End Sub Searches>\n";
-    if cfg.loss_on_inserted {
-        return Some(0);
-    }
     let Some(at) = text.rfind(END) else {
-        return Some(0);
+        return Some((0, None));
     };
     let prompt = tok.call_ids(prefix, &text[..at + END.len()]);
-    ids.starts_with(&prompt).then_some(prompt.len())
+    if !ids.starts_with(&prompt) {
+        return cfg.loss_on_inserted.then_some((0, None));
+    }
+    let from = if cfg.loss_on_inserted {
+        0
+    } else {
+        prompt.len()
+    };
+    Some((from, Some(prompt.len())))
 }
 
-/// The training sequences of one record, each with the index of its first
-/// token that carries loss (see [`DataConfig::loss_on_inserted`]).
-/// Sequences with no token carrying loss (a continuation cut at `max_len`
-/// inside its prompt) are left out. An error when the record's root call
-/// does not start with its root prompt ([`Error::Record`]).
+/// The training sequences of one record. Sequences with no token carrying
+/// loss (a continuation cut at `max_len` inside its prompt) are left out.
+/// An error when the record's root call does not start with its root
+/// prompt ([`Error::Record`]).
 pub fn sequences(
     r: &TraceRecord,
     kind: TraceKind,
     cfg: &DataConfig,
     tok: &TraceTokenizer,
     max_len: usize,
-) -> Result<Vec<(Vec<u32>, usize)>> {
+) -> Result<Vec<Sequence>> {
     let prefix = root_prefix(r, kind, cfg, tok);
     // The root's calls, the first one first; a record without a
     // `trace_dict` is its search path alone.
@@ -232,9 +250,12 @@ pub fn sequences(
         } else {
             tokens(tok, *p, text, max_len)
         };
-        // Target `k` carries loss when `k >= max(from, 1)`.
         match loss_from(tok, *p, text, &ids, cfg) {
-            Some(from) if from.max(1) < ids.len() => out.push((ids, from)),
+            Some((from, cont)) if from.max(1) < ids.len() => out.push(Sequence {
+                ids,
+                loss_from: from,
+                continuation_from: cont,
+            }),
             _ => {}
         }
     }
@@ -246,14 +267,70 @@ pub fn sequences(
 pub struct Corpus {
     /// Training sequences.
     pub train: Vec<Vec<u32>>,
-    /// Index of each training sequence's first token with loss.
-    pub train_from: Vec<usize>,
+    /// Per-token loss weights of the training sequences.
+    pub train_loss: LossWeights,
     /// Validation sequences.
     pub val: Vec<Vec<u32>>,
-    /// Index of each validation sequence's first token with loss.
-    pub val_from: Vec<usize>,
+    /// Per-token loss weights of the validation sequences (unweighted:
+    /// every weight 1 or 0).
+    pub val_loss: LossWeights,
     /// Problems in the training part.
     pub train_problems: usize,
+}
+
+/// Which targets of each sequence of a set carry loss, and with what
+/// weight: target `k` of sequence `r` has weight 0 when
+/// `k < max(from[r], 1)`, `weight` when `k >= weighted_from[r]`, else 1.
+#[derive(Clone, Debug, Default)]
+pub struct LossWeights {
+    /// First target with loss, per sequence.
+    pub from: Vec<usize>,
+    /// First target with weight `weight`, per sequence (`usize::MAX`:
+    /// none).
+    pub weighted_from: Vec<usize>,
+    /// Weight of the targets from `weighted_from` on.
+    pub weight: f32,
+}
+
+impl LossWeights {
+    /// Every target from `from` on weighs 1.
+    pub fn uniform() -> Self {
+        Self {
+            weight: 1.0,
+            ..Self::default()
+        }
+    }
+
+    fn push(&mut self, s: &Sequence) {
+        self.from.push(s.loss_from);
+        self.weighted_from
+            .push(s.continuation_from.unwrap_or(usize::MAX));
+    }
+
+    /// Weight of target `k` (1-based: the token at index `k`) of sequence
+    /// `r` of length `len`.
+    pub fn at(&self, r: usize, k: usize, len: usize) -> f32 {
+        let from = self.from.get(r).copied().unwrap_or(0).max(1);
+        if k < from || k >= len {
+            0.0
+        } else if k >= self.weighted_from.get(r).copied().unwrap_or(usize::MAX) {
+            self.weight
+        } else {
+            1.0
+        }
+    }
+
+    /// Summed weight of sequence `r`'s targets (length `len`).
+    pub fn total(&self, r: usize, len: usize) -> f64 {
+        let from = self.from.get(r).copied().unwrap_or(0).max(1).min(len);
+        let w = self
+            .weighted_from
+            .get(r)
+            .copied()
+            .unwrap_or(usize::MAX)
+            .clamp(from, len);
+        (w - from) as f64 + (len - w) as f64 * self.weight as f64
+    }
 }
 
 /// Reads every file and splits by problem (deterministic in `seed`).
@@ -276,7 +353,14 @@ pub fn load_corpus(cfg: &DataConfig, seed: u64, max_len: usize) -> Result<Corpus
         records.retain(|(_, _, r)| r.solved());
     }
     let mut rng = SplitMix::new(seed ^ 0x5EED_DA7A);
-    let mut c = Corpus::default();
+    let mut c = Corpus {
+        train_loss: LossWeights {
+            weight: cfg.continuation_weight,
+            ..LossWeights::default()
+        },
+        val_loss: LossWeights::uniform(),
+        ..Corpus::default()
+    };
     for (path, line, r) in &records {
         let seqs = sequences(r, cfg.kind, cfg, &tok, max_len).map_err(|e| Error::Data {
             path: path.to_path_buf(),
@@ -284,20 +368,21 @@ pub fn load_corpus(cfg: &DataConfig, seed: u64, max_len: usize) -> Result<Corpus
             reason: e.to_string(),
         })?;
         if rng.next_f64() < cfg.val_fraction && c.val.len() < cfg.val_max_sequences {
-            for (ids, from) in seqs {
-                c.val.push(ids);
-                c.val_from.push(from);
+            for s in seqs {
+                c.val_loss.push(&s);
+                c.val.push(s.ids);
             }
         } else {
-            for (ids, from) in seqs {
-                c.train.push(ids);
-                c.train_from.push(from);
+            for s in seqs {
+                c.train_loss.push(&s);
+                c.train.push(s.ids);
             }
             c.train_problems += 1;
         }
     }
     c.val.truncate(cfg.val_max_sequences);
-    c.val_from.truncate(cfg.val_max_sequences);
+    c.val_loss.from.truncate(cfg.val_max_sequences);
+    c.val_loss.weighted_from.truncate(cfg.val_max_sequences);
     if c.train.is_empty() {
         return Err(Error::Config("no training sequences".into()));
     }

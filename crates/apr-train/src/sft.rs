@@ -5,7 +5,7 @@
 //! shared with GRPO.
 
 use crate::config::{OptimConfig, SftConfig};
-use crate::data::{epoch_batches, epoch_steps, load_corpus, Batch, Corpus};
+use crate::data::{epoch_batches, epoch_steps, load_corpus, Batch, Corpus, LossWeights};
 use crate::error::{Error, Result};
 use crate::grads::clip_global;
 pub use crate::metrics::SftRow;
@@ -66,13 +66,14 @@ pub struct RunOptions {
     pub stop_after: Option<usize>,
 }
 
-/// Padded inputs, targets and the target mask of a batch.
+/// Padded inputs, targets, the targets' loss weights (0 where no loss) of
+/// a batch, and the weights' sum.
 pub fn batch_tensors<B: Backend>(
     seqs: &[Vec<u32>],
-    from: &[usize],
+    loss: &LossWeights,
     batch: &Batch,
     device: &B::Device,
-) -> (Tensor<B, 2, Int>, Tensor<B, 3, Int>, Tensor<B, 3>, usize) {
+) -> (Tensor<B, 2, Int>, Tensor<B, 3, Int>, Tensor<B, 3>, f64) {
     let n = batch.rows.len();
     let l = batch.len.saturating_sub(1).max(1);
     let (mut inp, mut tgt, mut mask) = (
@@ -80,40 +81,39 @@ pub fn batch_tensors<B: Backend>(
         Vec::with_capacity(n * l),
         Vec::with_capacity(n * l),
     );
-    let mut count = 0;
+    let mut total = 0.0;
     for &r in &batch.rows {
         let s = &seqs[r];
-        let first = from.get(r).copied().unwrap_or(0);
         for i in 0..l {
             inp.push(s.get(i).copied().unwrap_or(PAD_ID) as i64);
-            let t = s.get(i + 1).copied();
-            tgt.push(t.unwrap_or(PAD_ID) as i64);
-            let on = t.is_some() && i + 1 >= first;
-            mask.push(if on { 1.0f32 } else { 0.0 });
-            count += on as usize;
+            tgt.push(s.get(i + 1).copied().unwrap_or(PAD_ID) as i64);
+            let w = loss.at(r, i + 1, s.len());
+            mask.push(w);
+            total += w as f64;
         }
     }
     (
         Tensor::from_data(TensorData::new(inp, [n, l]), device),
         Tensor::from_data(TensorData::new(tgt, [n, l, 1]), device),
         Tensor::from_data(TensorData::new(mask, [n, l, 1]), device),
-        count,
+        total,
     )
 }
 
-/// Summed next-token negative log-likelihood of a batch and its target count.
+/// Weighted sum of a batch's next-token negative log-likelihoods, and the
+/// weights' sum.
 pub fn batch_nll<B: AprBackend>(
     model: &Llama<B>,
     seqs: &[Vec<u32>],
-    from: &[usize],
+    loss: &LossWeights,
     batch: &Batch,
-) -> (Tensor<B, 1>, usize) {
-    let (inp, tgt, mask, count) = batch_tensors::<B>(seqs, from, batch, &model.device());
+) -> (Tensor<B, 1>, f64) {
+    let (inp, tgt, mask, total) = batch_tensors::<B>(seqs, loss, batch, &model.device());
     // Right padding only: the causal mask already keeps real positions
     // from seeing it, and the loss mask drops padded targets.
     let logits = model.forward(inp, None);
     let logp = apr_model::logprobs::token_logprobs(logits, tgt);
-    ((logp * mask).sum().neg(), count)
+    ((logp * mask).sum().neg(), total)
 }
 
 fn validation_loss<B: AprBackend>(
@@ -125,14 +125,14 @@ fn validation_loss<B: AprBackend>(
         return None;
     }
     let lens: Vec<usize> = corpus.val.iter().map(Vec::len).collect();
-    let (mut sum, mut n) = (0.0, 0usize);
+    let (mut sum, mut n) = (0.0, 0.0);
     for b in epoch_batches(&lens, batch_tokens, 0, 0) {
-        let (l, c) = batch_nll(model, &corpus.val, &corpus.val_from, &b);
+        let (l, c) = batch_nll(model, &corpus.val, &corpus.val_loss, &b);
         let l: f64 = l.into_scalar().elem();
         sum += l;
         n += c;
     }
-    Some(sum / n.max(1) as f64)
+    Some(sum / n.max(1.0))
 }
 
 /// The token sequences of the first `n` micro-batches a run of `cfg` would
@@ -282,21 +282,19 @@ where
     let mut last_val = run.metrics().last("val_loss");
 
     while st.step < o.max_steps {
-        // The micro-batches of this step, and their target count.
+        // The micro-batches of this step, their target count and the
+        // targets' summed loss weight (the loss is the weighted mean).
         let micro = plan.next(o, &lens, &mut st.epoch, &mut st.batch);
-        let targets: usize = micro
-            .iter()
-            .map(|b| {
-                b.rows
-                    .iter()
-                    .map(|&r| lens[r].saturating_sub(corpus.train_from[r].max(1)))
-                    .sum::<usize>()
-            })
+        let rows = || micro.iter().flat_map(|b| b.rows.iter().copied());
+        let tl = &corpus.train_loss;
+        let targets: usize = rows()
+            .map(|r| lens[r].saturating_sub(tl.from[r].max(1)))
             .sum();
+        let weight: f64 = rows().map(|r| tl.total(r, lens[r])).sum();
         let (loss_sum, mut grads) =
             micro_batch_grads(&model, &devices, &micro, |m: &Llama<B>, b: &Batch| {
-                let (nll, _) = batch_nll(m, &corpus.train, &corpus.train_from, b);
-                let loss = nll / targets.max(1) as f64;
+                let (nll, _) = batch_nll(m, &corpus.train, tl, b);
+                let loss = nll / weight.max(1e-9);
                 let v: f64 = loss.clone().into_scalar().elem();
                 (loss, v)
             })?;
@@ -374,6 +372,45 @@ mod tests {
             batch_sequences.map_or(String::new(), |n| format!("batch_sequences = {n}\n"))
         );
         SftConfig::from_toml(&text).unwrap().optim
+    }
+
+    #[test]
+    fn continuation_targets_count_with_their_weight() {
+        type B = apr_model::CpuTrain;
+        let mut c = apr_model::ModelConfig::preset("tiny").unwrap();
+        c.hidden_size = 16;
+        c.intermediate_size = 32;
+        c.num_layers = 1;
+        c.num_heads = 2;
+        c.num_kv_heads = 1;
+        c.max_seq_len = 16;
+        let model: Llama<B> = Llama::init(&c, 3, &Default::default());
+        let seqs = vec![vec![1, 7, 8, 9, 10, 11, 12, 2], vec![1, 20, 21, 2]];
+        let batch = Batch {
+            rows: vec![0, 1],
+            len: 8,
+        };
+        let nll = |from: Vec<usize>, weighted_from: usize, weight: f32| {
+            let w = LossWeights {
+                from,
+                weighted_from: vec![weighted_from, usize::MAX],
+                weight,
+            };
+            let (l, total) = batch_nll(&model, &seqs, &w, &batch);
+            (l.into_scalar().elem::<f64>(), total)
+        };
+        // Sequence 0: loss on targets 3..8, weight 4 on targets 5..8.
+        let (plain, n_plain) = nll(vec![3, 0], 5, 1.0);
+        let (weighted, n_weighted) = nll(vec![3, 0], 5, 4.0);
+        // The continuation alone (targets 5..8 of sequence 0).
+        let (cont, n_cont) = nll(vec![5, 8], usize::MAX, 1.0);
+        // 5 + 3 targets; 2 + 3 x 4 + 3; 3.
+        assert_eq!((n_plain, n_weighted, n_cont), (8.0, 17.0, 3.0));
+        assert!(cont > 0.0);
+        assert!(
+            (weighted - plain - 3.0 * cont).abs() < 1e-4 * weighted,
+            "{weighted} {plain} {cont}"
+        );
     }
 
     fn rows(micro: &[Batch]) -> usize {

@@ -32,9 +32,13 @@ fn engine_root_prompts_prefix_the_first_sft_sequence() {
                 solved_only: false,
                 token_budget_bin: 512,
                 loss_on_inserted: false,
+                continuation_weight: 1.0,
             };
             for (i, r) in records.iter().enumerate() {
-                let first = sequences(r, kind, &cfg, &tok, 1 << 20).unwrap().remove(0).0;
+                let first = sequences(r, kind, &cfg, &tok, 1 << 20)
+                    .unwrap()
+                    .remove(0)
+                    .ids;
                 // The budget the record's SFT sequence was conditioned on.
                 let budget = (conditioning == ConditioningMode::Budget)
                     .then(|| record_budget(r, kind, cfg.token_budget_bin, &tok));

@@ -66,6 +66,18 @@ pub struct SftStage {
     pub apr: OptimConfig,
     /// Optimisation of the SoS+ model.
     pub sosp: OptimConfig,
+    /// Loss weight of the APR models' continuation tokens (what a parent
+    /// writes after a join), `apr_train::DataConfig::continuation_weight`.
+    /// Default 1, the reference's uniform token mean.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub apr_continuation_weight: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn is_one(w: &f32) -> bool {
+    *w == 1.0
 }
 
 /// GRPO of one model.

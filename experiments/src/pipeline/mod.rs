@@ -228,6 +228,10 @@ impl Runner<'_> {
                 solved_only: false,
                 token_budget_bin: 512,
                 loss_on_inserted: false,
+                continuation_weight: match kind {
+                    TraceKind::Apr => self.cfg.sft.apr_continuation_weight,
+                    TraceKind::Sosp => 1.0,
+                },
             },
             optim,
         }

@@ -11,6 +11,7 @@ fn data_cfg(loss_on_inserted: bool) -> DataConfig {
         solved_only: false,
         token_budget_bin: 512,
         loss_on_inserted,
+        continuation_weight: 1.0,
     }
 }
 
@@ -28,18 +29,57 @@ fn continuation_loss_starts_after_the_join_block() {
     let text = "Moving to Node #0\nCurrent State: 24:[6, 4], Operations: []\n<Sub Searches>\n<No Solution in Sub Search 0 at level 1 at Node #0,0>\n<End Sub Searches>\nNo solution found.\n";
     let p = Some(Conditioning::SubCallBudget(2));
     let ids = tokens(&tok, p, text, 4096);
-    let from = loss_from(&tok, p, text, &ids, &data_cfg(false)).unwrap();
-    // The trained part is the generated rest and `</s>`.
+    let (from, cont) = loss_from(&tok, p, text, &ids, &data_cfg(false)).unwrap();
+    // The trained part is the generated rest and `</s>`, and it is the
+    // weighted continuation.
     let rest = tok.call_ids(None, "No solution found.\n");
     assert_eq!(&ids[from..ids.len() - 1], &rest[1..]);
     assert_eq!(ids[ids.len() - 1], EOS_ID);
-    assert_eq!(loss_from(&tok, p, text, &ids, &data_cfg(true)), Some(0));
+    assert_eq!(cont, Some(from));
+    assert_eq!(
+        loss_from(&tok, p, text, &ids, &data_cfg(true)),
+        Some((0, Some(from)))
+    );
     let first_call = "Moving to Node #0\nCurrent State: 24:[6, 4], Operations: []\n";
     let ids = tokens(&tok, None, first_call, 4096);
     assert_eq!(
         loss_from(&tok, None, first_call, &ids, &data_cfg(false)),
-        Some(0)
+        Some((0, None))
     );
+}
+
+#[test]
+fn continuation_tokens_carry_the_continuation_weight() {
+    // Sequence 0: 10 tokens, loss from 4, continuation from 7; sequence 1:
+    // 5 tokens, loss from 0 (so from target 1), no continuation.
+    let w = LossWeights {
+        from: vec![4, 0],
+        weighted_from: vec![7, usize::MAX],
+        weight: 3.0,
+    };
+    let row0: Vec<f32> = (0..12).map(|k| w.at(0, k, 10)).collect();
+    assert_eq!(row0, [0., 0., 0., 0., 1., 1., 1., 3., 3., 3., 0., 0.]);
+    let row1: Vec<f32> = (0..6).map(|k| w.at(1, k, 5)).collect();
+    assert_eq!(row1, [0., 1., 1., 1., 1., 0.]);
+    // 3 x 1 + 3 x 3 and 4 x 1.
+    assert_eq!((w.total(0, 10), w.total(1, 5)), (12.0, 4.0));
+    // Cut inside the weighted part, and before it.
+    assert_eq!((w.total(0, 8), w.total(0, 6)), (6.0, 2.0));
+}
+
+#[test]
+fn only_the_parents_continuations_are_weighted() {
+    let tok = TraceTokenizer::new();
+    let r = reference("apr.jsonl", 0);
+    let seqs = sequences(&r, TraceKind::Apr, &data_cfg(false), &tok, 1 << 20).unwrap();
+    // The root's second call is its continuation; the rest are first
+    // calls (the root's and six children's).
+    let weighted: Vec<bool> = seqs.iter().map(|s| s.continuation_from.is_some()).collect();
+    assert_eq!(
+        weighted,
+        [false, true, false, false, false, false, false, false]
+    );
+    assert_eq!(seqs[1].continuation_from, Some(seqs[1].loss_from));
 }
 
 #[test]
@@ -61,10 +101,10 @@ fn child_count_comes_from_the_trace_dict() {
     let d = r.trace_dict.as_ref().unwrap();
     let budget = Some(Conditioning::SubCallBudget(6));
     for (i, call) in d.main_calls.iter().enumerate() {
-        assert_eq!(seqs[i].0, tokens(&tok, budget, call, 1 << 20));
+        assert_eq!(seqs[i].ids, tokens(&tok, budget, call, 1 << 20));
     }
     assert_eq!(
-        seqs[2].0,
+        seqs[2].ids,
         tokens(&tok, None, &d.sub_calls[0][0].main_calls[0], 1 << 20)
     );
     // Unconditioned: no prefix anywhere.
@@ -73,7 +113,7 @@ fn child_count_comes_from_the_trace_dict() {
         ..data_cfg(false)
     };
     let seqs = sequences(&r, TraceKind::Apr, &cfg, &tok, 1 << 20).unwrap();
-    assert_eq!(seqs[0].0, tokens(&tok, None, &d.main_calls[0], 1 << 20));
+    assert_eq!(seqs[0].ids, tokens(&tok, None, &d.main_calls[0], 1 << 20));
 }
 
 #[test]
@@ -91,19 +131,19 @@ fn a_continuation_cut_inside_its_prompt_is_dropped() {
     // from there.
     let s = run(prompt + 1);
     assert_eq!(s.len(), 8);
-    assert_eq!((s[1].0.len(), s[1].1), (prompt + 1, prompt));
+    assert_eq!((s[1].ids.len(), s[1].loss_from), (prompt + 1, prompt));
     // Cut at the prompt's end or inside it: no token carries loss.
     assert_eq!(run(prompt).len(), 7);
     let s = run(prompt - 1);
     assert_eq!(s.len(), 7);
-    assert!(s.iter().all(|(ids, from)| from.max(&1) < &ids.len()));
+    assert!(s.iter().all(|s| s.loss_from.max(1) < s.ids.len()));
     // Training on inserted tokens keeps it, from position 0.
     let all = DataConfig {
         loss_on_inserted: true,
         ..data_cfg(false)
     };
     let s = sequences(&r, TraceKind::Apr, &all, &tok, prompt - 1).unwrap();
-    assert_eq!((s.len(), s[1].1), (8, 0));
+    assert_eq!((s.len(), s[1].loss_from), (8, 0));
 }
 
 #[test]
