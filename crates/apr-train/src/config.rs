@@ -430,7 +430,9 @@ batch_tokens = 4096
     #[test]
     fn continuation_weight_is_positive_apr_only_and_unwritten_at_one() {
         assert_eq!(cfg().data.continuation_weight, 1.0);
-        assert!(!toml::to_string(&cfg()).unwrap().contains("continuation_weight"));
+        assert!(!toml::to_string(&cfg())
+            .unwrap()
+            .contains("continuation_weight"));
         let mut c = cfg();
         c.data.continuation_weight = 5.0;
         assert!(c.validate().is_ok());

@@ -437,14 +437,7 @@ mod tests {
     /// come from the policy at logit scale `old_scale`, trained at `scale`.
     fn update_from_own_logprobs(old_scale: f64, scale: f64) -> UpdateStats {
         type B = apr_model::CpuTrain;
-        let mut c = apr_model::ModelConfig::preset("tiny").unwrap();
-        c.hidden_size = 16;
-        c.intermediate_size = 32;
-        c.num_layers = 1;
-        c.num_heads = 2;
-        c.num_kv_heads = 1;
-        c.max_seq_len = 16;
-        let policy: Llama<B> = Llama::init(&c, 3, &Default::default());
+        let policy: Llama<B> = crate::test_model::micro_llama();
         let mut s = two_rollouts();
         for q in &mut s {
             let b = micro_batch(&[&*q]);

@@ -25,6 +25,8 @@ pub use apr_plot as plot;
 pub mod sample;
 pub mod sft;
 pub mod state;
+#[cfg(test)]
+mod test_model;
 
 pub use config::{SftConfig, TraceKind};
 pub use error::{Error, Result};

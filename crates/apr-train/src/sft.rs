@@ -376,15 +376,7 @@ mod tests {
 
     #[test]
     fn continuation_targets_count_with_their_weight() {
-        type B = apr_model::CpuTrain;
-        let mut c = apr_model::ModelConfig::preset("tiny").unwrap();
-        c.hidden_size = 16;
-        c.intermediate_size = 32;
-        c.num_layers = 1;
-        c.num_heads = 2;
-        c.num_kv_heads = 1;
-        c.max_seq_len = 16;
-        let model: Llama<B> = Llama::init(&c, 3, &Default::default());
+        let model: Llama<apr_model::CpuTrain> = crate::test_model::micro_llama();
         let seqs = vec![vec![1, 7, 8, 9, 10, 11, 12, 2], vec![1, 20, 21, 2]];
         let batch = Batch {
             rows: vec![0, 1],
