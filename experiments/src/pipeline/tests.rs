@@ -78,6 +78,14 @@ fn tiny_preset_samples_both_sft_models_on_1000_problems() {
         (s("apr-grpo").apr_samples, s("sosp-grpo").sosp_samples),
         (0, 0)
     );
+    // The APR parent's post-join tokens weigh 5; SoS+ has no join.
+    let weight = |stem: &str| {
+        let (_, kind, cond, optim) = r.sft_stages().into_iter().find(|s| s.0 == stem).unwrap();
+        r.sft_config(stem, kind, cond, optim)
+            .data
+            .continuation_weight
+    };
+    assert_eq!((weight("apr"), weight("sosp")), (5.0, 1.0));
 }
 
 const SMALL: &str = include_str!("../../configs/countdown-apr-rl-small.toml");
