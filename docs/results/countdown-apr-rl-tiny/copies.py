@@ -7,7 +7,10 @@ among the first 3,000 of the tiny preset's training set). For each unsolved
 problem of a greedy results file (`eval/<model>/greedy.jsonl.gz`) whose
 final call has a successful child, this says whether the parent named a
 non-winning child, copied the winning child's message exactly (so the
-child's own path was wrong), or wrote something that differs from it.
+child's own path was wrong), or wrote something that differs from it, and
+for the last, which line differs first: the child's `Current State` (the
+parent had already written another node's operation from the root) or the
+child's step.
 
     python3 copies.py tried-code-rerun-grpo-t06/apr-sft-greedy.jsonl.gz
 """
@@ -38,5 +41,12 @@ for line in gzip.open(sys.argv[1], "rt"):
         counts["exact copy of the winning child (its own path is wrong)"] += 1
     else:
         counts["parent's path differs from the winning child's message"] += 1
+        want = wins[m.group(1)].split("\n")
+        got = ("Moving to Node " + m.group(1) + "\n" + m.group(2)).strip().split("\n")
+        first = next(
+            (w.split(":")[0] for w, g in zip(want, got) if w != g), "length"
+        )
+        where = {"Current State": "the root's operation", "Exploring Operation": "the child's step"}
+        counts["  ... first at " + where.get(first, first)] += 1
 for k, v in counts.most_common():
     print(f"{v:5}  {k}")
