@@ -281,7 +281,7 @@ pub struct Corpus {
 /// Which targets of each sequence of a set carry loss, and with what
 /// weight: target `k` of sequence `r` has weight 0 when
 /// `k < max(from[r], 1)`, `weight` when `k >= weighted_from[r]`, else 1.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LossWeights {
     /// First target with loss, per sequence.
     pub from: Vec<usize>,
@@ -292,12 +292,20 @@ pub struct LossWeights {
     pub weight: f32,
 }
 
+impl Default for LossWeights {
+    /// No sequences yet; every target with loss will weigh 1.
+    fn default() -> Self {
+        Self::weighted(1.0)
+    }
+}
+
 impl LossWeights {
-    /// Every target from `from` on weighs 1.
-    pub fn uniform() -> Self {
+    /// No sequences yet; continuation targets will weigh `weight`.
+    pub fn weighted(weight: f32) -> Self {
         Self {
-            weight: 1.0,
-            ..Self::default()
+            from: Vec::new(),
+            weighted_from: Vec::new(),
+            weight,
         }
     }
 
@@ -354,11 +362,7 @@ pub fn load_corpus(cfg: &DataConfig, seed: u64, max_len: usize) -> Result<Corpus
     }
     let mut rng = SplitMix::new(seed ^ 0x5EED_DA7A);
     let mut c = Corpus {
-        train_loss: LossWeights {
-            weight: cfg.continuation_weight,
-            ..LossWeights::default()
-        },
-        val_loss: LossWeights::uniform(),
+        train_loss: LossWeights::weighted(cfg.continuation_weight),
         ..Corpus::default()
     };
     for (path, line, r) in &records {

@@ -65,6 +65,8 @@ fn continuation_tokens_carry_the_continuation_weight() {
     assert_eq!((w.total(0, 10), w.total(1, 5)), (12.0, 4.0));
     // Cut inside the weighted part, and before it.
     assert_eq!((w.total(0, 8), w.total(0, 6)), (6.0, 2.0));
+    // A corpus's validation part is unweighted.
+    assert_eq!(Corpus::default().val_loss.weight, 1.0);
 }
 
 #[test]
