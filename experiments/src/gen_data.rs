@@ -85,6 +85,8 @@ pub enum Order {
     Shuffled,
     /// Best heuristic first (a departure: `docs/countdown-data.md`).
     Heuristic,
+    /// The order the moves are generated in (a departure, as `heuristic`).
+    Generation,
 }
 
 impl From<Order> for MoveOrder {
@@ -92,6 +94,7 @@ impl From<Order> for MoveOrder {
         match o {
             Order::Shuffled => MoveOrder::Shuffled,
             Order::Heuristic => MoveOrder::Heuristic,
+            Order::Generation => MoveOrder::Generation,
         }
     }
 }

@@ -37,6 +37,12 @@ pub enum MoveOrder {
     /// function of the state, so a model's greedy decoding can follow it.
     /// Not the official data (`docs/countdown-data.md`).
     Heuristic,
+    /// The order the moves are generated in: pairs `(i, j)` with `i < j`
+    /// left to right, each pair's operations in `combine`'s order. The next
+    /// move depends on the previous one and the state, and where the goal's
+    /// move falls does not favour the first child. Not the official data
+    /// (`docs/countdown-data.md`).
+    Generation,
 }
 
 impl MoveOrder {
@@ -223,6 +229,7 @@ impl<'a> Ctx<'a> {
         match self.order {
             MoveOrder::Shuffled => self.rng.shuffle(&mut cands),
             MoveOrder::Heuristic => cands.sort_unstable_by_key(|c| (c.h_bits, c.pos)),
+            MoveOrder::Generation => cands.sort_unstable_by_key(|c| c.pos),
         }
         let mut open = Indices::new();
         let mut goal = None;

@@ -301,3 +301,40 @@ fn heuristic_order_is_a_function_of_the_state() {
     assert_eq!(h.len(), 5, "{}", sorted[0]);
     assert!(h.windows(2).all(|w| w[0] <= w[1]), "{h:?}");
 }
+
+#[test]
+fn generation_order_lists_moves_as_they_are_generated() {
+    let pr = problem(11, (4, 4));
+    // A beam wider than any expansion keeps every move; with every
+    // expansion promising the order is the only thing left to randomise.
+    let trace = |order, s| {
+        let params = SospParams {
+            beam: 100,
+            promising: 1.0,
+            heuristic: Heuristic::Mult,
+            pruning: Pruning::Beam,
+            order,
+        };
+        sosp(&pr, &params, &mut Rng::new(s)).trace.render()
+    };
+    let traces: Vec<String> = (0..8).map(|s| trace(MoveOrder::Generation, s)).collect();
+    assert!(traces.windows(2).all(|w| w[0] == w[1]));
+    // The root's expansion prints the moves of `successors`, in its order,
+    // up to the first that reaches the target (if any).
+    let printed: Vec<String> = traces[0]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("Current State") && !l.starts_with("Moving"))
+        .filter_map(|l| l.strip_prefix("Exploring Operation: "))
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = apr_countdown::rules::successors(&pr.nums)
+        .map(|(_, _, op)| op.to_string())
+        .take(printed.len())
+        .collect();
+    assert!(printed.len() >= 6, "{}", traces[0]);
+    assert_eq!(printed, expected);
+    // The heuristic order prints the same moves in another order.
+    let sorted = trace(MoveOrder::Heuristic, 0);
+    assert_ne!(sorted, traces[0]);
+}
