@@ -99,10 +99,15 @@ fn search(
                 ctx.push_goal_path(g, start, lines);
                 return (ThreadLog { calls, children }, Some(g));
             }
-            let to_explore = expansion.open;
+            let mut to_explore = expansion.open;
             let spawn =
                 level < p.max_spawn_depth && to_explore.len() > 1 && ctx.rng.chance(p.promising);
             if spawn {
+                if p.order == MoveOrder::Generation {
+                    // Spawn in print order (arena indices grow as nodes
+                    // are printed); the reference spawns by heuristic.
+                    to_explore.sort_unstable();
+                }
                 let sub_beam = p.sub_beam.max(1);
                 let kids: Vec<(ThreadLog, Option<usize>)> = to_explore
                     .iter()

@@ -38,9 +38,11 @@ pub enum MoveOrder {
     /// Not the official data (`docs/countdown-data.md`).
     Heuristic,
     /// The order the moves are generated in: pairs `(i, j)` with `i < j`
-    /// left to right, each pair's operations in `combine`'s order. The next
-    /// move depends on the previous one and the state, and where the goal's
-    /// move falls does not favour the first child. Not the official data
+    /// left to right, each pair's operations in `combine`'s order; an APR
+    /// parent spawns its children in this order too (the official solver
+    /// sorts them by heuristic). The next move depends on the previous one
+    /// and the state, the spawn list counts up, and where the goal's move
+    /// falls does not favour the first child. Not the official data
     /// (`docs/countdown-data.md`).
     Generation,
 }

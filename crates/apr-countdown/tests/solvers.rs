@@ -337,4 +337,27 @@ fn generation_order_lists_moves_as_they_are_generated() {
     // The heuristic order prints the same moves in another order.
     let sorted = trace(MoveOrder::Heuristic, 0);
     assert_ne!(sorted, traces[0]);
+
+    // An APR parent spawns its children in print order: sub search i moves
+    // to node #0,i. (The official order sorts them by heuristic, which on
+    // this problem is not the print order.)
+    let spawns = |order| {
+        let params = AprParams {
+            order,
+            ..AprParams::always_spawning(100, 100, 1)
+        };
+        let out = apr(&pr, &params, &mut Rng::new(0));
+        let first = out.tree.to_dict().main_calls[0].clone();
+        first
+            .lines()
+            .filter_map(|l| l.split_once("> Moving to Node #0,"))
+            .map(|(_, k)| k.parse::<usize>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let counted = spawns(MoveOrder::Generation);
+    assert!(counted.len() >= 6, "{counted:?}");
+    assert_eq!(counted, (0..counted.len()).collect::<Vec<_>>());
+    let by_heuristic = spawns(MoveOrder::Heuristic);
+    assert_eq!(by_heuristic.len(), counted.len());
+    assert_ne!(spawns(MoveOrder::Shuffled), counted);
 }
