@@ -388,7 +388,7 @@ pub fn save_untied<B: Backend>(
 }
 
 /// Writes `tensors` and `config` (and the tokenizer) to `dir` as a whole.
-fn write_model(
+pub(crate) fn write_model(
     tensors: BTreeMap<String, HostTensor>,
     config: &ModelConfig,
     dir: &Path,

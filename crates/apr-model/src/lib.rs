@@ -5,6 +5,7 @@
 //! The CPU backend is burn's `flex` ([`Cpu`]); the CUDA backend is behind
 //! the `cuda` feature.
 
+pub mod average;
 pub mod backend;
 pub mod cache;
 pub mod checkpoint;

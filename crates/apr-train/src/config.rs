@@ -160,6 +160,17 @@ pub struct OptimConfig {
     /// Stop (with a checkpoint) after this many minutes of training.
     #[serde(default)]
     pub time_limit_minutes: Option<f64>,
+    /// Keep the model export of each of the last this many checkpoints
+    /// (`checkpoints/step-N/`) and write their element-wise mean to
+    /// `model-avg/` when the run ends (`crate::snapshots`); 0, the
+    /// default: neither. With `checkpoint_every` 500 and 7,000 steps, 5
+    /// averages steps 5,000 to 7,000.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub average_last: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_min_lr() -> f64 {
@@ -278,6 +289,11 @@ impl SftConfig {
         }
         if o.max_steps == 0 || o.batch_tokens == 0 || o.accum_steps == 0 {
             return bad("max_steps, batch_tokens and accum_steps must be positive");
+        }
+        if o.average_last > 1 && o.checkpoint_every == 0 {
+            return bad(
+                "average_last above 1 needs checkpoint_every (the checkpoints it averages)",
+            );
         }
         match o.batch_sequences {
             Some(n) if n == 0 || o.accum_steps != 1 => {

@@ -190,6 +190,7 @@ where
         steps: o.steps,
         time_limit_minutes: o.time_limit_minutes,
         checkpoint_every: o.checkpoint_every,
+        keep_exports: 0,
     };
     let mut generation = cfg.generation.clone();
     if generation.backend != apr_rollout::BackendKind::Native && generation.weights_dir.is_none() {

@@ -24,6 +24,7 @@ pub mod run_loop;
 pub use apr_plot as plot;
 pub mod sample;
 pub mod sft;
+pub mod snapshots;
 pub mod state;
 #[cfg(test)]
 mod test_model;

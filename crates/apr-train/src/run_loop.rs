@@ -20,6 +20,7 @@
 use crate::error::Result;
 use crate::guard::Guard;
 use crate::sft::RunOptions;
+use crate::snapshots;
 use crate::state::{self, Metrics};
 use apr_model::{checkpoint, Llama};
 use burn::module::AutodiffModule;
@@ -41,6 +42,9 @@ pub struct Schedule {
     /// Checkpoint every this many steps (0: only when forced: the last
     /// step, the time limit, a requested stop).
     pub checkpoint_every: usize,
+    /// Keep the exports of the last this many checkpoints
+    /// ([`crate::snapshots`]; 0: none).
+    pub keep_exports: usize,
 }
 
 /// Writes a run's plots into its directory from its metrics.
@@ -187,6 +191,13 @@ impl RunLoop {
         let forced = end.last || stop_here;
         if state::checkpoint_due(end.step, self.schedule.checkpoint_every, forced) {
             self.guard.weights(end.step, model)?;
+            if self.schedule.keep_exports > 0 {
+                // Before the state: a kill in between redoes this step and
+                // writes the same export again.
+                let keep = self.schedule.keep_exports;
+                let valid = model.valid();
+                snapshots::save(&self.out, end.step, keep, &valid, &self.tokenizer_json)?;
+            }
             let mdir = model_dir(&self.out);
             let rec = optim.to_record();
             state::save_run(

@@ -13,6 +13,7 @@ use crate::parallel::micro_batch_grads;
 use crate::plot::{line_plot, Series};
 use crate::run_dir;
 use crate::run_loop::{self, RunLoop, Schedule};
+use crate::snapshots;
 use crate::state;
 use apr_model::{checkpoint, AprBackend, Llama};
 use apr_trace::tokenizer::PAD_ID;
@@ -54,6 +55,12 @@ pub struct SftSummary {
     pub stopped_on_time: bool,
     /// Where the Hugging Face export is.
     pub model_dir: PathBuf,
+    /// Where the mean of the last checkpoints is (`optim.average_last`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub averaged_model_dir: Option<PathBuf>,
+    /// The steps of the checkpoints averaged into it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub averaged_steps: Vec<usize>,
 }
 
 /// Options that are not part of the experiment (they do not change results).
@@ -171,6 +178,16 @@ pub fn model_dir(out: &Path) -> PathBuf {
     run_loop::model_dir(out)
 }
 
+/// The model a run hands on to what follows it: the mean of its last
+/// checkpoints (`model-avg/`) when `optim.average_last` is set, else its
+/// final weights (`model/`).
+pub fn handed_on_model_dir(out: &Path, optim: &OptimConfig) -> PathBuf {
+    match optim.average_last {
+        0 => model_dir(out),
+        _ => snapshots::averaged_model_dir(out),
+    }
+}
+
 /// Where each optimiser step's micro-batches come from, fixed by the
 /// config: `accum_steps` token-bounded batches of the epoch, or one step of
 /// `batch_sequences` sequences. `TrainState::batch` counts batches in the
@@ -274,6 +291,7 @@ where
         steps: o.max_steps,
         time_limit_minutes: o.time_limit_minutes,
         checkpoint_every: o.checkpoint_every,
+        keep_exports: o.average_last,
     };
     let at = (st.step, st.seconds);
     let mut run = RunLoop::new(out, opts, schedule, at, metrics, tok_json, write_plot);
@@ -328,6 +346,11 @@ where
             break;
         }
     }
+    let finished = st.step >= o.max_steps;
+    let averaged = match o.average_last {
+        k if k > 0 && finished => Some(snapshots::average(out, k)?),
+        _ => None,
+    };
     run.finish(&model, |f, metrics| SftSummary {
         steps: st.step,
         // A run resumed at its end reports the last loss it logged.
@@ -336,6 +359,8 @@ where
         tokens_per_second: (st.tokens - tokens0) as f64 / f.seconds_here.max(1e-9),
         stopped_on_time: f.stopped_on_time,
         model_dir: model_dir(out),
+        averaged_model_dir: averaged.as_ref().map(|(d, _)| d.clone()),
+        averaged_steps: averaged.map(|(_, s)| s).unwrap_or_default(),
     })
 }
 

@@ -131,3 +131,56 @@ fn data_parallel_steps_match_one_device() {
     cfg.optim.data_parallel = 2;
     assert!(cfg.validate().is_err(), "more devices than micro-batches");
 }
+
+/// `average_last`: the last checkpoints' exports are kept (older ones
+/// removed), their mean is `model-avg/`, and a run stopped and resumed in
+/// between keeps and averages the same checkpoints.
+#[test]
+fn average_last_means_the_kept_checkpoints() {
+    use apr_model::checkpoint::{parse_safetensors, WEIGHTS};
+    let dir = tempfile::tempdir().unwrap();
+    write_traces(&dir.path().join("t.jsonl"), 8);
+    let mut cfg = config(dir.path(), 8, 3e-3);
+    cfg.optim.average_last = 3;
+    let stop = RunOptions {
+        progress: false,
+        stop_after: Some(4),
+    };
+    let s = apr_train::train::<B>(&cfg, &Default::default(), &stop).unwrap();
+    assert_eq!(
+        s.averaged_model_dir, None,
+        "no average before the last step"
+    );
+    let s = apr_train::train::<B>(&cfg, &Default::default(), &RunOptions::default()).unwrap();
+    let run = dir.path().join("run");
+    let kept: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(kept, ["step-000004", "step-000006", "step-000008"]);
+    assert_eq!(s.averaged_steps, [4, 6, 8]);
+    assert_eq!(s.averaged_model_dir, Some(run.join("model-avg")));
+    let read = |d: &Path| parse_safetensors(&std::fs::read(d.join(WEIGHTS)).unwrap(), d).unwrap();
+    let parts: Vec<_> = kept
+        .iter()
+        .map(|k| read(&run.join("checkpoints").join(k)))
+        .collect();
+    let mean = read(&run.join("model-avg"));
+    // The last export is the final model; the mean differs from it.
+    assert_eq!(parts[2], read(&run.join("model")));
+    let name = "model.layers.0.mlp.up_proj.weight";
+    let (a, b, c, m) = (
+        &parts[0][name],
+        &parts[1][name],
+        &parts[2][name],
+        &mean[name],
+    );
+    assert_ne!(m.data, c.data);
+    for i in 0..m.data.len() {
+        let want = ((a.data[i] as f64 + b.data[i] as f64 + c.data[i] as f64) / 3.0) as f32;
+        assert_eq!(m.data[i], want, "element {i}");
+    }
+    assert!(run.join("model-avg/tokenizer.json").exists());
+}

@@ -237,12 +237,22 @@ impl Runner<'_> {
         }
     }
 
+    /// The model the SFT stage `{stem}-sft` hands on (its final weights,
+    /// or the mean of its last checkpoints with `average_last`).
+    fn sft_model(&self, stem: &str) -> PathBuf {
+        let out = self.dir.join(format!("{stem}-sft"));
+        match self.sft_stages().into_iter().find(|s| s.0 == stem) {
+            Some((_, _, _, optim)) => apr_train::sft::handed_on_model_dir(&out, &optim),
+            None => apr_train::sft::model_dir(&out),
+        }
+    }
+
     fn grpo_config(&self, name: &str, val: &Path) -> GrpoConfig {
         let g = &self.cfg.grpo;
         let m = if name == "apr" { &g.apr } else { &g.sosp };
         GrpoConfig {
             out: self.dir.join(format!("{name}-grpo")),
-            init: apr_train::sft::model_dir(&self.dir.join(format!("{name}-sft"))),
+            init: self.sft_model(name),
             problems: self.dir.join("problems.jsonl"),
             val_problems: (g.val_limit > 0).then(|| val.to_path_buf()),
             val_limit: Some(g.val_limit),
@@ -335,22 +345,22 @@ impl Runner<'_> {
         let mut settings = self.cfg.eval.settings.clone();
         settings.problems = val.to_path_buf();
         let problems = apr_countdown::read_problems(&settings.problems, settings.limit)?;
+        let grpo_model = |stem: &str| apr_train::sft::model_dir(&self.dir.join(stem));
         let mut models = vec![
-            ("apr-sft", Mode::Apr, "apr-sft/model"),
-            ("apr-grpo", Mode::Apr, "apr-grpo/model"),
-            ("sosp-sft", Mode::Single, "sosp-sft/model"),
-            ("sosp-grpo", Mode::Single, "sosp-grpo/model"),
+            ("apr-sft", Mode::Apr, self.sft_model("apr")),
+            ("apr-grpo", Mode::Apr, grpo_model("apr-grpo")),
+            ("sosp-sft", Mode::Single, self.sft_model("sosp")),
+            ("sosp-grpo", Mode::Single, grpo_model("sosp-grpo")),
         ];
         if self.cfg.sft.apr_cond.is_some() {
-            models.push(("apr-cond-sft", Mode::Apr, "apr-cond-sft/model"));
+            models.push(("apr-cond-sft", Mode::Apr, self.sft_model("apr-cond")));
         }
         for (name, mode, model_dir) in models {
             let edir = self.dir.join("eval").join(name);
             let done = edir.join("eval.json");
             let s = self.eval_settings(&settings, name);
             let e = self.stage(out, &format!("eval {name}"), &done, Some(&edir), || {
-                let model: Llama<BT::InnerBackend> =
-                    apr_rollout::load_model(&self.dir.join(model_dir), device)?;
+                let model: Llama<BT::InnerBackend> = apr_rollout::load_model(&model_dir, device)?;
                 Ok(apr_eval::evaluate(
                     name,
                     &model,

@@ -158,3 +158,21 @@ fn a_budget_for_an_unconditioned_model_is_refused() {
     let e = Config::from_toml(&bad, "p").unwrap_err().to_string();
     assert!(e.contains("unconditioned"), "{e}");
 }
+
+/// With `average_last` an SFT stage hands on the mean of its last
+/// checkpoints: GRPO starts from it and the SFT evaluation loads it.
+#[test]
+fn an_averaging_sft_stage_hands_on_its_average() {
+    let cli = Cli::parse_from(["countdown-apr-rl"]);
+    let plain = runner(&cli, DEFAULT_CONFIG, "embedded");
+    let avg = DEFAULT_CONFIG.replace("[sft.apr]\n", "[sft.apr]\naverage_last = 5\n");
+    assert_ne!(avg, DEFAULT_CONFIG);
+    let avg = runner(&cli, &avg, "averaging");
+    check_stages(&avg);
+    let init = |r: &Runner, m: &str| r.grpo_config(m, Path::new("v")).init;
+    let dir = &plain.dir;
+    assert_eq!(init(&plain, "apr"), dir.join("apr-sft/model"));
+    assert_eq!(init(&avg, "apr"), dir.join("apr-sft/model-avg"));
+    assert_eq!(init(&avg, "sosp"), dir.join("sosp-sft/model"));
+    assert_eq!(avg.sft_model("apr"), dir.join("apr-sft/model-avg"));
+}
