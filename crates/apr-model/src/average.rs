@@ -8,7 +8,7 @@
 //! (`docs/results/countdown-apr-rl-tiny/README.md`, "Averaging the last
 //! checkpoints").
 
-use crate::checkpoint::{self, HostTensor, CONFIG, TOKENIZER, WEIGHTS};
+use crate::checkpoint::{self, HostTensor, CONFIG, TOKENIZER};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -70,18 +70,11 @@ pub fn average_dirs<P: AsRef<Path>>(dirs: &[P], out: &Path) -> Result<()> {
     let mut models = Vec::with_capacity(dirs.len());
     for dir in dirs {
         let dir = dir.as_ref();
-        checkpoint::recover_dir(dir)?;
-        let cpath = dir.join(CONFIG);
-        let text = std::fs::read(&cpath).map_err(|e| Error::io(&cpath, e))?;
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Json {
-            path: cpath.clone(),
-            source: e,
-        })?;
-        let c = ModelConfig::from_hf_config_json(&v, &cpath)?;
+        let (c, tensors, _) = checkpoint::read_dir(dir)?;
         match &config {
             Some(first) if *first != c => {
                 return Err(Error::checkpoint(
-                    &cpath,
+                    dir.join(CONFIG),
                     "model config differs from the first checkpoint's",
                 ))
             }
@@ -101,9 +94,7 @@ pub fn average_dirs<P: AsRef<Path>>(dirs: &[P], out: &Path) -> Result<()> {
                 None => tokenizer = Some((tok, dir)),
             }
         }
-        let wpath = dir.join(WEIGHTS);
-        let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
-        models.push(checkpoint::parse_safetensors(&bytes, &wpath)?);
+        models.push(tensors);
     }
     let config = config.ok_or_else(|| Error::Input("no checkpoints to average".into()))?;
     let mean = mean_tensors(&models)?;

@@ -406,9 +406,10 @@ pub(crate) fn write_model(
     replace_dir(&tmp, dir)
 }
 
-/// Loads a model saved by [`save`] (or any f32/f16/bf16 Llama checkpoint of
-/// a shape this crate supports).
-pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
+/// The model config and the named tensors of the checkpoint in `dir`
+/// (after finishing an interrupted directory switch), and the weights
+/// file's path for errors.
+pub(crate) fn read_dir(dir: &Path) -> Result<(ModelConfig, BTreeMap<String, HostTensor>, PathBuf)> {
     recover_dir(dir)?;
     let cpath = dir.join(CONFIG);
     let text = std::fs::read(&cpath).map_err(|e| Error::io(&cpath, e))?;
@@ -420,6 +421,13 @@ pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
     let wpath = dir.join(WEIGHTS);
     let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
     let tensors = parse_safetensors(&bytes, &wpath)?;
+    Ok((config, tensors, wpath))
+}
+
+/// Loads a model saved by [`save`] (or any f32/f16/bf16 Llama checkpoint of
+/// a shape this crate supports).
+pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
+    let (config, tensors, wpath) = read_dir(dir)?;
     model_from_hf(&config, tensors, device, &wpath)
 }
 
