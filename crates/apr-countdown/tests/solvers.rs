@@ -261,20 +261,33 @@ fn json_writer_matches_serde_json() {
     }
 }
 
+/// The rendered SoS+ trace of `pr` with beam `beam`, every expansion
+/// promising, the moves in `order`, seed `seed`.
+fn promising_sosp_trace(pr: &Problem, beam: usize, order: MoveOrder, seed: u64) -> String {
+    let params = SospParams {
+        beam,
+        promising: 1.0,
+        heuristic: Heuristic::Mult,
+        pruning: Pruning::Beam,
+        order,
+    };
+    sosp(pr, &params, &mut Rng::new(seed)).trace.render()
+}
+
+/// The lines of a SoS+ trace's root expansion: after its first line, up to
+/// the next state or move.
+fn root_expansion(trace: &str) -> impl Iterator<Item = &str> {
+    trace
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("Current State") && !l.starts_with("Moving"))
+}
+
 #[test]
 fn heuristic_order_is_a_function_of_the_state() {
     let pr = problem(11, (4, 4));
     // The trace of one search in `order` with the seed `s`.
-    let trace = |order, s| {
-        let params = SospParams {
-            beam: 5,
-            promising: 1.0,
-            heuristic: Heuristic::Mult,
-            pruning: Pruning::Beam,
-            order,
-        };
-        sosp(&pr, &params, &mut Rng::new(s)).trace.render()
-    };
+    let trace = |order, s| promising_sosp_trace(&pr, 5, order, s);
     // With every expansion promising, the shuffle is the only randomness
     // left: the heuristic order gives one trace under every seed, the
     // shuffled order several.
@@ -284,10 +297,7 @@ fn heuristic_order_is_a_function_of_the_state() {
     assert!(shuffled.len() > 1, "{shuffled:?}");
     // The root's expansion lists its moves best (lowest) heuristic first.
     let scorer = apr_countdown::Scorer::new(Heuristic::Mult, pr.target);
-    let h: Vec<f64> = sorted[0]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("Current State") && !l.starts_with("Moving"))
+    let h: Vec<f64> = root_expansion(&sorted[0])
         .filter_map(|l| l.split_once("Resulting Numbers: ["))
         .map(|(_, rest)| {
             let nums: Vec<u64> = rest
@@ -307,24 +317,12 @@ fn generation_order_lists_moves_as_they_are_generated() {
     let pr = problem(11, (4, 4));
     // A beam wider than any expansion keeps every move; with every
     // expansion promising the order is the only thing left to randomise.
-    let trace = |order, s| {
-        let params = SospParams {
-            beam: 100,
-            promising: 1.0,
-            heuristic: Heuristic::Mult,
-            pruning: Pruning::Beam,
-            order,
-        };
-        sosp(&pr, &params, &mut Rng::new(s)).trace.render()
-    };
+    let trace = |order, s| promising_sosp_trace(&pr, 100, order, s);
     let traces: Vec<String> = (0..8).map(|s| trace(MoveOrder::Generation, s)).collect();
     assert!(traces.windows(2).all(|w| w[0] == w[1]));
     // The root's expansion prints the moves of `successors`, in its order,
     // up to the first that reaches the target (if any).
-    let printed: Vec<String> = traces[0]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("Current State") && !l.starts_with("Moving"))
+    let printed: Vec<String> = root_expansion(&traces[0])
         .filter_map(|l| l.strip_prefix("Exploring Operation: "))
         .map(|l| l.split(',').next().unwrap().to_string())
         .collect();

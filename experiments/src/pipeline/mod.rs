@@ -345,7 +345,7 @@ impl Runner<'_> {
         let mut settings = self.cfg.eval.settings.clone();
         settings.problems = val.to_path_buf();
         let problems = apr_countdown::read_problems(&settings.problems, settings.limit)?;
-        let grpo_model = |stem: &str| apr_train::sft::model_dir(&self.dir.join(stem));
+        let grpo_model = |stem: &str| apr_train::run_loop::model_dir(&self.dir.join(stem));
         let mut models = vec![
             ("apr-sft", Mode::Apr, self.sft_model("apr")),
             ("apr-grpo", Mode::Apr, grpo_model("apr-grpo")),
