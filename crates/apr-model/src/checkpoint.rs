@@ -71,7 +71,9 @@ pub fn hf_tensors<B: Backend>(model: &Llama<B>) -> BTreeMap<String, HostTensor> 
 }
 
 /// Serialises tensors in the safetensors format (F32, little endian), with
-/// the `format: pt` metadata `transformers` expects.
+/// the `format: pt` metadata `transformers` expects. The metadata has that
+/// one entry: `safetensors` writes it from a `HashMap`, whose order varies
+/// between calls, so a second entry would make equal models differ in bytes.
 pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
     let bytes: Vec<(&String, &HostTensor, Vec<u8>)> = tensors
         .iter()
@@ -88,10 +90,7 @@ pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u
                 .map_err(|e| Error::Input(format!("{name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta = std::collections::HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        ("writer".to_string(), "apr-model".to_string()),
-    ]);
+    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::Input(e.to_string()))
 }
 

@@ -33,6 +33,23 @@ fn checkpoint_round_trip_is_exact() {
     assert!(path.join("tokenizer.json").exists());
 }
 
+/// Equal models save to equal bytes, so a rerun's checkpoints can be
+/// compared by checksum. Each save builds its own metadata map, whose
+/// iteration order (random per map) would show here with two entries.
+#[test]
+fn equal_models_save_to_equal_bytes() {
+    let m = model();
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    checkpoint::save(&m, &first, None).unwrap();
+    let want = std::fs::read(first.join(checkpoint::WEIGHTS)).unwrap();
+    for i in 0..16 {
+        let path = dir.path().join(format!("again-{i}"));
+        checkpoint::save(&m, &path, None).unwrap();
+        assert_eq!(std::fs::read(path.join(checkpoint::WEIGHTS)).unwrap(), want);
+    }
+}
+
 #[test]
 fn broken_checkpoints_give_errors() {
     let m = model();
