@@ -86,6 +86,15 @@ fn tiny_preset_samples_both_sft_models_on_1000_problems() {
             .continuation_weight
     };
     assert_eq!((weight("apr"), weight("sosp")), (5.0, 1.0));
+    // APR traces in generation order, SoS+ in the official shuffled one:
+    // each the order its SFT scored higher in (docs/countdown-data.md).
+    assert_eq!(
+        (r.cfg.apr.order, r.cfg.sosp.order),
+        (
+            apr_countdown::MoveOrder::Generation,
+            apr_countdown::MoveOrder::Shuffled
+        )
+    );
 }
 
 const SMALL: &str = include_str!("../../configs/countdown-apr-rl-small.toml");
