@@ -4,7 +4,7 @@
 //!
 //! Averaging a run's last checkpoints is a common way to smooth the
 //! step-to-step noise of the final weights. On the tiny preset it did not
-//! raise greedy accuracy (`docs/results/countdown-apr-rl-tiny/README.md`,
+//! raise greedy accuracy (`docs/results/countdown-apr-rl-tiny/tried.md`,
 //! "Checkpoints, averaging and the end of SFT").
 
 use crate::checkpoint::{self, HostTensor, CONFIG, TOKENIZER};
