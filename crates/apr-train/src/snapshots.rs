@@ -56,9 +56,9 @@ pub fn save<B: Backend>(
     model: &Llama<B>,
     tokenizer_json: &str,
 ) -> Result<()> {
-    let dir = snapshot_dir(out, step);
-    std::fs::create_dir_all(snapshots_dir(out)).map_err(|e| Error::io(&dir, e))?;
-    checkpoint::save(model, &dir, Some(tokenizer_json))?;
+    let parent = snapshots_dir(out);
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    checkpoint::save(model, &snapshot_dir(out, step), Some(tokenizer_json))?;
     let all = kept(out)?;
     for (_, old) in all.iter().take(all.len().saturating_sub(keep)) {
         std::fs::remove_dir_all(old).map_err(|e| Error::io(old, e))?;
