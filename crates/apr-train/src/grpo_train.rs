@@ -28,8 +28,8 @@ use std::time::Instant;
 pub use crate::metrics::{GrpoRow, GrpoVal, GrpoValRow};
 
 pub use crate::grpo_update::{
-    build_sequences, micro_batch, set_weights, update, verifier_reward, MicroBatch, RewardFn,
-    Sequence, UpdateSettings, UpdateStats,
+    build_sequences, fill_reference, micro_batch, set_weights, update, verifier_reward, MicroBatch,
+    RewardFn, Sequence, UpdateSettings, UpdateStats,
 };
 
 /// Settings that may differ when a GRPO run resumes (see
@@ -228,15 +228,18 @@ where
         let results = rollout(&mut gen, &policy.valid(), &batch, &rc)?;
         let rollout_s = t0.elapsed().as_secs_f64();
         let rewards: Vec<f64> = results.iter().map(reward).collect();
-        let (seqs, zero_groups) = build_sequences(&results, &rewards, o.group_size, o);
+        let (mut seqs, zero_groups) = build_sequences(&results, &rewards, o.group_size, o);
         let t1 = Instant::now();
         let lr = cfg.lr_at(st.step);
         let settings = UpdateSettings::new(o, lr, cfg.rollout.sampling.logit_scale());
+        if let Some(r) = &reference {
+            fill_reference(r, &mut seqs, o.micro_batch_tokens, settings.logit_scale);
+        }
         let mut first: Option<UpdateStats> = None;
         let mut last = UpdateStats::default();
         if !seqs.is_empty() {
             for _ in 0..o.inner_steps {
-                let (p, s) = update(policy, reference.as_ref(), &mut optim, &seqs, &settings);
+                let (p, s) = update(policy, &mut optim, &seqs, &settings);
                 policy = p;
                 run.guard().step(st.step + 1, s.loss, s.grad_norm)?;
                 first.get_or_insert_with(|| s.clone());

@@ -15,6 +15,11 @@
 //! KL (not divided); the sum is divided by the number of sequences in the
 //! batch. Each token carries these two weights ([`Sequence::pg_weight`],
 //! [`Sequence::kl_weight`]).
+//!
+//! The frozen reference's log-probabilities are computed once per rollout
+//! batch ([`fill_reference`]), not once per inner step: they do not change
+//! between the inner steps, and the forward pass is a quarter of a step's
+//! work at 2 inner steps.
 
 use crate::grads::clip_global;
 use crate::grpo::{group_advantages, k3_kl, ppo_clip_token, LossAggregation};
@@ -56,6 +61,9 @@ pub struct Sequence {
     pub pg_weight: f32,
     /// Weight of each generated token's KL loss.
     pub kl_weight: f32,
+    /// Log-probabilities of the generated tokens under the frozen
+    /// reference ([`fill_reference`]); `None` until filled.
+    pub ref_logprobs: Option<Vec<f32>>,
 }
 
 /// Sets every sequence's token weights for `how` in the batch `seqs`
@@ -105,6 +113,7 @@ pub fn build_sequences(
                         seq_per_rollout: 0,
                         pg_weight: 0.0,
                         kl_weight: 0.0,
+                        ref_logprobs: None,
                     });
                 }
             }
@@ -143,6 +152,9 @@ pub struct MicroBatch {
     pub kl_weight: Vec<f32>,
     /// 1 on generated-token positions, 0 elsewhere.
     pub live: Vec<f32>,
+    /// Reference log-probabilities at target positions, when every
+    /// sequence of the batch has them.
+    pub reference: Option<Vec<f32>>,
 }
 
 /// Lays out `seqs` as one right-padded micro-batch. Target position `i`
@@ -167,7 +179,12 @@ pub fn micro_batch(seqs: &[&Sequence]) -> MicroBatch {
         pg_weight: vec![0.0; rows * len],
         kl_weight: vec![0.0; rows * len],
         live: vec![0.0; rows * len],
+        reference: None,
     };
+    let mut reference = seqs
+        .iter()
+        .all(|s| s.ref_logprobs.is_some())
+        .then(|| vec![0.0; rows * len]);
     for (r, s) in seqs.iter().enumerate() {
         let o = r * len;
         for i in 0..s.ids.len().saturating_sub(1) {
@@ -182,7 +199,13 @@ pub fn micro_batch(seqs: &[&Sequence]) -> MicroBatch {
             b.kl_weight[i] = s.kl_weight;
             b.live[i] = 1.0;
         }
+        if let (Some(out), Some(lp)) = (&mut reference, &s.ref_logprobs) {
+            for (j, v) in lp.iter().enumerate() {
+                out[o + s.prompt_len + j - 1] = *v;
+            }
+        }
     }
+    b.reference = reference;
     b
 }
 
@@ -225,6 +248,27 @@ fn target_logprobs<B: AprBackend>(model: &Llama<B>, b: &MicroBatch, scale: f64) 
 
 fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap_or_default()
+}
+
+/// Sets every sequence's [`Sequence::ref_logprobs`] from the frozen
+/// `reference` at logit scale `logit_scale`, in the micro-batches of
+/// `micro_batch_tokens` that [`update`] uses, so the values are the ones a
+/// per-step forward pass would give.
+pub fn fill_reference<R: AprBackend>(
+    reference: &Llama<R>,
+    seqs: &mut [Sequence],
+    micro_batch_tokens: usize,
+    logit_scale: f64,
+) {
+    for idx in pack(seqs, micro_batch_tokens) {
+        let b = micro_batch(&idx.iter().map(|&i| &seqs[i]).collect::<Vec<_>>());
+        let lp = host(target_logprobs(reference, &b, logit_scale));
+        for (r, &i) in idx.iter().enumerate() {
+            let s = &mut seqs[i];
+            let at = r * b.len + s.prompt_len - 1;
+            s.ref_logprobs = Some(lp[at..at + s.old_logprobs.len()].to_vec());
+        }
+    }
 }
 
 /// Statistics of one optimiser step.
@@ -278,19 +322,18 @@ impl UpdateSettings {
     }
 }
 
-/// One optimiser step of the GRPO objective on `seqs`, with the frozen
-/// `reference` for the KL term: returns the updated policy and the step's
-/// statistics.
+/// One optimiser step of the GRPO objective on `seqs`, with the KL term to
+/// the reference log-probabilities that [`fill_reference`] stored (none
+/// when they are absent or `kl_coef` is 0): returns the updated policy and
+/// the step's statistics.
 pub fn update<B, O>(
     policy: Llama<B>,
-    reference: Option<&Llama<B::InnerBackend>>,
     optim: &mut O,
     seqs: &[Sequence],
     settings: &UpdateSettings,
 ) -> (Llama<B>, UpdateStats)
 where
     B: AutodiffBackend + AprBackend,
-    B::InnerBackend: AprBackend,
     O: Optimizer<Llama<B>, B>,
 {
     let UpdateSettings {
@@ -315,8 +358,8 @@ where
         let surr1 = ratio.clone() * adv.clone();
         let surr2 = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv;
         let mut loss = (surr1.min_pair(surr2).neg() * f(&b.pg_weight)).sum();
-        let ref_host = reference.map(|r| host(target_logprobs(r, &b, logit_scale)));
-        if let (Some(rl), true) = (&ref_host, kl_coef > 0.0) {
+        let ref_host = b.reference.as_ref().filter(|_| kl_coef > 0.0);
+        if let Some(rl) = ref_host {
             // Zero the log-ratio off the generated tokens before `exp`: a
             // padding position's would otherwise be free to overflow, and
             // inf * weight 0 is NaN.
@@ -333,7 +376,7 @@ where
             tokens += 1;
             clipped += c as usize;
             ratio_sum += (lp[i] as f64 - b.old[i] as f64).exp();
-            if let Some(rl) = &ref_host {
+            if let Some(rl) = ref_host {
                 kl_sum += k3_kl(lp[i] as f64, rl[i] as f64);
             }
         }
@@ -351,138 +394,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::module::AutodiffModule;
-
-    fn seq(ids: &[u32], prompt_len: usize, adv: f32) -> Sequence {
-        Sequence {
-            ids: ids.to_vec(),
-            prompt_len,
-            old_logprobs: vec![-0.5; ids.len() - prompt_len],
-            advantage: adv,
-            seq_per_rollout: 1,
-            pg_weight: 0.25,
-            kl_weight: 0.5,
-        }
-    }
-
-    #[test]
-    fn only_generated_tokens_carry_loss() {
-        // Row 0: prompt [1, 7, 8], generated [9, 2]; row 1: prompt [1],
-        // generated [5]. Positions predict the next token.
-        let a = seq(&[1, 7, 8, 9, 2], 3, 1.5);
-        let b = seq(&[1, 5], 1, -1.0);
-        let m = micro_batch(&[&a, &b]);
-        assert_eq!((m.rows, m.len), (2, 4));
-        let p = PAD_ID as i64;
-        assert_eq!(m.inputs, vec![1, 7, 8, 9, 1, p, p, p]);
-        assert_eq!(m.targets, vec![7, 8, 9, 2, 5, p, p, p]);
-        // Targets 9 and 2 (positions 2, 3) of row 0 and 5 (position 0) of
-        // row 1 are generated; the prompt's 7 and 8 are not.
-        assert_eq!(m.pg_weight, vec![0.0, 0.0, 0.25, 0.25, 0.25, 0.0, 0.0, 0.0]);
-        assert_eq!(m.kl_weight, vec![0.0, 0.0, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0]);
-        assert_eq!(m.live, vec![0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
-        assert_eq!(m.adv, vec![0.0, 0.0, 1.5, 1.5, -1.0, 0.0, 0.0, 0.0]);
-        assert_eq!(m.old, vec![0.0, 0.0, -0.5, -0.5, -0.5, 0.0, 0.0, 0.0]);
-    }
-
-    /// Rollout A (advantage +1) gave one sequence, rollout B (-1) three.
-    fn two_rollouts() -> Vec<Sequence> {
-        let mut v = vec![seq(&[1, 7, 8, 9], 2, 1.0)];
-        v[0].seq_per_rollout = 1;
-        for ids in [&[1, 5, 6][..], &[1, 7, 5, 6, 9], &[1, 9]] {
-            let mut s = seq(ids, 1, -1.0);
-            s.seq_per_rollout = 3;
-            v.push(s);
-        }
-        v
-    }
-
-    #[test]
-    fn weights_follow_the_reference() {
-        let mut s = two_rollouts();
-        set_weights(&mut s, LossAggregation::SequenceMean);
-        // Policy 1 / (len * seq_per_rollout * 4), KL 1 / (len * 4).
-        let w: Vec<(f32, f32)> = s.iter().map(|s| (s.pg_weight, s.kl_weight)).collect();
-        assert_eq!(
-            w,
-            vec![
-                (1.0 / 8.0, 1.0 / 8.0),
-                (1.0 / 24.0, 1.0 / 8.0),
-                (1.0 / 48.0, 1.0 / 16.0),
-                (1.0 / 12.0, 1.0 / 4.0),
-            ]
-        );
-        // Ratio 1: each token's PPO-clip loss is -A; per rollout the
-        // policy terms cancel (-1 + 3 * 1/3), so the policy loss is 0. A
-        // weight of 1 / (len * 4) alone would give (-1 + 3) / 4.
-        let pg: f64 = s
-            .iter()
-            .flat_map(|s| {
-                s.old_logprobs.iter().map(|lp| {
-                    let (l, _) = ppo_clip_token(*lp as f64, *lp as f64, s.advantage as f64, 0.2);
-                    l * s.pg_weight as f64
-                })
-            })
-            .sum();
-        assert!(pg.abs() < 1e-7, "{pg}");
-        set_weights(&mut s, LossAggregation::TokenMean);
-        // Both 1 / 9 generated tokens.
-        let t = (1.0f64 / 9.0) as f32;
-        assert!(s.iter().all(|s| (s.pg_weight, s.kl_weight) == (t, t)));
-    }
-
-    /// One update of the two-rollout batch whose old log-probabilities
-    /// come from the policy at logit scale `old_scale`, trained at `scale`.
-    fn update_from_own_logprobs(old_scale: f64, scale: f64) -> UpdateStats {
-        type B = apr_model::CpuTrain;
-        let policy: Llama<B> = crate::test_model::micro_llama();
-        let mut s = two_rollouts();
-        for q in &mut s {
-            let b = micro_batch(&[&*q]);
-            let lp = host(target_logprobs(&policy.valid(), &b, old_scale));
-            q.old_logprobs = (0..q.old_logprobs.len())
-                .map(|j| lp[q.prompt_len + j - 1])
-                .collect();
-        }
-        set_weights(&mut s, LossAggregation::SequenceMean);
-        let mut optim = crate::state::adamw::<B>(0.9, 0.999, 1e-8, 0.0);
-        let settings = UpdateSettings {
-            clip_eps: 0.2,
-            kl_coef: 0.0,
-            grad_clip: 1.0,
-            micro_batch_tokens: 64,
-            lr: 1e-3,
-            logit_scale: scale,
-        };
-        update(policy, None, &mut optim, &s, &settings).1
-    }
-
-    #[test]
-    fn update_at_ratio_one_has_no_policy_loss_across_rollouts() {
-        // Old log-probabilities from the policy itself, at temperature 1
-        // and at the tempered scale 1 / 0.5: ratio 1 either way.
-        for scale in [1.0, 2.0] {
-            let st = update_from_own_logprobs(scale, scale);
-            assert!(st.loss.abs() < 1e-5, "{st:?}");
-            assert!((st.ratio - 1.0).abs() < 1e-5, "{st:?}");
-            assert_eq!(st.clip_fraction, 0.0);
-        }
-        // Recorded at temperature 1, trained tempered: not the same policy.
-        let st = update_from_own_logprobs(1.0, 2.0);
-        assert!((st.ratio - 1.0).abs() > 1e-3, "{st:?}");
-    }
-
-    #[test]
-    fn packing_respects_the_token_budget() {
-        let s: Vec<Sequence> = [5, 3, 9, 4]
-            .iter()
-            .map(|&n| seq(&vec![1; n], 1, 0.0))
-            .collect();
-        // Sorted by length 3, 4, 5, 9: (3, 4) pads to 8 <= 10; adding 5
-        // would pad to 15.
-        assert_eq!(pack(&s, 10), vec![vec![1, 3], vec![0], vec![2]]);
-        assert_eq!(pack(&s, 100), vec![vec![1, 3, 0, 2]]);
-    }
-}
+mod tests;
