@@ -44,6 +44,7 @@ fn presets_end_on_step_counts_and_smoke_runs_every_stage() {
         ),
         ("small", SMALL),
         ("paper", PAPER),
+        ("grpo-long", GRPO_LONG),
     ] {
         let r = runner(&cli, text, name);
         check_stages(&r);
@@ -95,6 +96,47 @@ fn tiny_preset_samples_both_sft_models_on_1000_problems() {
             apr_countdown::MoveOrder::Shuffled
         )
     );
+}
+
+const GRPO_LONG: &str = include_str!("../../configs/countdown-apr-rl-grpo-long.toml");
+
+/// `grpo-long` is the default with another GRPO: every stage before GRPO
+/// (data, SFT, the SFT models' evaluations) has the default's fingerprint,
+/// so a default run's folder serves it; both GRPO stages sample at 0.6,
+/// train the tempered policy, and take 80 steps at 4e-5.
+#[test]
+fn grpo_long_changes_only_grpo() {
+    let cli = Cli::parse_from(["countdown-apr-rl"]);
+    let fp = |text, name| {
+        let mut r = runner(&cli, text, name);
+        r.dir = PathBuf::from("d");
+        r.cfg.out_dir = PathBuf::from("d");
+        super::plan::fingerprints(&r.plan().unwrap())
+    };
+    let (tiny, long) = (fp(DEFAULT_CONFIG, "tiny"), fp(GRPO_LONG, "grpo-long"));
+    assert_eq!(
+        tiny.keys().collect::<Vec<_>>(),
+        long.keys().collect::<Vec<_>>()
+    );
+    let differ: Vec<&str> = tiny
+        .iter()
+        .filter(|(k, v)| long[*k] != **v)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        differ,
+        ["apr-grpo", "eval apr-grpo", "eval sosp-grpo", "sosp-grpo"]
+    );
+    let r = runner(&cli, GRPO_LONG, "grpo-long");
+    for m in ["apr", "sosp"] {
+        let g = r.grpo_config(m, Path::new("v"));
+        let s = &g.rollout.sampling;
+        assert_eq!(
+            (s.temperature, s.logprobs),
+            (0.6, apr_rollout::LogprobBase::Tempered)
+        );
+        assert_eq!((g.optim.lr, g.optim.steps), (4e-5, 80));
+    }
 }
 
 const SMALL: &str = include_str!("../../configs/countdown-apr-rl-small.toml");
