@@ -17,9 +17,8 @@
 //! [`Sequence::kl_weight`]).
 //!
 //! The frozen reference's log-probabilities are computed once per rollout
-//! batch ([`fill_reference`]), not once per inner step: they do not change
-//! between the inner steps, and the forward pass is a quarter of a step's
-//! work at 2 inner steps.
+//! batch ([`fill_reference`]) and read by every inner step: they do not
+//! change between the inner steps, so one forward pass serves them all.
 
 use crate::grads::clip_global;
 use crate::grpo::{group_advantages, k3_kl, ppo_clip_token, LossAggregation};
